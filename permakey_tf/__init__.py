@@ -1,0 +1,1 @@
+"""permakey-tf: unsupervised object keypoints from local spatial predictability (Keras 3)."""

@@ -1,0 +1,184 @@
+"""Pure tensor functions shared by PermaKey and Transporter. No state, no Keras layers.
+
+Conventions (see docs/ARCHITECTURE.md):
+  * Feature maps and images are NHWC.
+  * Keypoints inside the models are ``[B, K, 2]`` tensors of ``(y, x)`` in ``[-1, 1]``; ``-1`` is the
+    centre of the first row / column of the map they came from, ``+1`` the centre of the last
+    (the ``linspace(-1, 1, size)`` grid of DeepMind's Transporter and of the PermaKey reference).
+  * Public pixel coordinates are ``(x, y)`` in the 84x84 frame, x right, y down, continuous: pixel
+    ``(row i, column j)`` spans ``[j, j+1) x [i, i+1)`` and has its centre at ``(j + 0.5, i + 0.5)``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+ODD_SIZE_RULES = ("pad", "crop")
+
+
+def _grid(size: int, dtype) -> tf.Tensor:
+    """``linspace(-1, 1, size)`` as ``[size]``; a single cell sits at 0."""
+    if size == 1:
+        return tf.zeros([1], dtype)
+    return tf.cast(tf.linspace(-1.0, 1.0, size), dtype)
+
+
+def extract_neighbour_patches(
+    features: tf.Tensor, patch_size: int, odd_size_rule: str = "pad"
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Splits a feature map into p x p cells and returns each cell with its 8 neighbours.
+
+    The map is zero-padded by ``p`` on every side and read in ``3p x 3p`` windows with stride ``p``;
+    every non-overlapping ``p x p`` cell is a centre, its 8 surrounding cells the context. Cells
+    outside the map are zeros.
+
+    Odd sizes (H or W not a multiple of p): ``"pad"`` (default) zero-pads the bottom / right edge up
+    to the next multiple of p, so every feature takes part (21 -> 11 cells for p = 2);
+    ``"crop"`` drops the remainder as the reference code does (21 -> 10 cells).
+
+    Args:
+      features: ``[B, H, W, C]``.
+      patch_size: p >= 1.
+      odd_size_rule: ``"pad"`` or ``"crop"``.
+
+    Returns:
+      ``(ring, centre)``: ring ``[B, gh, gw, 8 p^2 C]``, the 8 neighbour cells in row-major order of
+      the 3x3 cell grid (centre skipped), each cell flattened as (row, column, channel);
+      centre ``[B, gh, gw, p^2 C]`` flattened the same way. ``gh = ceil(H/p)`` for "pad",
+      ``floor(H/p)`` for "crop"; likewise gw.
+    """
+    if odd_size_rule not in ODD_SIZE_RULES:
+        raise ValueError(f"odd_size_rule must be one of {ODD_SIZE_RULES}, got {odd_size_rule!r}")
+    p = int(patch_size)
+    if p < 1:
+        raise ValueError(f"patch_size must be >= 1, got {patch_size}")
+    features = align_to_cells(features, p, odd_size_rule)
+    channels = features.shape[-1]
+    padded = tf.pad(features, [[0, 0], [p, p], [p, p], [0, 0]])
+    windows = tf.image.extract_patches(
+        padded, sizes=[1, 3 * p, 3 * p, 1], strides=[1, p, p, 1], rates=[1, 1, 1, 1], padding="VALID"
+    )
+    batch = tf.shape(windows)[0]
+    gh, gw = windows.shape[1], windows.shape[2]
+    if gh is None:
+        gh, gw = tf.shape(windows)[1], tf.shape(windows)[2]
+    # [B, gh, gw, 3, p, 3, p, C] -> [B, gh, gw, 3, 3, p, p, C]: 9 cells of the 3x3 cell grid.
+    cells = tf.reshape(windows, [batch, gh, gw, 3, p, 3, p, channels])
+    cells = tf.transpose(cells, [0, 1, 2, 3, 5, 4, 6, 7])
+    cells = tf.reshape(cells, [batch, gh, gw, 9, p * p * channels])
+    centre = cells[:, :, :, 4]
+    ring = tf.concat([cells[:, :, :, :4], cells[:, :, :, 5:]], axis=3)
+    ring = tf.reshape(ring, [batch, gh, gw, 8 * p * p * channels])
+    return ring, centre
+
+
+def align_to_cells(features: tf.Tensor, patch_size: int, odd_size_rule: str = "pad") -> tf.Tensor:
+    """Pads (bottom/right, zeros) or crops ``[B, H, W, C]`` so that H and W are multiples of p."""
+    p = int(patch_size)
+    height, width = features.shape[1], features.shape[2]
+    if odd_size_rule == "pad":
+        return tf.pad(features, [[0, 0], [0, (-height) % p], [0, (-width) % p], [0, 0]])
+    return features[:, : height - height % p, : width - width % p, :]
+
+
+def cells_to_map(cell_values: tf.Tensor, patch_size: int, height: int, width: int) -> tf.Tensor:
+    """Spreads per-cell values back onto the feature map they came from.
+
+    Each cell value fills its p x p block; the result is cropped (after "pad") or zero-extended
+    (after "crop") to ``height x width`` so it lines up with the feature map pixel for pixel.
+
+    Args:
+      cell_values: ``[B, gh, gw, C]``.
+      patch_size: p.
+      height, width: the feature map's size.
+
+    Returns:
+      ``[B, height, width, C]``.
+    """
+    p = int(patch_size)
+    up = tf.repeat(tf.repeat(cell_values, p, axis=1), p, axis=2)
+    up = up[:, :height, :width, :]
+    pad_h = height - up.shape[1]
+    pad_w = width - up.shape[2]
+    if pad_h or pad_w:
+        up = tf.pad(up, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+    return up
+
+
+def heatmaps_to_keypoints(heatmaps: tf.Tensor) -> tf.Tensor:
+    """Keypoint coordinates from heatmap logits, as in DeepMind's Transporter.
+
+    For each axis: average the logits over the other axis, softmax along the axis, and take the
+    expectation over ``linspace(-1, 1, size)``. A whole bright row (or column) gives that row's
+    coordinate; a single bright pixel does not reach the corner (softmax of averaged logits).
+
+    Args:
+      heatmaps: ``[B, H, W, K]`` logits.
+
+    Returns:
+      ``[B, K, 2]`` keypoints ``(y, x)`` in ``[-1, 1]``, float32.
+    """
+    heatmaps = tf.cast(heatmaps, tf.float32)
+    height, width = heatmaps.shape[1], heatmaps.shape[2]
+    y_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=2), axis=1)  # [B, H, K]
+    x_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=1), axis=1)  # [B, W, K]
+    y = tf.einsum("bhk,h->bk", y_weights, _grid(height, tf.float32))
+    x = tf.einsum("bwk,w->bk", x_weights, _grid(width, tf.float32))
+    return tf.stack([y, x], axis=-1)
+
+
+def keypoints_to_gaussian_maps(
+    keypoints: tf.Tensor, height: int, width: int, sigma: float
+) -> tf.Tensor:
+    """Renders isotropic Gaussian blobs ``exp(-((y-mu_y)^2 + (x-mu_x)^2) / sigma^2)``.
+
+    No factor 2 in the exponent (as in the PermaKey reference): the value is ``e^-1`` at one sigma.
+
+    Args:
+      keypoints: ``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]``.
+      height, width: size of the output map.
+      sigma: standard width in ``[-1, 1]`` units (0.1 in the paper).
+
+    Returns:
+      ``[B, height, width, K]`` in ``[0, 1]``, the keypoints' dtype.
+    """
+    dtype = keypoints.dtype
+    mu_y = keypoints[:, :, 0][:, None, None, :]  # [B, 1, 1, K]
+    mu_x = keypoints[:, :, 1][:, None, None, :]
+    ys = _grid(height, dtype)[None, :, None, None]
+    xs = _grid(width, dtype)[None, None, :, None]
+    squared = (ys - mu_y) ** 2 + (xs - mu_x) ** 2
+    return tf.exp(-squared / tf.cast(sigma, dtype) ** 2)
+
+
+def normalize_maps(maps: tf.Tensor, epsilon: float = 1e-6) -> tf.Tensor:
+    """Min-max normalises each image's channels to ``[0, 1]``; a constant map becomes zeros (no NaN).
+
+    Args:
+      maps: ``[B, H, W, C]``.
+      epsilon: added to the range in the denominator.
+
+    Returns:
+      ``[B, H, W, C]``, same dtype.
+    """
+    low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
+    high = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
+    return (maps - low) / (high - low + tf.cast(epsilon, maps.dtype))
+
+
+def keypoints_to_pixels(keypoints: tf.Tensor, image_size: int = 84) -> tf.Tensor:
+    """``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]`` -> ``[B, K, 2]`` ``(x, y)`` continuous pixel coordinates.
+
+    ``-1`` maps to the centre of the first pixel (0.5), ``+1`` to that of the last (size - 0.5).
+    """
+    keypoints = tf.cast(keypoints, tf.float32)
+    scale = (image_size - 1) / 2.0
+    pixels = (keypoints + 1.0) * scale + 0.5
+    return tf.reverse(pixels, axis=[-1])
+
+
+def pixels_to_keypoints(pixels: tf.Tensor, image_size: int = 84) -> tf.Tensor:
+    """Inverse of :func:`keypoints_to_pixels`: ``(x, y)`` pixels -> ``(y, x)`` in ``[-1, 1]``."""
+    pixels = tf.cast(pixels, tf.float32)
+    scale = (image_size - 1) / 2.0
+    return tf.reverse((pixels - 0.5) / scale - 1.0, axis=[-1])

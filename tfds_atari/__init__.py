@@ -1,0 +1,1 @@
+"""TensorFlow Datasets builder for Atari frames with per-frame object boxes."""
