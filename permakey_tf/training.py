@@ -1,0 +1,455 @@
+"""Training-run configuration: presets, flag resolution, the run folder.
+
+Nothing here imports TensorFlow, so that ``train.py`` can reject bad flags before any heavy work.
+
+A run is described by a :class:`RunConfig`: which model and game, the model's own config dataclass
+(``PermaKeyConfig`` / ``TransporterConfig``), the data it trains on (:class:`DataSettings`) and how
+the loop runs (:class:`TrainConfig`). Values are resolved in three layers, later ones winning:
+
+  1. the paper's settings (REFERENCE.md section 5; the dataclass defaults),
+  2. a preset (``paper`` = nothing changed, ``quick``, ``smoke``),
+  3. the flags the user passed explicitly.
+
+The resolved config is written to ``RUN_DIR/config.json`` (layout in docs/ARCHITECTURE.md) and read
+back by ``--resume`` / ``--export-only`` and by evaluate.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from permakey_tf.config import PermaKeyConfig, TransporterConfig
+from tfds_atari.games import GAMES, UnknownGameError, get_game
+
+MODELS = ("permakey", "transporter")
+NOISE_MODES = ("none", "horizontal", "vertical", "both")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")
+PRESETS = ("paper", "quick", "smoke")
+
+CONFIG_FILE = "config.json"
+
+
+class ConfigError(ValueError):
+    """A flag or a combination of flags that cannot work; the message says what to change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """What the run trains on.
+
+    Attributes:
+      game: dataset config / CLI game name (``tfds_atari.games``).
+      noise: Noisy-Atari bars: "none", "horizontal", "vertical" or "both".
+      train_frames / validation_frames / test_frames: split sizes of the generated dataset
+        (paper: 85,000 / 5,000 / 5,000).
+      data_dir: TFDS data directory (None = TFDS's default, ~/tensorflow_datasets).
+      dataset_seed: the dataset's collection seed (emulator policies); the run's --seed seeds the
+        model and the pipelines instead, so that runs with different seeds share one dataset.
+      pairs: Transporter only: ``permakey_tf.data.PairConfig`` fields (None = its defaults, the
+        reference's 100-frame windows).
+    """
+
+    game: str = "spaceinvaders"
+    noise: str = "none"
+    train_frames: int = 85_000
+    validation_frames: int = 5_000
+    test_frames: int = 5_000
+    data_dir: Optional[str] = None
+    dataset_seed: int = 0
+    pairs: Optional[dict] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How the training loop runs; defaults are the paper's (REFERENCE.md section 5).
+
+    Attributes:
+      epochs: maximum number of epochs (100).
+      batch_size: global batch size (None = the paper's per model: 32 PermaKey, 64 Transporter).
+      early_stopping_patience: epochs without validation improvement before stopping
+        (None = the paper's per model: 10 PermaKey, 5 Transporter).
+      precision: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16".
+      jit: XLA-compile the train step (False = graph mode; on this CPU XLA was slower).
+      distribute: "none", "mirrored" (all local devices) or "multiworker" (TF_CONFIG).
+      logdir: root of the run folders (LOGDIR/<game>/<model>/<name>).
+      name: run folder name (None = a UTC timestamp).
+      image_frames: number of fixed validation frames drawn into TensorBoard each epoch.
+      scalar_every_steps: write the per-step TensorBoard scalars every this many steps.
+      export_version: SavedModel version directory under RUN_DIR/export (TF Serving layout).
+    """
+
+    epochs: int = 100
+    batch_size: Optional[int] = None
+    early_stopping_patience: Optional[int] = None
+    precision: str = "float32"
+    jit: bool = False
+    distribute: str = "none"
+    logdir: str = "runs"
+    name: Optional[str] = None
+    image_frames: int = 8
+    scalar_every_steps: int = 1
+    export_version: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, resolved; serialised as RUN_DIR/config.json."""
+
+    model: str
+    game: str
+    seed: int
+    preset: str
+    model_config: Any  # PermaKeyConfig | TransporterConfig
+    data: DataSettings
+    train: TrainConfig
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "game": self.game,
+            "seed": self.seed,
+            "preset": self.preset,
+            "model_config": self.model_config.to_dict(),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        model = values["model"]
+        return cls(
+            model=model,
+            game=values["game"],
+            seed=int(values["seed"]),
+            preset=values.get("preset", "paper"),
+            model_config=model_config_class(model).from_dict(values["model_config"]),
+            data=_from_dict(DataSettings, values["data"]),
+            train=_from_dict(TrainConfig, values["train"]),
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return self.train.batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Whole batches per epoch over the training split (the last partial batch is dropped)."""
+        return max(1, self.data.train_frames // self.train.batch_size)
+
+
+def _from_dict(cls, values: Mapping[str, Any]):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"Unknown {cls.__name__} fields {unknown}; valid: {sorted(names)}")
+    return cls(**values)
+
+
+def model_config_class(model: str):
+    if model == "permakey":
+        return PermaKeyConfig
+    if model == "transporter":
+        return TransporterConfig
+    raise ConfigError(f"Unknown model {model!r}; choose one of {', '.join(MODELS)}")
+
+
+# The paper's per-model loop settings (REFERENCE.md section 5).
+PAPER_BATCH_SIZE = {"permakey": 32, "transporter": 64}
+PAPER_PATIENCE = {"permakey": 10, "transporter": 5}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Changes a preset makes on top of the paper's settings (flags still win)."""
+
+    description: str
+    train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    permakey: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    transporter: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    batch_size: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    pairs: Optional[Mapping[str, Any]] = None
+
+
+PRESET_TABLE: dict[str, Preset] = {
+    "paper": Preset(
+        description="the paper's experiment: 85k/5k/5k frames, batch 32 (Transporter 64), "
+        "up to 100 epochs, early stopping, layers (0, 1), float32",
+    ),
+    # REFERENCE.md section 10: what trained best in 15 minutes on a 2-core CPU.
+    "quick": Preset(
+        description="sized for 15 minutes on an idle 2-core CPU (2,250 steps at the ~3 steps/s "
+        "REFERENCE.md section 10 measured): 6,000 training frames, batch 16, 6 epochs, "
+        "mixed_bfloat16; PermaKey with layer 0 only, LSPN widths (128, 64, 32), Adam 1e-3",
+        train={"epochs": 6, "precision": "mixed_bfloat16", "image_frames": 8},
+        data={"train_frames": 6_000, "validation_frames": 256, "test_frames": 512},
+        batch_size={"permakey": 16, "transporter": 32},
+        permakey={
+            "lsp_layers": (0,),
+            "patch_size": 2,
+            "lsp_hidden_widths": (128, 64, 32),
+            "learning_rate": 1e-3,
+        },
+        transporter={"learning_rate": 1e-3},
+    ),
+    "smoke": Preset(
+        description="seconds, for tests: 64/16/16 frames, batch 8, 2 epochs, tiny networks",
+        train={"epochs": 2, "image_frames": 4},
+        data={"train_frames": 64, "validation_frames": 16, "test_frames": 16},
+        batch_size={"permakey": 8, "transporter": 8},
+        permakey={
+            "encoder_filters": (8, 8, 8, 8),
+            "latent_dim": 4,
+            "lsp_layers": (0,),
+            "lsp_hidden_widths": (16, 8),
+            "num_keypoints": 4,
+            "learning_rate": 1e-3,
+        },
+        transporter={"encoder_filters": (4, 4, 8, 8), "decoder_filters": (8, 8, 8, 8),
+                     "num_keypoints": 4, "learning_rate": 1e-3},
+        # 64 frames hold no complete 100-frame window: pair frames 4 steps apart instead.
+        pairs={"sampling": "gap", "gap": 4},
+    ),
+}
+
+
+# Flags -> where they land. Model-config flags are handled separately.
+_DATA_FLAGS = {
+    "game": "game",
+    "noise": "noise",
+    "train_frames": "train_frames",
+    "data_dir": "data_dir",
+}
+_TRAIN_FLAGS = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "precision": "precision",
+    "jit": "jit",
+    "distribute": "distribute",
+    "logdir": "logdir",
+    "name": "name",
+}
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """"0,1" -> (0, 1); raises ConfigError naming the problem."""
+    try:
+        layers = tuple(int(part) for part in str(text).replace(" ", "").split(",") if part != "")
+    except ValueError:
+        raise ConfigError(
+            f"--layers {text!r} is not a comma-separated list of encoder layer indices, e.g. 0,1"
+        ) from None
+    if not layers:
+        raise ConfigError("--layers needs at least one encoder layer index, e.g. 0 or 0,1")
+    return layers
+
+
+def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
+    """Builds the RunConfig from explicitly given flags (None = not given).
+
+    ``flags`` keys are train.py's argparse destinations: game, model, noise, num_keypoints, layers,
+    epochs, batch_size, train_frames, seed, data_dir, logdir, name, precision, jit, distribute,
+    preset. Raises ConfigError (with the fix in the message) for anything that cannot work.
+    """
+    flags = {k: v for k, v in flags.items() if v is not None}
+    preset_name = flags.get("preset", "paper")
+    if preset_name not in PRESET_TABLE:
+        raise ConfigError(f"Unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESET_TABLE[preset_name]
+    model = flags.get("model", "permakey")
+    model_cls = model_config_class(model)
+
+    try:
+        game = get_game(flags.get("game", DataSettings.game)).name
+    except UnknownGameError as error:
+        raise ConfigError(str(error)) from None
+
+    data_values = dict(preset.data)
+    data_values.update({_DATA_FLAGS[k]: v for k, v in flags.items() if k in _DATA_FLAGS})
+    data_values["game"] = game
+    if model == "transporter" and preset.pairs is not None:
+        data_values["pairs"] = dict(preset.pairs)
+    data = DataSettings(**data_values)
+    _check_choice("--noise", data.noise, NOISE_MODES)
+    for field in ("train_frames", "validation_frames", "test_frames"):
+        if getattr(data, field) < 1:
+            raise ConfigError(f"{field} must be >= 1, got {getattr(data, field)}")
+
+    train_values = dict(preset.train)
+    train_values["batch_size"] = preset.batch_size.get(model, PAPER_BATCH_SIZE[model])
+    train_values["early_stopping_patience"] = PAPER_PATIENCE[model]
+    train_values.update({_TRAIN_FLAGS[k]: v for k, v in flags.items() if k in _TRAIN_FLAGS})
+    train = TrainConfig(**train_values)
+    _check_choice("--precision", train.precision, PRECISIONS)
+    _check_choice("--distribute", train.distribute, DISTRIBUTE_MODES)
+    if train.epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {train.epochs}")
+    if train.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {train.batch_size}")
+    if train.batch_size > data.train_frames:
+        raise ConfigError(
+            f"--batch-size {train.batch_size} is larger than the {data.train_frames} training "
+            "frames: lower --batch-size or raise --train-frames"
+        )
+    if train.name is not None and (not train.name or "/" in train.name or train.name in (".", "..")):
+        raise ConfigError(f"--name {train.name!r} must be a plain folder name (no '/')")
+    if train.distribute == "multiworker" and train.name is None:
+        raise ConfigError(
+            "--distribute multiworker needs --name: every worker must write to the same run "
+            "folder name, and a timestamp would differ between workers"
+        )
+
+    model_changes = dict(preset.permakey if model == "permakey" else preset.transporter)
+    if "num_keypoints" in flags:
+        model_changes["num_keypoints"] = int(flags["num_keypoints"])
+    if "layers" in flags:
+        if model != "permakey":
+            raise ConfigError("--layers selects PermaKey's encoder layers; Transporter has none")
+        layers = flags["layers"]
+        model_changes["lsp_layers"] = parse_layers(layers) if isinstance(layers, str) else tuple(layers)
+    try:
+        model_config = model_cls.for_game(game, **model_changes)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"Invalid {model} configuration: {error}") from None
+
+    seed = int(flags.get("seed", 0))
+    return RunConfig(
+        model=model,
+        game=game,
+        seed=seed,
+        preset=preset_name,
+        model_config=model_config,
+        data=data,
+        train=train,
+    )
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{flag} {value!r} is not one of: {', '.join(choices)}")
+
+
+def valid_games() -> list[str]:
+    return sorted(GAMES)
+
+
+# ----------------------------------------------------------------------------- run folder
+
+
+def run_dir_for(config: RunConfig, now: Optional[datetime.datetime] = None) -> Path:
+    """LOGDIR/<game>/<model>/<name or UTC timestamp YYYYmmdd-HHMMSS>."""
+    name = config.train.name
+    if name is None:
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        name = now.strftime("%Y%m%d-%H%M%S")
+    return Path(config.train.logdir) / config.game / config.model / name
+
+
+def create_run_dir(config: RunConfig) -> Path:
+    """Creates a fresh run folder and writes config.json; refuses to reuse an existing run.
+
+    With a timestamp name, a clash (two runs in one second) gets a numeric suffix.
+    """
+    run_dir = run_dir_for(config)
+    if run_dir.exists() and config.train.name is None:
+        base = run_dir
+        suffix = 1
+        while run_dir.exists():
+            run_dir = base.with_name(f"{base.name}-{suffix}")
+            suffix += 1
+    if run_dir.exists() and (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(
+            f"Run folder {run_dir} already exists. Continue it with --resume {run_dir}, "
+            "or choose another --name."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.train.name is None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, name=run_dir.name))
+    write_config(config, run_dir)
+    return run_dir
+
+
+def write_config(config: RunConfig, run_dir: Path) -> Path:
+    """Writes RUN_DIR/config.json atomically (temporary file + rename)."""
+    path = Path(run_dir) / CONFIG_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_config(run_dir: os.PathLike | str) -> RunConfig:
+    """Reads RUN_DIR/config.json; raises ConfigError saying what is wrong with the folder."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).is_dir():
+        raise ConfigError(f"{run_dir} is not a run folder (it does not exist)")
+    if not path.exists():
+        raise ConfigError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}")
+    try:
+        return RunConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path} is not a valid run config ({error!r})") from None
+
+
+def latest_run_dir(logdir: str, game: str, model: str) -> Path:
+    """The most recently modified run folder (one holding config.json) under LOGDIR/game/model."""
+    root = Path(logdir) / game / model
+    runs = [p for p in root.glob("*") if (p / CONFIG_FILE).exists()] if root.is_dir() else []
+    if not runs:
+        raise ConfigError(
+            f"--resume found no run under {root}; pass the run folder (--resume RUN_DIR) or the "
+            "--logdir/--game/--model/--name it was started with"
+        )
+    return max(runs, key=lambda p: (p / CONFIG_FILE).stat().st_mtime)
+
+
+def resume_config(run_dir: Path, flags: Mapping[str, Any]) -> RunConfig:
+    """The saved config of ``run_dir``; --epochs, --jit and --distribute may change (they do not
+    change the computation), other flags must agree with it."""
+    saved = load_config(run_dir)
+    flags = {k: v for k, v in flags.items() if v is not None}
+    saved_flat = _flat_flags(saved)
+    conflicts = []
+    for key, value in flags.items():
+        if key in ("epochs", "jit", "distribute", "resume", "export_only", "logdir", "name", "game",
+                   "model", "preset"):
+            continue
+        if key == "layers":
+            value = parse_layers(value) if isinstance(value, str) else tuple(value)
+        if key in saved_flat and saved_flat[key] != value:
+            conflicts.append(f"--{key.replace('_', '-')} {value!r} (the run has {saved_flat[key]!r})")
+    if conflicts:
+        raise ConfigError(
+            f"--resume continues {run_dir} with its saved config.json; these flags conflict with "
+            f"it: {'; '.join(conflicts)}. Drop them, or start a new run."
+        )
+    if "epochs" in flags:
+        if int(flags["epochs"]) < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {flags['epochs']}")
+        saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, epochs=int(flags["epochs"])))
+    for key in ("jit", "distribute"):
+        if key in flags:
+            saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, **{key: flags[key]}))
+    _check_choice("--distribute", saved.train.distribute, DISTRIBUTE_MODES)
+    return saved
+
+
+def _flat_flags(config: RunConfig) -> dict:
+    flat = {
+        "noise": config.data.noise,
+        "train_frames": config.data.train_frames,
+        "data_dir": config.data.data_dir,
+        "batch_size": config.train.batch_size,
+        "precision": config.train.precision,
+        "seed": config.seed,
+        "num_keypoints": config.model_config.num_keypoints,
+    }
+    if config.model == "permakey":
+        flat["layers"] = tuple(config.model_config.lsp_layers)
+    return flat

@@ -1,0 +1,363 @@
+"""train.py end to end (smoke preset, subprocesses) and the training machinery it wires together:
+flag checks, presets, run folder, TensorBoard events, best checkpoint, resume, NaN stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import train  # noqa: E402
+from permakey_tf import training  # noqa: E402
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0")
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def _train_cmd(*args):
+    return [sys.executable, str(REPO / "train.py"), *args]
+
+
+@pytest.fixture(scope="module")
+def smoke_data_dir(tmp_path_factory):
+    """The smoke preset's dataset (64/16/16 Space Invaders frames), built once for the module."""
+    import tfds_atari
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    smoke = training.resolve_config({"preset": "smoke"}).data
+    builder = tfds_atari.get_builder(
+        "spaceinvaders", data_dir=str(data_dir), train_frames=smoke.train_frames,
+        validation_frames=smoke.validation_frames, test_frames=smoke.test_frames,
+    )
+    tfds_atari.ensure_prepared(builder)
+    return data_dir
+
+
+# ----------------------------------------------------------------------------- flags (no TF work)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--game", "spaceinvader"], "Valid games: battlezone"),
+        (["--num-keypoints", "0"], "num_keypoints must be >= 1"),
+        (["--layers", "0,4"], "lsp_layers [4] do not exist: the encoder has 4 layers"),
+        (["--layers", "zero"], "not a comma-separated list"),
+        (["--model", "transporter", "--layers", "0"], "Transporter has none"),
+        (["--batch-size", "128", "--preset", "smoke"], "larger than the 64 training frames"),
+        (["--distribute", "multiworker"], "needs --name"),
+    ],
+)
+def test_bad_flags_fail_fast_with_a_clear_message(flags, message, tmp_path, capsys):
+    start = time.time()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*flags, "--logdir", str(tmp_path)])
+    assert exit_info.value.code == train.EXIT_BAD_FLAGS
+    assert message in capsys.readouterr().err
+    assert time.time() - start < 2.0, "flag errors must come before any heavy work"
+    assert not any(tmp_path.iterdir()), "a rejected run must not create a run folder"
+
+
+def test_multiworker_without_tf_config_fails_fast(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(SystemExit):
+        train.main(["--distribute", "multiworker", "--name", "x", "--logdir", str(tmp_path)])
+    assert "TF_CONFIG" in capsys.readouterr().err
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--game", "--model", "--noise", "--num-keypoints", "--layers", "--epochs",
+                 "--batch-size", "--train-frames", "--seed", "--data-dir", "--logdir", "--name",
+                 "--precision", "--jit", "--no-jit", "--distribute", "--resume", "--preset",
+                 "--export-only"):
+        assert flag in text
+    parser = train.build_parser()
+    undocumented = [a.dest for a in parser._actions if a.dest != "help" and not a.help]
+    assert undocumented == []
+
+
+def test_defaults_are_the_papers_and_flags_override_presets():
+    paper = training.resolve_config({})
+    assert (paper.model, paper.game, paper.preset) == ("permakey", "spaceinvaders", "paper")
+    assert paper.train.batch_size == 32 and paper.train.epochs == 100
+    assert paper.train.early_stopping_patience == 10
+    assert (paper.data.train_frames, paper.data.validation_frames) == (85_000, 5_000)
+    assert paper.model_config.lsp_layers == (0, 1) and paper.model_config.learning_rate == 2e-4
+    assert paper.model_config.num_keypoints == 25  # the authors' K for Space Invaders
+    transporter = training.resolve_config({"model": "transporter", "game": "mspacman"})
+    assert transporter.train.batch_size == 64 and transporter.train.early_stopping_patience == 5
+    assert transporter.model_config.num_keypoints == 7
+
+    quick = training.resolve_config({"preset": "quick"})
+    # REFERENCE.md section 10: what trained best in 15 minutes on this CPU.
+    assert quick.model_config.lsp_layers == (0,) and quick.model_config.patch_size == 2
+    assert quick.model_config.lsp_hidden_widths == (128, 64, 32)
+    assert quick.model_config.learning_rate == 1e-3
+    assert quick.train.batch_size == 16 and quick.train.precision == "mixed_bfloat16"
+    assert not quick.train.jit and quick.data.train_frames == 6_000
+    assert 2_000 <= quick.train.epochs * quick.steps_per_epoch <= 3_000
+
+    overridden = training.resolve_config(
+        {"preset": "quick", "batch_size": 8, "layers": "0,1", "num_keypoints": 5, "epochs": 1}
+    )
+    assert overridden.train.batch_size == 8 and overridden.train.epochs == 1
+    assert overridden.model_config.lsp_layers == (0, 1) and overridden.model_config.num_keypoints == 5
+    assert overridden.train.precision == "mixed_bfloat16"  # untouched preset values stay
+
+
+def test_config_json_round_trip(tmp_path):
+    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "r"})
+    run_dir = training.create_run_dir(config)
+    assert run_dir == tmp_path / "spaceinvaders" / "permakey" / "r"
+    assert training.load_config(run_dir) == config
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert set(saved) >= {"model", "game", "model_config", "data", "train", "seed"}
+    with pytest.raises(training.ConfigError, match="already exists"):
+        training.create_run_dir(config)
+    with pytest.raises(training.ConfigError, match="conflict"):
+        training.resume_config(run_dir, {"batch_size": 4})
+    assert training.resume_config(run_dir, {"epochs": 7}).train.epochs == 7
+
+
+# ----------------------------------------------------------------------------- callbacks in process
+
+
+def _tiny_model():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    return model
+
+
+def test_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
+    import tensorflow as tf
+
+    from permakey_tf import callbacks as cb
+
+    model = _tiny_model()
+    x = np.ones([16, 3], np.float32)
+    y = np.ones([16, 1], np.float32)
+    bad_x = x.copy()
+    bad_x[0, 0] = np.nan
+    # Epoch 1 is clean; epoch 2's third batch holds a NaN.
+    train_ds = tf.data.Dataset.from_tensor_slices((np.concatenate([x, x, bad_x]), np.concatenate([y, y, y])))
+    best = cb.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=None)
+    backup = cb.ResumeBackup(tmp_path / "backup", stateful={"best": best})
+    with pytest.raises(cb.NonFiniteLossError, match="loss became nan") as error:
+        model.fit(train_ds.batch(4), validation_data=(x, y), epochs=3, steps_per_epoch=6,
+                  callbacks=[cb.StopOnNonFiniteLoss(kept="kept!"), best, backup], verbose=0)
+    assert "epoch 2" in str(error.value) and "kept!" in str(error.value)
+    assert best.best_epoch == 1 and (tmp_path / "best.keras").exists()
+    restored = _tiny_model()
+    state = cb.restore_backup(restored, tmp_path / "backup")
+    assert state["epoch"] == 1 and state["global_step"] == 6
+    assert all(np.isfinite(w).all() for w in restored.get_weights())
+
+
+def test_corrupt_backup_gives_a_clear_error(tmp_path):
+    from permakey_tf import callbacks as cb
+
+    model = _tiny_model()
+    model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0,
+              callbacks=[cb.ResumeBackup(tmp_path / "backup")])
+    folder = cb.read_latest(tmp_path / "backup")
+    (folder / "state.weights.h5").write_bytes(b"not an h5 file")
+    with pytest.raises(cb.CorruptBackupError, match="corrupt.*Delete"):
+        cb.restore_backup(_tiny_model(), tmp_path / "backup")
+    (tmp_path / "backup" / "latest.json").write_text("{")
+    with pytest.raises(cb.CorruptBackupError, match="pointer"):
+        cb.restore_backup(_tiny_model(), tmp_path / "backup")
+
+
+def test_early_stopping_counts_epochs_without_improvement(tmp_path):
+    from permakey_tf import callbacks as cb
+
+    model = _tiny_model()
+    best = cb.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=2, save=False)
+    best.set_model(model)
+    for epoch, value in enumerate([3.0, 2.0, 2.5, 2.1]):
+        best.on_epoch_end(epoch, {"val_loss": value})
+    assert (best.best, best.best_epoch, best.epochs_since_best) == (2.0, 2, 2)
+    assert model.stop_training and best.stopped_early
+    summed = cb.validation_loss({"val_a_loss": 1.0, "val_b_loss": 2.0, "a_loss": 9.0})
+    assert summed == ("val_total_loss", 3.0)
+
+
+# ----------------------------------------------------------------------------- CLI end to end
+
+
+def _events(folder: Path) -> dict[str, set]:
+    """{plugin name: {tags}} over every event file below ``folder``."""
+    import tensorflow as tf
+
+    found: dict[str, set] = {}
+    for path in folder.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                found.setdefault(value.metadata.plugin_data.plugin_name, set()).add(value.tag)
+    return found
+
+
+def test_cli_end_to_end_writes_the_run_folder(smoke_data_dir, tmp_path):
+    result = subprocess.run(
+        _train_cmd("--preset", "smoke", "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path),
+                   "--name", "e2e", "--num-keypoints", "3", "--seed", "7"),
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "spaceinvaders" / "permakey" / "e2e"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"] == "permakey" and config["seed"] == 7 and config["preset"] == "smoke"
+    assert config["model_config"]["num_keypoints"] == 3
+    # One summary line per epoch on the console.
+    summaries = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in summaries] == ["1/2", "2/2"]
+    assert "val " in summaries[0] and "lr " in summaries[0]
+
+    events = _events(run_dir / "tensorboard")
+    scalars, images = events.get("scalars", set()), events.get("images", set())
+    for tag in ("step/loss", "step/vae_loss", "step/lsp_loss", "step/pointnet_loss",
+                "epoch/loss", "epoch/pointnet_loss"):
+        assert tag in scalars, sorted(scalars)
+    assert any(tag.startswith("step/learning_rate") for tag in scalars)
+    assert any(tag.startswith("epoch/learning_rate") for tag in scalars)
+    assert {"keypoints", "maps"} <= images
+    assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+
+    import keras
+
+    from permakey_tf.permakey import PermaKey
+
+    model = keras.models.load_model(run_dir / "checkpoints" / "best.keras")
+    assert isinstance(model, PermaKey) and model.config.num_keypoints == 3
+    assert (run_dir / "export" / "1" / "saved_model.pb").exists()
+
+    # Re-export an existing run: a new version, the old one untouched.
+    assert train.main(["--export-only", str(run_dir)]) == 0
+    assert (run_dir / "export" / "2" / "saved_model.pb").exists()
+
+
+def _wait_for_epoch(backup_dir: Path, process, timeout: float) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pointer = backup_dir / "latest.json"
+        if pointer.exists():
+            return int(json.loads(pointer.read_text())["folder"].split("-")[1])
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before its first epoch: {process.stderr.read()[-3000:]}")
+        time.sleep(0.02)
+    raise AssertionError("no epoch completed in time")
+
+
+def test_resume_after_kill_continues_from_the_next_epoch(smoke_data_dir, tmp_path):
+    epochs = 4
+    args = ("--preset", "smoke", "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path),
+            "--name", "killed", "--epochs", str(epochs))
+    process = subprocess.Popen(_train_cmd(*args), env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "spaceinvaders" / "permakey" / "killed"
+    try:
+        done = _wait_for_epoch(run_dir / "backup", process, timeout=240)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.communicate()
+    assert 1 <= done < epochs, "the kill must land before the run finished"
+    done = int(json.loads((run_dir / "backup" / "latest.json").read_text())["folder"].split("-")[1])
+    steps_per_epoch = training.load_config(run_dir).steps_per_epoch
+
+    result = subprocess.run(_train_cmd("--resume", str(run_dir)), env=_env(), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Resuming {run_dir} after epoch {done} (optimizer step {done * steps_per_epoch})" in result.stdout
+    epochs_run = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert epochs_run == [f"{e}/{epochs}" for e in range(done + 1, epochs + 1)]
+    state = json.loads((run_dir / "backup" / "epoch-0004" / "state.json").read_text())
+    assert state["epoch"] == epochs and state["global_step"] == epochs * steps_per_epoch
+    assert (run_dir / "export" / "1" / "saved_model.pb").exists()
+
+
+def test_cli_trains_and_exports_transporter_on_noisy_frames(smoke_data_dir, tmp_path):
+    result = subprocess.run(
+        _train_cmd("--preset", "smoke", "--model", "transporter", "--noise", "vertical",
+                   "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path), "--name", "tr",
+                   "--epochs", "1"),
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "spaceinvaders" / "transporter" / "tr"
+    config = training.load_config(run_dir)
+    assert config.model == "transporter" and config.data.noise == "vertical"
+    assert config.train.early_stopping_patience == 5
+    events = _events(run_dir / "tensorboard")
+    assert {"step/loss", "epoch/loss"} <= events["scalars"] and {"keypoints", "maps"} <= events["images"]
+    assert (run_dir / "checkpoints" / "best.keras").exists()
+    assert (run_dir / "export" / "1" / "saved_model.pb").exists()
+    assert "ran out of data" not in result.stderr
+
+
+def test_map_panels_lay_out_frame_gaussians_error_maps_reconstruction():
+    from permakey_tf.callbacks import map_panels
+
+    frames = np.zeros([2, 84, 84, 3], np.uint8)
+    frames[:, 10, 20] = 255
+    gaussians = np.zeros([2, 84, 84, 3], np.float32)
+    gaussians[:, 40, 50, 1] = 0.5  # one keypoint's peak
+    errors = np.full([2, 84, 84, 2], 0.2, np.float32)
+    errors[:, 5, 6, 1] = 0.9
+    reconstruction = np.full([2, 84, 84, 3], 0.5, np.float32)
+    outputs = {"gaussian_maps": gaussians, "error_maps": errors, "reconstruction": reconstruction}
+    panel = map_panels(frames, outputs, scale=1)
+    assert panel.shape == (2 * 84, 5 * 84, 3) and panel.dtype == np.uint8
+    tile = lambda row, column: panel[row * 84:(row + 1) * 84, column * 84:(column + 1) * 84]  # noqa: E731
+    np.testing.assert_array_equal(tile(1, 0), frames[1])
+    assert tile(0, 1)[40, 50, 0] == 255 and tile(0, 1).sum() == 3 * 255  # summed, min-max scaled
+    assert tile(0, 2).max() == 0  # a flat error map stays dark instead of dividing by zero
+    assert tile(0, 3)[5, 6, 0] == 255 and tile(0, 3)[0, 0, 0] == 0
+    assert (tile(0, 4) == 128).all()
+    assert map_panels(frames, {"gaussian_maps": gaussians}, scale=2).shape == (2 * 168, 2 * 168, 3)
+
+
+def test_resumed_data_stream_equals_the_uninterrupted_one(smoke_data_dir):
+    config = training.resolve_config({"preset": "smoke", "data_dir": str(smoke_data_dir)})
+    data = train._Data(config)
+    steps = data.steps_per_epoch
+    assert steps == config.data.train_frames // config.train.batch_size
+    full = [np.asarray(batch) for batch in data.training(0, 3)]
+    resumed = [np.asarray(batch) for batch in data.training(1, 3)]
+    assert len(full) == 3 * steps and len(resumed) == 2 * steps
+    for a, b in zip(full[steps:], resumed):
+        np.testing.assert_array_equal(a, b)
+    # ... while every epoch has its own order.
+    assert not all(np.array_equal(a, b) for a, b in zip(full[:steps], full[steps:2 * steps]))
+
+
+def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
+    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "broken"})
+    run_dir = training.create_run_dir(config)
+    assert train.main(["--export-only", str(run_dir)]) == train.EXIT_CORRUPT
+    assert "does not exist" in capsys.readouterr().err
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "best.keras").write_bytes(b"garbage")
+    assert train.main(["--export-only", str(run_dir)]) == train.EXIT_CORRUPT
+    assert "cannot be loaded" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--export-only", str(tmp_path / "nowhere")])
+    assert "not a run folder" in capsys.readouterr().err

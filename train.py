@@ -1,0 +1,451 @@
+"""Train PermaKey (or the Transporter baseline) on Atari frames.
+
+    python train.py --game spaceinvaders                  # the paper's experiment
+    python train.py --game spaceinvaders --preset quick   # sized for ~15 minutes on an idle 2-core CPU
+    python train.py --resume runs/spaceinvaders/permakey/20260101-120000
+    python train.py --export-only runs/spaceinvaders/permakey/20260101-120000
+
+Each run writes a folder LOGDIR/<game>/<model>/<name or timestamp>/ with config.json, tensorboard/,
+checkpoints/best.keras, backup/ (resume state) and export/<version>/ (a TF Serving SavedModel);
+docs/TRAINING.md describes it. Flags are checked before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from permakey_tf import training
+from permakey_tf.training import ConfigError, RunConfig
+
+EXIT_BAD_FLAGS = 2
+EXIT_NON_FINITE = 3
+EXIT_CORRUPT = 4
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    presets = "; ".join(f"{name}: {p.description}" for name, p in training.PRESET_TABLE.items())
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description=(
+            "Train PermaKey or the Transporter baseline on Atari frames, with TensorBoard logs, "
+            "the best checkpoint, resumable backups and a TF Serving SavedModel. Every flag "
+            "left out takes its value from --preset (default: the paper's settings)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--game", help=f"Atari game (dataset config); one of: {', '.join(training.valid_games())}. "
+        "Default spaceinvaders.")
+    add("--model", choices=training.MODELS, help="Model to train. Default permakey.")
+    add("--noise", choices=training.NOISE_MODES,
+        help="Noisy-Atari distractor bars drawn over every frame. Default none.")
+    add("--num-keypoints", type=int, metavar="K",
+        help="Number of keypoints K (>= 1). Default: the authors' K for the game "
+        "(spaceinvaders 25, mspacman 7, ...).")
+    add("--layers", metavar="I,J",
+        help="PermaKey: encoder layers (0 = first) that get a local spatial prediction network, "
+        "comma-separated. Default 0,1 (paper).")
+    add("--epochs", type=int, help="Maximum epochs (early stopping may end sooner). Default 100.")
+    add("--batch-size", type=int,
+        help="Global batch size (split over replicas). Default 32 PermaKey, 64 Transporter.")
+    add("--train-frames", type=int,
+        help="Training frames to generate and use (the dataset is built with this size on first "
+        "use). Default 85000.")
+    add("--seed", type=int, help="Seed for weights, data order, noise and VAE sampling. Default 0.")
+    add("--data-dir", help="TensorFlow Datasets directory (default: TFDS's, ~/tensorflow_datasets).")
+    add("--logdir", help="Root folder of run folders. Default runs.")
+    add("--name", help="Run folder name (default: UTC timestamp). Needed for --distribute multiworker.")
+    add("--precision", choices=training.PRECISIONS,
+        help="Keras dtype policy; losses stay float32. Default float32.")
+    add("--jit", action=argparse.BooleanOptionalAction,
+        help="XLA-compile the train step (--no-jit: graph mode, faster on CPU). Default off.")
+    add("--distribute", choices=training.DISTRIBUTE_MODES,
+        help="none; mirrored = MirroredStrategy over all local devices; multiworker = "
+        "MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable. Default none.")
+    add("--resume", nargs="?", const="latest", metavar="RUN_DIR",
+        help="Continue an interrupted run from its last completed epoch (weights, optimizer "
+        "states, LR schedule, data order). Without RUN_DIR: the run named by --name, else the "
+        "newest run under LOGDIR/GAME/MODEL. Only --epochs may change.")
+    add("--preset", choices=training.PRESETS, help=f"Settings bundle. {presets}. Default paper.")
+    add("--export-only", metavar="RUN_DIR",
+        help="Do not train: export RUN_DIR/checkpoints/best.keras as a new SavedModel version "
+        "under RUN_DIR/export/.")
+    for action in parser._actions:
+        action.default = None if action.dest != "help" else action.default
+    return parser
+
+
+# ----------------------------------------------------------------------------- checks (no TF)
+
+
+def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
+    """(config, run_dir, resuming); parser.error() (exit 2) on anything wrong."""
+    flags = {k: v for k, v in vars(args).items() if k not in ("resume", "export_only")}
+    try:
+        if args.resume is not None:
+            if args.resume != "latest":
+                run_dir = Path(args.resume)
+            elif args.name is not None:
+                probe = training.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir", "name", "preset")})
+                run_dir = training.run_dir_for(probe)
+            else:
+                probe = training.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir")})
+                run_dir = training.latest_run_dir(probe.train.logdir, probe.game, probe.model)
+            config = training.resume_config(run_dir, flags)
+            resuming = True
+        else:
+            config = training.resolve_config(flags)
+            run_dir = None
+            resuming = False
+        if config.train.distribute == "multiworker":
+            _check_tf_config()
+    except ConfigError as error:
+        parser.error(str(error))
+    return config, run_dir, resuming
+
+
+def _check_tf_config() -> dict:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError(
+            "--distribute multiworker reads the cluster from the TF_CONFIG environment variable, "
+            'which is not set. Example: TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", '
+            '"host2:12345"]}, "task": {"type": "worker", "index": 0}}\''
+        )
+    try:
+        tf_config = json.loads(raw)
+        workers = tf_config["cluster"]["worker"]
+        task = tf_config["task"]
+        int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"TF_CONFIG is not valid ({error!r}): {raw}") from None
+    if not workers:
+        raise ConfigError("TF_CONFIG lists no workers")
+    return tf_config
+
+
+def _is_chief_worker() -> tuple[bool, int]:
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = tf_config.get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    has_chief = "chief" in tf_config.get("cluster", {})
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+    return chief, index
+
+
+# ----------------------------------------------------------------------------- heavy part
+
+
+def _make_strategy(mode: str):
+    import tensorflow as tf
+
+    if mode == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if mode == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """Pipeline seed of one epoch: the same for epoch n whether or not the run was resumed."""
+    return (int(seed) * 1_000_033 + int(epoch) * 7_919 + 17) % (2**31 - 1)
+
+
+class _Data:
+    """The run's tf.data pipelines (see permakey_tf.data)."""
+
+    def __init__(self, config: RunConfig):
+        import tfds_atari
+        from permakey_tf import data
+        from permakey_tf.noise import NoiseConfig
+
+        self.config = config
+        d = config.data
+        kwargs = dict(
+            data_dir=d.data_dir,
+            train_frames=d.train_frames,
+            validation_frames=d.validation_frames,
+            test_frames=d.test_frames,
+            seed=d.dataset_seed,
+        )
+        builder = tfds_atari.get_builder(config.game, **kwargs)
+        if not builder.is_prepared():
+            print(f"Building the dataset atari_frames/{builder.builder_config.name} "
+                  f"({d.train_frames}/{d.validation_frames}/{d.test_frames} frames) ...", flush=True)
+        tfds_atari.ensure_prepared(builder)
+        self.split_sizes = {name: split.num_examples for name, split in builder.info.splits.items()}
+        self._data = data
+        self.noise = NoiseConfig(mode=d.noise)
+        self.pairs = data.PairConfig(**(d.pairs or {}))
+        self.train_examples = data.load_split(config.game, "train", build_if_missing=False, **kwargs)
+        self.val_examples = data.load_split(config.game, "validation", build_if_missing=False, **kwargs)
+        self.batch_size = config.train.batch_size
+        if config.model == "permakey":
+            self.steps_per_epoch = self.split_sizes["train"] // self.batch_size
+        else:  # whole batches of pairs (the number of pairs depends on the episodes)
+            self.steps_per_epoch = self._count_pairs(self._epoch(0, training=False)) // self.batch_size
+        if self.steps_per_epoch < 1:
+            raise ConfigError(
+                f"The training split has too few {'frames' if config.model == 'permakey' else 'pairs'} "
+                f"for one batch of {self.batch_size}: lower --batch-size or raise --train-frames"
+            )
+
+    @staticmethod
+    def _count_pairs(ds) -> int:
+        return int(sum(int(source.shape[0]) for source, _ in ds))
+
+    def _epoch(self, epoch: int, training: bool, examples=None):
+        examples = self.train_examples if examples is None else examples
+        seed = _epoch_seed(self.config.seed, epoch) if training else self.config.seed
+        if self.config.model == "permakey":
+            return self._data.frame_batches(examples, batch_size=self.batch_size, training=training,
+                                            seed=seed, noise=self.noise)
+        return self._data.pair_batches(examples, batch_size=self.batch_size, training=training,
+                                       seed=seed, noise=self.noise, pairs=self.pairs)
+
+    def training(self, initial_epoch: int, epochs: int):
+        """Epochs initial_epoch..epochs-1 back to back, exactly steps_per_epoch batches each."""
+        import tensorflow as tf
+
+        ds = None
+        for epoch in range(initial_epoch, epochs):
+            part = self._epoch(epoch, training=True).repeat().take(self.steps_per_epoch)
+            ds = part if ds is None else ds.concatenate(part)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
+
+    def validation(self):
+        import tensorflow as tf
+
+        ds = self._epoch(0, training=False, examples=self.val_examples)
+        if self.config.model == "transporter":
+            # Pair pipelines have unknown cardinality; Keras warns "ran out of data" without it.
+            batches = sum(1 for _ in ds)
+            if batches == 0:
+                raise ConfigError("The validation split holds no frame pairs; raise its size")
+            ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
+
+    def image_frames(self, count: int):
+        """The first ``count`` validation frames (with the run's fixed validation noise)."""
+        import numpy as np
+
+        ds = self._data.frame_batches(self.val_examples, batch_size=count, training=False,
+                                      seed=self.config.seed, noise=self.noise)
+        return np.asarray(next(iter(ds)))
+
+
+def _build_model(config: RunConfig):
+    from permakey_tf.permakey import PermaKey
+    from permakey_tf.transporter import Transporter
+
+    cls = PermaKey if config.model == "permakey" else Transporter
+    model = cls(config.model_config)
+    model.compile(jit_compile=bool(config.train.jit))
+    return model
+
+
+def _build_all(model, frames) -> None:
+    """Creates every variable: the model's (a call) and each optimizer's (before a restore)."""
+    from permakey_tf.callbacks import model_optimizers
+
+    model(frames, training=False)
+    for optimizer in model_optimizers(model).values():
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+
+
+def _skip_symbolic_build(model) -> None:
+    """Works around Keras 3.15 under tf.distribute: before the first step, fit/evaluate take one
+    batch from the iterator and all-reduce it (MEAN) to build the model symbolically. On uint8
+    frames MultiWorkerMirroredStrategy fails (CollectiveReduce has no uint8 kernel), and the batch
+    taken is lost from the epoch. Our model and optimizers are built before fit, so the build is a
+    no-op anyway: skip it."""
+    if not model.built or not all(layer.built for layer in model._flatten_layers()):
+        raise RuntimeError("the model must be built before skipping Keras's symbolic build")
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def _vector_logs(model) -> None:
+    """Works around Keras 3.15 under MultiWorkerMirroredStrategy: it reduces every train/test step
+    output with strategy.reduce("MEAN", v, axis=0), which fails on the scalar logs every model
+    returns. Returning each log as a [1] vector makes that reduce the mean over replicas."""
+    import tensorflow as tf
+
+    train_step, test_step = model.train_step, model.test_step
+
+    def vectors(logs):
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+    model.train_step = lambda data: vectors(train_step(data))
+    model.test_step = lambda data: vectors(test_step(data))
+
+
+def _set_precision(precision: str) -> None:
+    import keras
+
+    keras.mixed_precision.set_global_policy(precision)
+
+
+def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
+    """The whole run; returns the process exit code."""
+    import tensorflow as tf  # noqa: F401  (after the flag checks)
+
+    strategy = _make_strategy(config.train.distribute)  # before any other TF op
+    import keras
+
+    from permakey_tf import callbacks as cb
+
+    chief, worker_index = _is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
+    if run_dir is None:
+        if chief:
+            run_dir = training.create_run_dir(config)  # writes config.json
+        else:  # the chief writes config.json; multiworker runs always have a --name
+            run_dir = training.run_dir_for(config)
+    # Non-chief workers take part in every collective (saving reads synchronised variables)
+    # but write into their own folder, so that the chief's files are the run's.
+    out_dir = run_dir if chief else run_dir / "workers" / str(worker_index)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Run folder: {run_dir}" + ("" if chief else f" (worker {worker_index} writes {out_dir})"), flush=True)
+
+    keras.utils.set_random_seed(config.seed)
+    _set_precision(config.train.precision)
+    data = _Data(config)
+    image_frames = data.image_frames(min(config.train.image_frames, data.split_sizes["validation"]))
+
+    with strategy.scope():
+        model = _build_model(config)
+        _build_all(model, image_frames[:1])
+    if config.train.distribute != "none":
+        _skip_symbolic_build(model)
+    if config.train.distribute == "multiworker":
+        _vector_logs(model)
+
+    initial_epoch = 0
+    best = cb.BestCheckpointAndEarlyStopping(
+        out_dir / "checkpoints" / "best.keras", patience=config.train.early_stopping_patience
+    )
+    backup_dir = out_dir / "backup"
+    if resuming:
+        try:
+            state = cb.restore_backup(model, backup_dir)
+        except cb.CorruptBackupError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_CORRUPT
+        if state is None:
+            print(f"{run_dir} has no completed epoch yet: starting it from epoch 1.", flush=True)
+        else:
+            initial_epoch = state["epoch"]
+            best.set_state(state["callbacks"].get("best", {}))
+            print(f"Resuming {run_dir} after epoch {initial_epoch} (optimizer step "
+                  f"{cb.global_step(model)}).", flush=True)
+            if best.stopped_early:
+                print("The run had already stopped early; nothing left to train.", flush=True)
+                initial_epoch = config.train.epochs
+    else:
+        if (backup_dir / "latest.json").exists():
+            print(f"error: {run_dir} already holds resume state; use --resume", file=sys.stderr)
+            return EXIT_BAD_FLAGS
+
+    epochs = config.train.epochs
+    if initial_epoch < epochs:
+        callbacks = [
+            cb.StopOnNonFiniteLoss(
+                kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "
+                f"the resume state (last completed epoch) is in {backup_dir}."
+            ),
+            cb.ScalarLogger(out_dir / "tensorboard", every_steps=config.train.scalar_every_steps),
+            cb.KeypointImages(out_dir / "tensorboard" / "images", image_frames),
+            best,
+        ]
+        interactive = sys.stdout.isatty()
+        if interactive:  # the Keras progress bar, placed so that the summary line follows it
+            callbacks.append(keras.callbacks.ProgbarLogger())
+        callbacks += [
+            cb.EpochSummary(epochs),
+            cb.ResumeBackup(backup_dir, stateful={"best": best}),
+        ]
+        print(f"Training {config.model} on {config.game}: epochs {initial_epoch + 1}..{epochs}, "
+              f"{data.steps_per_epoch} steps of {config.train.batch_size} per epoch, "
+              f"{strategy.num_replicas_in_sync} replica(s), precision {config.train.precision}, "
+              f"{'XLA' if config.train.jit else 'graph mode'}.", flush=True)
+        start = time.time()
+        try:
+            model.fit(
+                data.training(initial_epoch, epochs),
+                validation_data=data.validation(),
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=data.steps_per_epoch,
+                shuffle=False,  # the pipelines shuffle, with per-epoch seeds
+                callbacks=callbacks,
+                verbose=1 if interactive else 0,
+            )
+        except cb.NonFiniteLossError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            return EXIT_NON_FINITE
+        except KeyboardInterrupt:
+            print(f"\nInterrupted. Continue with: python train.py --resume {run_dir}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"Training took {time.time() - start:.0f}s; best validation loss {best.best:.5g} at "
+              f"epoch {best.best_epoch}.", flush=True)
+
+    if chief:
+        return export_run(run_dir, config)
+    return 0
+
+
+def export_run(run_dir: Path, config: RunConfig | None = None) -> int:
+    """Exports RUN_DIR/checkpoints/best.keras to RUN_DIR/export/<next version>/."""
+    import keras
+
+    from permakey_tf import permakey, transporter  # noqa: F401  (registers the classes)
+    from permakey_tf.export import export_saved_model
+
+    config = config or training.load_config(run_dir)
+    checkpoint = Path(run_dir) / "checkpoints" / "best.keras"
+    if not checkpoint.exists():
+        print(f"error: {checkpoint} does not exist (no epoch finished yet?); nothing to export",
+              file=sys.stderr)
+        return EXIT_CORRUPT
+    _set_precision(config.train.precision)
+    try:
+        model = keras.models.load_model(checkpoint, compile=False)
+    except Exception as error:  # zip / h5 / config errors all mean the same to the user
+        print(f"error: the checkpoint {checkpoint} cannot be loaded ({type(error).__name__}: "
+              f"{error}). It may be corrupt; train again or resume the run.", file=sys.stderr)
+        return EXIT_CORRUPT
+    target = export_saved_model(model, Path(run_dir) / "export", image_size=config.model_config.image_size)
+    print(f"SavedModel for TF Serving: {target} (signature serving_default: uint8 frames "
+          f"[N, {config.model_config.image_size}, {config.model_config.image_size}, 3]).", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.export_only is not None:
+        try:
+            config = training.load_config(args.export_only)
+        except ConfigError as error:
+            parser.error(str(error))
+        return export_run(Path(args.export_only), config)
+    config, run_dir, resuming = _resolve(args, parser)
+    try:
+        return train(config, run_dir, resuming)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_FLAGS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
