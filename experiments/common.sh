@@ -1,0 +1,51 @@
+# Shared settings of the paper's experiments; sourced by the other scripts.
+#
+# Override from the environment, e.g.  PRESET=quick SEEDS="0" bash experiments/main_comparison.sh
+#   PYTHON     interpreter (default .venv/bin/python if present, else python)
+#   PRESET     train.py preset: paper (default; the paper's sizes) | quick | smoke
+#   SEEDS      seeds to train (default "0 1 2 3 4": the paper's 5 seeds)
+#   LOGDIR     root of the run folders (default runs/experiments)
+#   OUT        root of evaluate.py's outputs (default runs/eval/experiments)
+#   DATA_DIR   TFDS data directory (default: TFDS's own, ~/tensorflow_datasets)
+#   DRY_RUN=1  print the commands instead of running them
+#   EVAL_ARGS  extra evaluate.py flags (e.g. "--max-frames 1000")
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
+PRESET=${PRESET:-paper}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
+LOGDIR=${LOGDIR:-runs/experiments}
+OUT=${OUT:-runs/eval/experiments}
+DATA_ARGS=()
+if [[ -n "${DATA_DIR:-}" ]]; then DATA_ARGS=(--data-dir "$DATA_DIR"); fi
+EVAL_ARGS=${EVAL_ARGS:-}
+
+run() {  # echo, then run unless DRY_RUN=1
+  echo "+ $*"
+  if [[ "${DRY_RUN:-0}" != 1 ]]; then "$@"; fi
+}
+
+# train GAME MODEL NOISE NAME [extra train.py flags...]; sets RUN to the run folder.
+# A finished run (checkpoint and export present) is not trained again; an interrupted one resumes.
+train() {
+  local game=$1 model=$2 noise=$3 name=$4
+  shift 4
+  RUN="$LOGDIR/$game/$model/$name"
+  if [[ -f "$RUN/checkpoints/best.keras" && -d "$RUN/export" ]]; then
+    echo "= $RUN already trained"
+  elif [[ -f "$RUN/config.json" ]]; then
+    run "$PYTHON" train.py --resume "$RUN"
+  else
+    run "$PYTHON" train.py --game "$game" --model "$model" --noise "$noise" --preset "$PRESET" \
+      --logdir "$LOGDIR" --name "$name" "${DATA_ARGS[@]}" "$@"
+  fi
+}
+
+evaluate() {  # evaluate OUT_SUBDIR RUN_DIR... (evaluate.py measures clean and all noise types)
+  local out=$1
+  shift
+  # shellcheck disable=SC2086
+  run "$PYTHON" evaluate.py "$@" --out "$OUT/$out" "${DATA_ARGS[@]}" $EVAL_ARGS
+}
