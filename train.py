@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--layers", metavar="I,J",
         help="PermaKey: encoder layers (0 = first) that get a local spatial prediction network, "
         "comma-separated. Default 0,1 (paper).")
+    add("--patch-size", type=int, metavar="P",
+        help="PermaKey: side p of the cells the local spatial prediction networks predict from "
+        "their 8 neighbours (the paper's kernel-size ablation). Default 2 (paper).")
     add("--epochs", type=int, help="Maximum epochs (early stopping may end sooner). Default 100.")
     add("--batch-size", type=int,
         help="Global batch size (split over replicas). Default 32 PermaKey, 64 Transporter.")

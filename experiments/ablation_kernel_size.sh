@@ -5,16 +5,9 @@
 # ablation_spaceinvaders_permakey_patch_size.png (it also recognises runs that differ only in
 # encoder_kernels).
 #
-# NOTE: train.py has no --patch-size flag yet. Until it has, this script stops with a message
-# instead of training runs that would all use p = 2.
-#
 # Compute: the LSPN input width is 8 p^2 C, so its first Dense layer grows with p^2
 # (p = 1: ~1/4, p = 3: ~2.25x the p = 2 cost of that layer). 3 values x 5 seeds = 15 runs.
 source "$(dirname "$0")/common.sh"
-if ! "$PYTHON" train.py --help 2>/dev/null | grep -q -- "--patch-size"; then
-  echo "train.py has no --patch-size flag yet: the kernel-size ablation cannot be run." >&2
-  exit 1
-fi
 runs=()
 for p in ${PATCH_SIZES:-1 2 3}; do
   for seed in $SEEDS; do

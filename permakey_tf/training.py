@@ -313,6 +313,12 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
             raise ConfigError("--layers selects PermaKey's encoder layers; Transporter has none")
         layers = flags["layers"]
         model_changes["lsp_layers"] = parse_layers(layers) if isinstance(layers, str) else tuple(layers)
+    if flags.get("patch_size") is not None:
+        if model != "permakey":
+            raise ConfigError("--patch-size sets PermaKey's local prediction cells; Transporter has none")
+        if int(flags["patch_size"]) < 1:
+            raise ConfigError(f"--patch-size must be >= 1, got {flags['patch_size']}")
+        model_changes["patch_size"] = int(flags["patch_size"])
     try:
         model_config = model_cls.for_game(game, **model_changes)
     except (TypeError, ValueError) as error:
@@ -452,4 +458,5 @@ def _flat_flags(config: RunConfig) -> dict:
     }
     if config.model == "permakey":
         flat["layers"] = tuple(config.model_config.lsp_layers)
+        flat["patch_size"] = config.model_config.patch_size
     return flat
