@@ -67,6 +67,13 @@ class PermaKeyConfig(ConfigMixin):
       lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
         (InverseTimeDecay as the authors' code; their shared optimizer stepped 4x per batch).
       lr_decay_rate / lr_decay_steps: 0.85 every 10,000 steps.
+      inference_batch_statistics: at inference (call(training=False), test_step, predict) the
+        encoder, the LSPNs and the PointNet normalise with the batch's own statistics instead of
+        BatchNorm's moving averages (which are left untouched). REFERENCE.md section 10: the
+        moving statistics lag the features and, divided by a near-zero background activation,
+        can invert the error maps. True (default) scores error maps and keypoints as training
+        computes them; False is the reference's plain inference mode.
+      latent_min_scale: floor added to the VAE's softplus scale (keeps log(scale) finite).
     """
 
     image_size: int = 84
@@ -91,8 +98,23 @@ class PermaKeyConfig(ConfigMixin):
     lr_schedule: str = "paper"
     lr_decay_rate: float = 0.85
     lr_decay_steps: int = 10_000
+    inference_batch_statistics: bool = True
+    latent_min_scale: float = 1e-4
 
     def __post_init__(self):
+        choices = {
+            "decoder_upsampling": ("bilinear", "nearest"),
+            "odd_size_rule": ("pad", "crop"),
+            "error_map_mode": ("rmse", "mse"),
+            "lr_schedule": ("paper", "reference"),
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")
+        if self.pointnet_second_stride not in (1, 2):
+            raise ValueError(f"pointnet_second_stride must be 1 or 2, got {self.pointnet_second_stride}")
         n = len(self.encoder_filters)
         if not (len(self.encoder_kernels) == len(self.encoder_strides) == n):
             raise ValueError("encoder_kernels, encoder_filters and encoder_strides need equal lengths")
@@ -115,24 +137,110 @@ class PermaKeyConfig(ConfigMixin):
 
 @dataclasses.dataclass(frozen=True)
 class TransporterConfig(ConfigMixin):
-    """Transporter's hyperparameters (REFERENCE.md section 5); see transporter.py for the
-    deliberate differences from the authors' re-implementation and DeepMind's description."""
+    """Transporter's hyperparameters (REFERENCE.md section 5).
+
+    Defaults follow the authors' re-implementation (the baseline behind the PermaKey paper's
+    comparisons) with the training schedule the issue and paper state; the module docstring of
+    ``permakey_tf/transporter.py`` lists every difference from DeepMind's description.
+
+    Attributes:
+      image_size: frames are image_size x image_size x 3 (84).
+      encoder_kernels / encoder_filters / encoder_strides: the Conv-Norm-ReLU stack used (with its
+        own weights) as feature encoder and as keypointer trunk. Kernels (3, 3, 3, 3) as the
+        re-implementation; DeepMind's code uses (7, 3, 3, 3). Strides (1, 1, 2, 1) give 42x42
+        features on 84x84 frames.
+      decoder_filters: widths of the refine net's Conv-Norm-ReLU blocks (re-implementation:
+        128, 128, 64, 32); a final 3x3 conv maps to RGB.
+      decoder_upsample_after: indices of decoder blocks followed by a 2x bilinear upsampling; there
+        must be one per factor 2 of the encoder's total stride.
+      decoder_output: "linear" (DeepMind: plain conv output), "sigmoid", or "bn_sigmoid" (the
+        re-implementation: conv -> BatchNorm -> sigmoid).
+      norm: "batch" (both papers' BatchNorm), "layer" or "instance" (DeepMind's code notes these are
+        "quite a lot more stable").
+      num_keypoints: K.
+      keypoint_sigma: Gaussian width in [-1, 1] units, exp(-d^2 / sigma^2) (0.1).
+      l2_weight: weight of sum(kernel^2) over all conv kernels added to the loss. The
+        re-implementation declares l2(0.1) on every kernel but its custom loop never adds it, so
+        its effective value is 0 (the default); DeepMind's code declares l2(1.0).
+      learning_rate: Adam's initial learning rate (2e-4 as the re-implementation; REFERENCE.md
+        gives 5e-4 for the Transporter paper).
+      lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
+        (InverseTimeDecay(lr, lr_decay_steps, lr_decay_rate, staircase) as the authors' code).
+      lr_decay_rate / lr_decay_steps: 0.9 every 30,000 steps.
+    """
 
     image_size: int = 84
     encoder_kernels: tuple[int, ...] = (3, 3, 3, 3)
     encoder_filters: tuple[int, ...] = (16, 16, 32, 32)
     encoder_strides: tuple[int, ...] = (1, 1, 2, 1)
+    decoder_filters: tuple[int, ...] = (128, 128, 64, 32)
+    decoder_upsample_after: tuple[int, ...] = (1,)
+    decoder_output: str = "bn_sigmoid"
+    norm: str = "batch"
     num_keypoints: int = 8
     keypoint_sigma: float = 0.1
+    l2_weight: float = 0.0
     learning_rate: float = 2e-4
+    lr_schedule: str = "paper"
     lr_decay_rate: float = 0.9
     lr_decay_steps: int = 30_000
 
+    DECODER_OUTPUTS = ("linear", "sigmoid", "bn_sigmoid")
+    NORMS = ("batch", "layer", "instance")
+    LR_SCHEDULES = ("paper", "reference")
+
     def __post_init__(self):
+        n = len(self.encoder_filters)
+        if not (len(self.encoder_kernels) == len(self.encoder_strides) == n) or n == 0:
+            raise ValueError(
+                "encoder_kernels, encoder_filters and encoder_strides need equal, non-zero lengths"
+            )
         if self.num_keypoints < 1:
             raise ValueError(f"num_keypoints must be >= 1, got {self.num_keypoints}")
+        if self.keypoint_sigma <= 0:
+            raise ValueError(f"keypoint_sigma must be > 0, got {self.keypoint_sigma}")
+        if self.l2_weight < 0:
+            raise ValueError(f"l2_weight must be >= 0, got {self.l2_weight}")
+        for name, value, valid in (
+            ("decoder_output", self.decoder_output, self.DECODER_OUTPUTS),
+            ("norm", self.norm, self.NORMS),
+            ("lr_schedule", self.lr_schedule, self.LR_SCHEDULES),
+        ):
+            if value not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {value!r}")
+        stride = 1
+        for s in self.encoder_strides:
+            stride *= s
+        if self.image_size % stride:
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by the encoder's total stride "
+                f"{stride}; change image_size or encoder_strides"
+            )
+        if stride & (stride - 1):
+            raise ValueError(f"the encoder's total stride must be a power of 2, got {stride}")
+        upsamplings = stride.bit_length() - 1
+        if len(self.decoder_upsample_after) != upsamplings:
+            raise ValueError(
+                f"decoder_upsample_after has {len(self.decoder_upsample_after)} entries but the "
+                f"encoder's total stride {stride} needs {upsamplings} 2x upsamplings"
+            )
+        bad = [i for i in self.decoder_upsample_after if not 0 <= i < len(self.decoder_filters)]
+        if bad:
+            raise ValueError(
+                f"decoder_upsample_after {bad} do not exist: the decoder has "
+                f"{len(self.decoder_filters)} blocks (indices 0..{len(self.decoder_filters) - 1})"
+            )
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the encoder's (and keypointer's) feature maps (42 for the defaults)."""
+        stride = 1
+        for s in self.encoder_strides:
+            stride *= s
+        return self.image_size // stride
 
     @classmethod
     def for_game(cls, game: str, **changes) -> "TransporterConfig":
+        """The default configuration with the authors' K for ``game``."""
         changes.setdefault("num_keypoints", get_game(game).num_keypoints)
         return cls(**changes)

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Optional, Sequence
 
 import keras
+import tensorflow as tf
+
+from permakey_tf import ops
+
+UPSAMPLING_MODES = ("bilinear", "nearest")
+
+
+def apply_batch_norm(norm, x, training=None, batch_statistics=False):
+    """Applies a built ``keras.layers.BatchNormalization`` to ``x`` ``[..., C]``.
+
+    ``batch_statistics=True`` (and not training) normalises with the statistics of this batch
+    (over every axis but the last) and the layer's learned scale and offset, WITHOUT touching its
+    moving averages: the scoring mode PermaKey uses for error maps at inference (REFERENCE.md
+    section 10). Otherwise the layer is simply called with ``training``.
+    """
+    if training or not batch_statistics:
+        return norm(x, training=training)
+    values = tf.cast(x, tf.float32)
+    axes = list(range(len(values.shape) - 1))
+    mean, variance = tf.nn.moments(values, axes=axes, keepdims=True)
+    gamma = tf.cast(tf.convert_to_tensor(norm.gamma), tf.float32) if norm.scale else 1.0
+    beta = tf.cast(tf.convert_to_tensor(norm.beta), tf.float32) if norm.center else 0.0
+    normalized = (values - mean) * tf.math.rsqrt(variance + norm.epsilon) * gamma + beta
+    return tf.cast(normalized, x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
@@ -16,6 +41,8 @@ class ConvStack(keras.layers.Layer):
 
     Call:
       inputs ``[B, H, W, C]`` -> list of ``[B, H_i, W_i, filters[i]]`` (post-BN, post-ReLU).
+      ``batch_statistics=True`` (inference only) normalises with the batch's own statistics and
+      leaves the moving averages alone (see :func:`apply_batch_norm`).
     """
 
     def __init__(
@@ -45,11 +72,11 @@ class ConvStack(keras.layers.Layer):
             norm.build(shape)
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, batch_statistics=False):
         outputs = []
         x = inputs
         for conv, norm in zip(self.convs, self.norms):
-            x = keras.ops.relu(norm(conv(x), training=training))
+            x = keras.ops.relu(apply_batch_norm(norm, conv(x), training, batch_statistics))
             outputs.append(x)
         return outputs
 
@@ -64,4 +91,312 @@ class ConvStack(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(kernels=self.kernels, filters=self.filters, strides=self.strides)
+        return config
+
+
+def _inverse_softplus(value: float) -> float:
+    return math.log(math.expm1(value))
+
+
+@keras.saving.register_keras_serializable(package="permakey_tf")
+class GaussianLatentHead(keras.layers.Layer):
+    """VAE latent head: flattened features -> mean and softplus standard deviation.
+
+    ``mean = x W_m / sqrt(n) + b_m``; ``scale = softplus(x W_s / sqrt(n) + b_s) + min_scale`` with n
+    the flattened feature size (56,448 for 21x21x128). Guard against the collapse of REFERENCE.md
+    section 10: with a plain Dense each Adam step moves a pre-activation by about
+    ``lr * n * mean|x|`` (several units at lr 2e-4), so the scale falls to the softplus floor within
+    a few steps, its gradient vanishes and the KL term freezes; the mean oscillates likewise. Here
+    the products are divided by sqrt(n) (an "equalised learning rate": the mean kernel starts as
+    N(0, 1), which gives the same initial spread as a Glorot Dense), so a step moves them by about
+    ``lr * sqrt(n) * mean|x|``; the scale kernel starts at zero with a bias giving scale 1 (the
+    prior's).
+
+    Call:
+      features ``[B, H, W, C]`` -> ``(mean [B, D], scale [B, D])``, float32.
+    """
+
+    def __init__(self, latent_dim: int, min_scale: float = 1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = int(latent_dim)
+        self.min_scale = float(min_scale)
+
+    def build(self, input_shape):
+        fan_in = int(math.prod(input_shape[1:]))
+        self._fan_in = fan_in
+        self.mean_kernel = self.add_weight(
+            name="mean_kernel",
+            shape=(fan_in, self.latent_dim),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+        )
+        self.mean_bias = self.add_weight(name="mean_bias", shape=(self.latent_dim,), initializer="zeros")
+        self.scale_kernel = self.add_weight(
+            name="scale_kernel", shape=(fan_in, self.latent_dim), initializer="zeros"
+        )
+        self.scale_bias = self.add_weight(
+            name="scale_bias",
+            shape=(self.latent_dim,),
+            initializer=keras.initializers.Constant(_inverse_softplus(1.0)),
+        )
+        self.built = True
+
+    def call(self, features):
+        flat = tf.reshape(features, [tf.shape(features)[0], self._fan_in])
+        kernel = tf.concat([self.mean_kernel, self.scale_kernel], axis=1)
+        product = tf.cast(tf.matmul(flat, tf.cast(kernel, flat.dtype)), tf.float32)
+        product = product / math.sqrt(self._fan_in)
+        mean = product[:, : self.latent_dim] + tf.cast(self.mean_bias, tf.float32)
+        pre_scale = product[:, self.latent_dim :] + tf.cast(self.scale_bias, tf.float32)
+        scale = tf.nn.softplus(pre_scale) + self.min_scale
+        return mean, scale
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.latent_dim), (input_shape[0], self.latent_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim, min_scale=self.min_scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="permakey_tf")
+class Decoder(keras.layers.Layer):
+    """VAE decoder: latent -> Dense(h*w) -> h x w x 1 -> the encoder's blocks in reverse -> image.
+
+    Reverse block i: 2x (stride_i x) upsampling if the encoder's block i was strided, then
+    Conv(filters[i], kernels[i]) -> BN -> ReLU; a final 3x3 conv to the image channels and a
+    sigmoid. ``h = w = image_size / prod(strides)``. The paper undoes the striding with bilinear
+    upsampling, the reference code with nearest (``upsampling``).
+
+    Call:
+      latent ``[B, D]`` -> ``[B, image_size, image_size, channels]`` in ``[0, 1]`` (compute dtype).
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        kernels: Sequence[int],
+        filters: Sequence[int],
+        strides: Sequence[int],
+        upsampling: str = "bilinear",
+        channels: int = 3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if upsampling not in UPSAMPLING_MODES:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
+        self.image_size = int(image_size)
+        self.kernels = tuple(int(k) for k in kernels)
+        self.filters = tuple(int(f) for f in filters)
+        self.strides = tuple(int(s) for s in strides)
+        self.upsampling = upsampling
+        self.channels = int(channels)
+        total_stride = math.prod(self.strides)
+        if self.image_size % total_stride:
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by the encoder's total stride "
+                f"{total_stride}; change image_size or encoder_strides"
+            )
+        self.grid_size = self.image_size // total_stride
+        self.seed_dense = keras.layers.Dense(self.grid_size * self.grid_size, name="seed_dense")
+        self.blocks = []
+        for i in reversed(range(len(self.filters))):
+            upsample = self.strides[i] if self.strides[i] > 1 else None
+            conv = keras.layers.Conv2D(
+                self.filters[i], self.kernels[i], padding="same", use_bias=False, name=f"conv{i}"
+            )
+            self.blocks.append((upsample, conv, keras.layers.BatchNormalization(name=f"bn{i}")))
+        self.output_conv = keras.layers.Conv2D(self.channels, 3, padding="same", name="output_conv")
+
+    def build(self, input_shape):
+        self.seed_dense.build(input_shape)
+        shape = (input_shape[0], self.grid_size, self.grid_size, 1)
+        for upsample, conv, norm in self.blocks:
+            if upsample is not None:
+                shape = (shape[0], shape[1] * upsample, shape[2] * upsample, shape[3])
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+            norm.build(shape)
+        self.output_conv.build(shape)
+        self.built = True
+
+    def _upsample(self, x, factor):
+        # Resized in float32 and cast back: under mixed_bfloat16 XLA rejects the bf16/f32 mix
+        # that keras.layers.UpSampling2D's bilinear gradient produces.
+        size = [x.shape[1] * factor, x.shape[2] * factor]
+        return tf.cast(tf.image.resize(tf.cast(x, tf.float32), size, method=self.upsampling), x.dtype)
+
+    def call(self, latent, training=None):
+        x = self.seed_dense(latent)
+        x = tf.reshape(x, [-1, self.grid_size, self.grid_size, 1])
+        for upsample, conv, norm in self.blocks:
+            if upsample is not None:
+                x = self._upsample(x, upsample)
+            x = keras.ops.relu(norm(conv(x), training=training))
+        return keras.ops.sigmoid(self.output_conv(x))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.image_size, self.image_size, self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_size=self.image_size,
+            kernels=self.kernels,
+            filters=self.filters,
+            strides=self.strides,
+            upsampling=self.upsampling,
+            channels=self.channels,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="permakey_tf")
+class LocalSpatialPredictor(keras.layers.Layer):
+    """Local Spatial Prediction Network (LSPN) for one feature layer.
+
+    Predicts every p x p cell of a feature map (all channels, ``d = p^2 C`` values) from its 8
+    neighbouring cells (zero outside the map): an MLP
+    ``Dense(h_0) -> BN -> ReLU -> ... -> Dense(h_last) -> BN -> ReLU -> Dense(d)`` applied to every
+    cell, as in the paper (hidden widths ``(8 d, 512, 256)`` by default).
+
+    Fast form (used by default): ``ops.extract_neighbour_patches`` followed by the first Dense is
+    the same linear map as a 3x3 convolution, stride 1, "same" zero padding, over the cell grid
+    ``space_to_depth(features, p)`` with the centre tap of the kernel masked to zero. This avoids
+    materialising the ``[B, gh, gw, 8 d]`` ring tensor (231 MB for layer 0 at batch 32, float32)
+    and lets oneDNN run one convolution. The remaining layers act per cell (Dense on the last
+    axis). ``patch_form=True`` computes the straightforward patch-extraction form with the same
+    weights (tests check that both agree).
+
+    Call:
+      features ``[B, H, W, C]`` -> ``(prediction, target)``, both ``[B, gh, gw, p^2 C]`` with
+      ``gh = ceil(H / p)`` ("pad") or ``floor(H / p)`` ("crop"); ``target`` is the aligned
+      centre cell (the features themselves; callers pass stop-gradient features).
+    """
+
+    def __init__(
+        self,
+        patch_size: int = 2,
+        hidden_widths: Optional[Sequence[int]] = None,
+        odd_size_rule: str = "pad",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if odd_size_rule not in ops.ODD_SIZE_RULES:
+            raise ValueError(f"odd_size_rule must be one of {ops.ODD_SIZE_RULES}, got {odd_size_rule!r}")
+        if int(patch_size) < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
+        self.patch_size = int(patch_size)
+        self.hidden_widths = None if hidden_widths is None else tuple(int(w) for w in hidden_widths)
+        if self.hidden_widths is not None and not self.hidden_widths:
+            raise ValueError("hidden_widths needs at least one width (or None for the paper's)")
+        self.odd_size_rule = odd_size_rule
+
+    def resolved_widths(self, channels: int) -> tuple[int, ...]:
+        """The hidden widths for a feature map with ``channels`` channels."""
+        if self.hidden_widths is not None:
+            return self.hidden_widths
+        return (8 * self.patch_size**2 * channels, 512, 256)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        cell_depth = self.patch_size**2 * channels
+        self.cell_depth = cell_depth
+        widths = self.resolved_widths(channels)
+        self.first_kernel = self.add_weight(
+            name="first_kernel",
+            shape=(3, 3, cell_depth, widths[0]),
+            initializer=keras.initializers.GlorotUniform(),
+        )
+        self.norms = [keras.layers.BatchNormalization(name=f"bn{i}") for i in range(len(widths))]
+        self.denses = [
+            keras.layers.Dense(w, use_bias=False, name=f"dense{i + 1}") for i, w in enumerate(widths[1:])
+        ]
+        self.output_dense = keras.layers.Dense(cell_depth, name="output_dense")
+        for i, width in enumerate(widths):
+            self.norms[i].build((None, None, None, width))
+            if i + 1 < len(widths):
+                self.denses[i].build((None, width))
+        self.output_dense.build((None, widths[-1]))
+        self.built = True
+
+    def ring_kernel(self) -> tf.Tensor:
+        """The first layer as the Dense kernel over the ring: ``[8 p^2 C, h_0]`` (patch order)."""
+        taps = tf.reshape(tf.convert_to_tensor(self.first_kernel), [9, self.cell_depth, -1])
+        ring = tf.concat([taps[:4], taps[5:]], axis=0)
+        return tf.reshape(ring, [8 * self.cell_depth, -1])
+
+    def call(self, features, training=None, batch_statistics=False, patch_form=False):
+        aligned = ops.align_to_cells(features, self.patch_size, self.odd_size_rule)
+        target = tf.nn.space_to_depth(aligned, self.patch_size)  # [B, gh, gw, p^2 C]
+        if patch_form:
+            ring, _ = ops.extract_neighbour_patches(features, self.patch_size, self.odd_size_rule)
+            x = tf.matmul(ring, tf.cast(self.ring_kernel(), ring.dtype))
+        else:
+            centre_mask = tf.constant(
+                [[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=tf.float32
+            )[:, :, None, None]
+            first = tf.convert_to_tensor(self.first_kernel)
+            kernel = tf.cast(first * tf.cast(centre_mask, first.dtype), target.dtype)
+            x = tf.nn.conv2d(target, kernel, strides=1, padding="SAME")
+        for i, norm in enumerate(self.norms):
+            x = keras.ops.relu(apply_batch_norm(norm, x, training, batch_statistics))
+            x = self.denses[i](x) if i < len(self.denses) else self.output_dense(x)
+        return x, target
+
+    def compute_output_shape(self, input_shape):
+        p = self.patch_size
+        round_ = math.ceil if self.odd_size_rule == "pad" else math.floor
+        cells = (input_shape[0], round_(input_shape[1] / p), round_(input_shape[2] / p))
+        depth = p * p * input_shape[-1]
+        return cells + (depth,), cells + (depth,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            patch_size=self.patch_size, hidden_widths=self.hidden_widths, odd_size_rule=self.odd_size_rule
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="permakey_tf")
+class PointNet(keras.layers.Layer):
+    """PermaKey's keypoint network: a :class:`ConvStack` over the error maps and a 1x1 conv to K
+    heatmap logits (the last block's output feeds the 1x1 conv).
+
+    Call:
+      maps ``[B, H, W, L]`` -> heatmaps ``[B, H / prod(strides), W / prod(strides), K]`` logits.
+      ``batch_statistics`` as in :class:`ConvStack`.
+    """
+
+    def __init__(self, kernels, filters, strides, num_keypoints: int, **kwargs):
+        super().__init__(**kwargs)
+        self.kernels = tuple(int(k) for k in kernels)
+        self.filters = tuple(int(f) for f in filters)
+        self.strides = tuple(int(s) for s in strides)
+        self.num_keypoints = int(num_keypoints)
+        self.trunk = ConvStack(self.kernels, self.filters, self.strides, name="trunk")
+        self.heatmap_conv = keras.layers.Conv2D(self.num_keypoints, 1, name="heatmap_conv")
+
+    def build(self, input_shape):
+        self.trunk.build(input_shape)
+        self.heatmap_conv.build(self.trunk.compute_output_shape(input_shape)[-1])
+        self.built = True
+
+    def call(self, maps, training=None, batch_statistics=False):
+        features = self.trunk(maps, training=training, batch_statistics=batch_statistics)
+        return self.heatmap_conv(features[-1])
+
+    def compute_output_shape(self, input_shape):
+        last = self.trunk.compute_output_shape(input_shape)[-1]
+        return last[:-1] + (self.num_keypoints,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernels=self.kernels,
+            filters=self.filters,
+            strides=self.strides,
+            num_keypoints=self.num_keypoints,
+        )
         return config

@@ -182,3 +182,36 @@ def pixels_to_keypoints(pixels: tf.Tensor, image_size: int = 84) -> tf.Tensor:
     pixels = tf.cast(pixels, tf.float32)
     scale = (image_size - 1) / 2.0
     return tf.reverse((pixels - 0.5) / scale - 1.0, axis=[-1])
+
+
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    """MurmurHash3's 32-bit finaliser (avalanche mix) on uint32."""
+    for shift, multiplier in ((16, 0x85EBCA6B), (13, 0xC2B2AE35)):
+        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(shift, tf.uint32)))
+        x = x * tf.constant(multiplier, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
+
+
+def hashed_normal(shape, seed: tf.Tensor) -> tf.Tensor:
+    """Standard normal float32 samples from a counter-based integer hash and Box-Muller.
+
+    Plain integer arithmetic, so graph mode and XLA give bit-identical samples (TensorFlow's
+    stateless Philox kernels differ between the two), which keeps ``jit_compile`` from changing
+    a model's losses. Not for cryptography; fine for VAE reparameterisation noise.
+
+    Args:
+      shape: the output shape (a list or 1-D int tensor).
+      seed: ``[2]`` integer tensor (e.g. a ``keras.random.SeedGenerator`` state).
+
+    Returns:
+      float32 tensor of ``shape``.
+    """
+    count = tf.reduce_prod(tf.cast(shape, tf.int32))
+    key = tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), 2**32), tf.uint32)
+    counter = tf.cast(tf.range(2 * count), tf.uint32)
+    bits = _mix32(counter * tf.constant(0x9E3779B9, tf.uint32) + key[0])
+    bits = _mix32(tf.bitwise.bitwise_xor(bits, key[1]))
+    top24 = tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), tf.float32)
+    uniform = (top24 + 0.5) / 16777216.0  # in (0, 1)
+    radius = tf.sqrt(-2.0 * tf.math.log(uniform[:count]))
+    return tf.reshape(radius * tf.cos(6.283185307179586 * uniform[count:]), shape)

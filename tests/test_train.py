@@ -57,6 +57,8 @@ def smoke_data_dir(tmp_path_factory):
         (["--layers", "0,4"], "lsp_layers [4] do not exist: the encoder has 4 layers"),
         (["--layers", "zero"], "not a comma-separated list"),
         (["--model", "transporter", "--layers", "0"], "Transporter has none"),
+        (["--patch-size", "0"], "--patch-size must be >= 1"),
+        (["--model", "transporter", "--patch-size", "3"], "Transporter has none"),
         (["--batch-size", "128", "--preset", "smoke"], "larger than the 64 training frames"),
         (["--distribute", "multiworker"], "needs --name"),
     ],
@@ -118,6 +120,8 @@ def test_defaults_are_the_papers_and_flags_override_presets():
     )
     assert overridden.train.batch_size == 8 and overridden.train.epochs == 1
     assert overridden.model_config.lsp_layers == (0, 1) and overridden.model_config.num_keypoints == 5
+    patched = training.resolve_config({"patch_size": 3})
+    assert patched.model_config.patch_size == 3
     assert overridden.train.precision == "mixed_bfloat16"  # untouched preset values stay
 
 
