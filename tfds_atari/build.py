@@ -1,0 +1,95 @@
+"""Builds one atari_frames variant with progress bars and reports frames/s.
+
+  python -m tfds_atari.build --game spaceinvaders [--train-frames N] [--validation-frames N]
+      [--test-frames N] [--seed S] [--max-episode-steps N] [--data-dir D] [--workers W] [--stats]
+
+Emulator worker processes default to $TFDS_ATARI_WORKERS or the CPU count; they never change the
+data. The same flags (and seed) always give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def _parse(argv):
+    from tfds_atari.atari_frames_dataset_builder import (
+        DEFAULT_MAX_EPISODE_STEPS, DEFAULT_SEED, DEFAULT_TEST_FRAMES, DEFAULT_TRAIN_FRAMES,
+        DEFAULT_VALIDATION_FRAMES,
+    )
+    from tfds_atari.games import GAMES
+
+    parser = argparse.ArgumentParser(prog="python -m tfds_atari.build", description=__doc__.split("\n")[0])
+    parser.add_argument("--game", required=True, help=f"one of: {', '.join(sorted(GAMES))}")
+    parser.add_argument("--train-frames", type=int, default=DEFAULT_TRAIN_FRAMES)
+    parser.add_argument("--validation-frames", type=int, default=DEFAULT_VALIDATION_FRAMES)
+    parser.add_argument("--test-frames", type=int, default=DEFAULT_TEST_FRAMES)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--max-episode-steps", type=int, default=DEFAULT_MAX_EPISODE_STEPS)
+    parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS's)")
+    parser.add_argument("--workers", type=int, default=None, help="emulator processes (default: CPU count)")
+    parser.add_argument("--stats", action="store_true", help="print objects per frame and HUD share")
+    return parser.parse_args(argv)
+
+
+def object_stats(builder, split: str = "train") -> dict:
+    """Mean objects per frame, share of HUD and static objects, episodes, over one split."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    counts, hud, static, episodes = [], 0, 0, set()
+    for example in tfds.as_numpy(builder.as_dataset(split=split)):
+        counts.append(len(example["objects"]["label"]))
+        hud += int(example["objects"]["is_hud"].sum())
+        static += int(example["objects"]["is_static"].sum())
+        episodes.add(int(example["episode_id"]))
+    total = max(1, sum(counts))
+    return {"frames": len(counts), "episodes": len(episodes),
+            "objects_per_frame": float(np.mean(counts)) if counts else 0.0,
+            "hud_share": hud / total, "static_share": static / total}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (emulator workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parse(argv)
+    from tfds_atari import api
+    from tfds_atari.games import UnknownGameError
+
+    try:
+        builder = api.get_builder(
+            args.game, data_dir=args.data_dir, train_frames=args.train_frames,
+            validation_frames=args.validation_frames, test_frames=args.test_frames, seed=args.seed,
+            max_episode_steps=args.max_episode_steps, num_workers=args.workers,
+        )
+    except (UnknownGameError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = builder.builder_config
+    total = config.train_frames + config.validation_frames + config.test_frames
+    if builder.is_prepared():
+        print(f"atari_frames/{config.name} already built at {builder.data_dir}")
+    else:
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        api.ensure_prepared(builder)
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+        print(f"built atari_frames/{config.name}: {total} frames in {seconds:.1f} s "
+              f"= {total / seconds:.0f} frames/s -> {builder.data_dir}")
+        print(f"CPU time (this process and its workers): {cpu:.1f} s = {total / cpu:.0f} frames per CPU-second")
+    if args.stats:
+        print("train split:", object_stats(builder))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
