@@ -1,0 +1,174 @@
+"""Where the time of one PermaKey training step goes: a per-module timing breakdown.
+
+The step is cut into the pieces it is made of; each piece is its own tf.function (forward +
+gradients of its own loss, as in train_step) timed on the same batch, with its FLOPs counted from
+its traced graph, so each line says how close that piece runs to the matmul ceiling:
+
+  encoder_fwd      the encoder alone (inference of the features the other pieces consume)
+  vae              encoder -> latent head -> decoder, VAE loss, gradients of encoder+head+decoder
+  lspn_layer<l>    LSPN of encoder layer l on stop-gradient features: forward, loss, gradients
+                   (the fast centre-masked 3x3 convolution form used by the model); with
+                   ``--lspn-forms`` also the straightforward patch-extraction form (materialised
+                   ring tensor + one matmul) for comparison
+  pointnet         error maps from the LSPN outputs -> PointNet -> keypoints -> Gaussian maps,
+                   loss, gradients
+  optimizers       the three Adam updates on precomputed gradients
+  full_step        model.train_step (all of the above in one graph)
+
+``sum_of_pieces`` vs ``full_step`` shows what graph-level overlap/overhead adds. ``--trace DIR``
+additionally writes a tf.profiler trace of ``--steps`` full steps to DIR (view it with TensorBoard
+and the tensorboard-plugin-profile package, which this project does not install).
+
+Examples:
+  python bench/profile_step.py --precision mixed_bfloat16
+  python bench/profile_step.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import common  # noqa: E402
+from bench.train_throughput import smoke_config  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
+    parser.add_argument("--jit", choices=("off", "on"), default="off")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3, help="timed calls per piece")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--lspn-forms", action="store_true", help="also time the patch-extraction LSPN form")
+    parser.add_argument("--trace", default=None, help="write a tf.profiler trace of full steps here")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.batch_size, args.steps, args.warmup = 2, 1, 1
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from permakey_tf import ops
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.permakey import PermaKey, scale_frames
+
+    common.set_precision(args.precision)
+    keras.utils.set_random_seed(0)
+    config = smoke_config("permakey") if args.smoke else PermaKeyConfig()
+    model = PermaKey(config)
+    model.compile()
+    jit = args.jit == "on"
+    frames = common.random_frames(args.batch_size, seed=0)
+    x = scale_frames(frames, config.image_size)
+    variables = model.module_variables()
+    features = [tf.stop_gradient(f) for f in model.encoder(x, training=True)]
+
+    def vae_piece(x):
+        with tf.GradientTape() as tape:
+            feats = model.encoder(x, training=True)
+            mean, scale = model.latent_head(feats[-1])
+            latent = mean + scale * model._standard_normal(tf.shape(mean))
+            reconstruction = tf.cast(model.decoder(latent, training=True), tf.float32)
+            rec = 0.5 * tf.reduce_mean(tf.square(x - reconstruction)) / config.vae_likelihood_variance
+            kl = tf.reduce_mean(tf.reduce_sum(0.5 * (scale**2 + mean**2 - 1.0) - tf.math.log(scale), -1))
+            loss = rec + config.kl_weight * kl
+        return tape.gradient(loss, variables["vae"])
+
+    def lspn_piece(lspn, patch_form):
+        def piece(feature):
+            with tf.GradientTape() as tape:
+                prediction, target = lspn(feature, training=True, patch_form=patch_form)
+                loss = tf.reduce_mean(tf.square(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32)))
+            return tape.gradient(loss, lspn.trainable_variables)
+        return piece
+
+    lspn_outputs = [lspn(features[layer], training=True) for layer, lspn in zip(config.lsp_layers, model.lspns)]
+    predictions = [p for p, _ in lspn_outputs]
+    targets = [t for _, t in lspn_outputs]
+    shapes = [features[layer].shape for layer in config.lsp_layers]
+
+    def pointnet_piece(predictions, targets):
+        with tf.GradientTape() as tape:
+            maps = tf.stop_gradient(model._error_maps(predictions, targets, shapes))
+            heatmaps = model.pointnet(maps, training=True)
+            keypoints = ops.heatmaps_to_keypoints(heatmaps)
+            gaussians = ops.keypoints_to_gaussian_maps(keypoints, config.image_size, config.image_size,
+                                                       config.keypoint_sigma)
+            rendered = tf.reduce_sum(gaussians, axis=-1, keepdims=True)
+            loss = tf.reduce_mean(tf.square(rendered - maps))
+        return tape.gradient(loss, variables["pointnet"])
+
+    all_variables = [v for m in ("vae", "lsp", "pointnet") for v in variables[m]]
+    gradients = [tf.zeros(v.shape, v.dtype) for v in all_variables]
+
+    def optimizer_piece(gradients):
+        start = 0
+        for module in ("vae", "lsp", "pointnet"):
+            n = len(variables[module])
+            model._module_optimizer(module).apply(gradients[start:start + n], variables[module])
+            start += n
+        return tf.constant(0.0)
+
+    pieces = [
+        ("encoder_fwd", lambda x: model.encoder(x, training=True), (x,)),
+        ("vae", vae_piece, (x,)),
+    ]
+    for layer, lspn in zip(config.lsp_layers, model.lspns):
+        pieces.append((f"lspn_layer{layer}", lspn_piece(lspn, False), (features[layer],)))
+        if args.lspn_forms:
+            pieces.append((f"lspn_layer{layer}_patchform", lspn_piece(lspn, True), (features[layer],)))
+    pieces += [
+        ("pointnet", pointnet_piece, (predictions, targets)),
+        ("optimizers", optimizer_piece, (gradients,)),
+        ("full_step", model.train_step, (frames,)),
+    ]
+
+    ceiling = common.matmul_ceiling(
+        common.ceiling_dtype(args.precision), size=256 if args.smoke else None, repeats=3 if args.smoke else 5
+    )
+    modules = common.model_modules(model)
+    print(f"# profile of one PermaKey training step: batch {args.batch_size}, {args.precision}, jit {args.jit}, "
+          f"ceiling {ceiling / 1e9:.0f} GFLOP/s, load {common.load_average()}, {common.describe_device()}")
+    total = 0.0
+    for name, fn, inputs in pieces:
+        function = tf.function(fn, jit_compile=jit)
+        specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), inputs)
+        count = common.graph_flops(function.get_concrete_function(*specs), modules)
+
+        def step(function=function, inputs=inputs):
+            return tf.nest.map_structure(lambda t: np.asarray(t), function(*inputs))
+
+        times, _ = common.time_steps(step, args.warmup, args.steps)
+        median = statistics.median(times)
+        if name not in ("full_step", "encoder_fwd") and not name.endswith("_patchform"):
+            total += median
+        print(common.format_line({
+            "bench": "profile",
+            "piece": name,
+            "ms": f"{1000 * median:.0f}",
+            "GFLOP": f"{count.model_flops / 1e9:.1f}",
+            "GFLOP/s": f"{count.model_flops / median / 1e9:.0f}",
+            "util": f"{100 * count.model_flops / median / ceiling:.0f}%",
+        }), flush=True)
+    print(common.format_line({"bench": "profile", "piece": "sum_of_pieces", "ms": f"{1000 * total:.0f}",
+                              "peak_mem": f"'{common.memory_text()}'", "load": common.load_average()}), flush=True)
+    if args.trace:
+        step_fn = tf.function(model.train_step, jit_compile=jit)
+        step_fn(frames)
+        tf.profiler.experimental.start(args.trace)
+        for _ in range(args.steps):
+            np.asarray(step_fn(frames)["loss"])
+        tf.profiler.experimental.stop()
+        print(f"# tf.profiler trace written to {args.trace}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
