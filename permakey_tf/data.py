@@ -115,6 +115,16 @@ def _frame_key(seed: int, salt: int, episode_id, step, epoch_random=None) -> tf.
     return key
 
 
+def _shuffled_with_epoch_stream(ds: tf.data.Dataset, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
+    """Training order: seeded reshuffle every epoch, each element paired with the epoch's random."""
+    ds = ds.shuffle(
+        shuffle_buffer,
+        seed=_derive_int_seed(seed, _SALT_SHUFFLE),
+        reshuffle_each_iteration=True,
+    )
+    return _with_epoch_stream(ds, seed)
+
+
 def _with_epoch_stream(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
     """Zips an int64 random stream, different every epoch but the same sequence in every run."""
     stream = tf.data.Dataset.random(
@@ -199,12 +209,7 @@ def frame_batches(
         drop_remainder = training
     ds = examples.map(_pick(_FRAME_KEYS), num_parallel_calls=AUTOTUNE)
     if training:
-        ds = ds.shuffle(
-            shuffle_buffer,
-            seed=_derive_int_seed(seed, _SALT_SHUFFLE),
-            reshuffle_each_iteration=True,
-        )
-        ds = _with_epoch_stream(ds, seed)
+        ds = _shuffled_with_epoch_stream(ds, shuffle_buffer, seed)
     else:
         ds = ds.map(lambda ex: (ex, tf.constant(0, tf.int64)))
 
@@ -325,12 +330,7 @@ def pair_batches(
     else:
         ds = _window_pairs(frames, pairs, training, seed)
     if training:
-        ds = ds.shuffle(
-            shuffle_buffer,
-            seed=_derive_int_seed(seed, _SALT_SHUFFLE),
-            reshuffle_each_iteration=True,
-        )
-        ds = _with_epoch_stream(ds, seed)
+        ds = _shuffled_with_epoch_stream(ds, shuffle_buffer, seed)
     else:
         ds = ds.map(lambda s, t: ((s, t), tf.constant(0, tf.int64)))
 

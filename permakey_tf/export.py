@@ -50,7 +50,9 @@ def serving_function(model: keras.Model, image_size: int = 84):
 
     def serve(frames):
         frames = tf.ensure_shape(frames, [None, image_size, image_size, 3])
-        outputs = model(frames, training=False)
+        # PermaKey's inference path skips the latent head and decoder (no reconstruction served).
+        predict = getattr(model, "predict_keypoints", None)
+        outputs = predict(frames) if predict is not None else model(frames, training=False)
         return {
             name: tf.cast(outputs[name], tf.float32) for name in SERVING_OUTPUTS if name in outputs
         }

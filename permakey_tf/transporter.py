@@ -209,6 +209,8 @@ class RefineNet(keras.layers.Layer):
         self.built = True
 
     def _upsample(self, x, times: int):
+        # float32 resize: XLA refuses mixed bfloat16/float32 types in ResizeBilinearGrad.
+        x = tf.cast(x, tf.float32) if times else x
         for _ in range(times):
             height, width = x.shape[1], x.shape[2]
             x = tf.image.resize(x, (2 * height, 2 * width), method="bilinear")

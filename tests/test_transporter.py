@@ -285,12 +285,14 @@ def test_jit_compile_matches_graph_mode():
         assert actual == pytest.approx(expected, rel=1e-4)
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_trains_with_float32_losses(policy):
+@pytest.mark.parametrize(
+    "policy, jit", [("mixed_bfloat16", False), ("mixed_float16", False), ("mixed_bfloat16", True)]
+)
+def test_mixed_precision_trains_with_float32_losses(policy, jit):
     keras.mixed_precision.set_global_policy(policy)
     model = _tiny_model()
     assert model.encoder.convs[0].compute_dtype == policy.split("_")[1]
-    model.compile()
+    model.compile(jit_compile=jit)
     if policy == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     batch = (_frames(1), _frames(2))
