@@ -13,15 +13,29 @@ from permakey_tf import ops
 UPSAMPLING_MODES = ("bilinear", "nearest")
 
 
+NORMALISATIONS = ("batch", "layer", "instance")
+
+
+def make_normalisation(kind: str, name: str) -> keras.layers.Layer:
+    """"batch": BatchNormalization; "layer": GroupNormalization with one group; "instance": one
+    group per channel (per-channel scale and offset, as Sonnet's LayerNorm over space)."""
+    if kind not in NORMALISATIONS:
+        raise ValueError(f"norm must be one of {NORMALISATIONS}, got {kind!r}")
+    if kind == "batch":
+        return keras.layers.BatchNormalization(name=name)
+    return keras.layers.GroupNormalization(groups=1 if kind == "layer" else -1, name=name)
+
+
 def apply_batch_norm(norm, x, training=None, batch_statistics=False):
     """Applies a built ``keras.layers.BatchNormalization`` to ``x`` ``[..., C]``.
 
     ``batch_statistics=True`` (and not training) normalises with the statistics of this batch
     (over every axis but the last) and the layer's learned scale and offset, WITHOUT touching its
     moving averages: the scoring mode PermaKey uses for error maps at inference (REFERENCE.md
-    section 10). Otherwise the layer is simply called with ``training``.
+    section 10). Otherwise, and for layer / group norms (always per-example statistics), the layer
+    is simply called with ``training``.
     """
-    if training or not batch_statistics:
+    if training or not batch_statistics or not isinstance(norm, keras.layers.BatchNormalization):
         return norm(x, training=training)
     values = tf.cast(x, tf.float32)
     axes = list(range(len(values.shape) - 1))
@@ -34,10 +48,11 @@ def apply_batch_norm(norm, x, training=None, batch_statistics=False):
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
 class ConvStack(keras.layers.Layer):
-    """A stack of Conv -> BatchNorm -> ReLU blocks, padding "same"; returns every block's output.
+    """A stack of Conv -> Norm -> ReLU blocks, padding "same"; returns every block's output.
 
     Used as the VAE encoder and PointNet trunk of PermaKey and as Transporter's encoder and
-    keypointer. Block i has ``kernels[i]``, ``filters[i]``, ``strides[i]``.
+    keypointer. Block i has ``kernels[i]``, ``filters[i]``, ``strides[i]``; ``norm`` is "batch"
+    (default), "layer" or "instance" (see :func:`make_normalisation`).
 
     Call:
       inputs ``[B, H, W, C]`` -> list of ``[B, H_i, W_i, filters[i]]`` (post-BN, post-ReLU).
@@ -50,9 +65,11 @@ class ConvStack(keras.layers.Layer):
         kernels: Sequence[int],
         filters: Sequence[int],
         strides: Sequence[int],
+        norm: str = "batch",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.norm = norm
         self.kernels = tuple(int(k) for k in kernels)
         self.filters = tuple(int(f) for f in filters)
         self.strides = tuple(int(s) for s in strides)
@@ -62,7 +79,8 @@ class ConvStack(keras.layers.Layer):
             keras.layers.Conv2D(f, k, strides=s, padding="same", use_bias=False, name=f"conv{i}")
             for i, (k, f, s) in enumerate(zip(self.kernels, self.filters, self.strides))
         ]
-        self.norms = [keras.layers.BatchNormalization(name=f"bn{i}") for i in range(len(self.filters))]
+        prefix = "bn" if norm == "batch" else "norm"
+        self.norms = [make_normalisation(norm, f"{prefix}{i}") for i in range(len(self.filters))]
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -90,7 +108,9 @@ class ConvStack(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(kernels=self.kernels, filters=self.filters, strides=self.strides)
+        config.update(
+            kernels=self.kernels, filters=self.filters, strides=self.strides, norm=self.norm
+        )
         return config
 
 

@@ -109,38 +109,6 @@ def transport_features(
     return features
 
 
-def _normalisation(norm: str, name: str) -> keras.layers.Layer:
-    if norm == "batch":
-        return keras.layers.BatchNormalization(name=name)
-    groups = 1 if norm == "layer" else -1  # "instance": one group per channel
-    return keras.layers.GroupNormalization(groups=groups, name=name)
-
-
-@keras.saving.register_keras_serializable(package="permakey_tf")
-class TransporterConvStack(ConvStack):
-    """``ConvStack`` with a choice of normalisation: "batch" (ConvStack's own), "layer", "instance".
-
-    Call: ``[B, H, W, C]`` -> list of every block's ``[B, H_i, W_i, filters[i]]`` output.
-    """
-
-    def __init__(self, kernels, filters, strides, norm: str = "batch", **kwargs):
-        super().__init__(kernels, filters, strides, **kwargs)
-        if norm not in TransporterConfig.NORMS:
-            raise ValueError(f"norm must be one of {TransporterConfig.NORMS}, got {norm!r}")
-        self.norm = norm
-        if norm != "batch":
-            # Replace ConvStack's (unbuilt) BatchNorm layers and stop tracking them, so they hold
-            # no weights and do not count as unbuilt sub-layers.
-            for layer in self.norms:
-                self._tracker.untrack(layer)
-            self.norms = [_normalisation(norm, f"norm{i}") for i in range(len(self.filters))]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(norm=self.norm)
-        return config
-
-
 @keras.saving.register_keras_serializable(package="permakey_tf")
 class RefineNet(keras.layers.Layer):
     """Transporter's decoder: Conv-Norm-ReLU blocks with 2x bilinear upsampling, then conv to RGB.
@@ -179,7 +147,7 @@ class RefineNet(keras.layers.Layer):
         for j, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
             n = stop - start
             self.levels.append(
-                TransporterConvStack(
+                ConvStack(
                     [self.kernel_size] * n, self.filters[start:stop], [1] * n, norm=norm,
                     name=f"level{j}",
                 )
@@ -292,8 +260,8 @@ class Transporter(keras.Model):
             kernels=config.encoder_kernels, filters=config.encoder_filters,
             strides=config.encoder_strides, norm=config.norm,
         )
-        self.encoder = TransporterConvStack(**stack, name="encoder")
-        self.keypointer = TransporterConvStack(**stack, name="keypointer")
+        self.encoder = ConvStack(**stack, name="encoder")
+        self.keypointer = ConvStack(**stack, name="keypointer")
         self.keypoint_head = keras.layers.Conv2D(config.num_keypoints, 1, name="keypoint_head")
         self.decoder = RefineNet(
             config.decoder_filters, config.decoder_upsample_after, config.decoder_output,
