@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from permakey_tf import ops
+from permakey_tf.batch_norm import FusedBatchNormalization
 
 UPSAMPLING_MODES = ("bilinear", "nearest")
 
@@ -17,33 +18,27 @@ NORMALISATIONS = ("batch", "layer", "instance")
 
 
 def make_normalisation(kind: str, name: str) -> keras.layers.Layer:
-    """"batch": BatchNormalization; "layer": GroupNormalization with one group; "instance": one
-    group per channel (per-channel scale and offset, as Sonnet's LayerNorm over space)."""
+    """"batch": BatchNormalization (computed by the fused op, see permakey_tf.batch_norm);
+    "layer": GroupNormalization with one group; "instance": one group per channel (per-channel
+    scale and offset, as Sonnet's LayerNorm over space)."""
     if kind not in NORMALISATIONS:
         raise ValueError(f"norm must be one of {NORMALISATIONS}, got {kind!r}")
     if kind == "batch":
-        return keras.layers.BatchNormalization(name=name)
+        return FusedBatchNormalization(name=name)
     return keras.layers.GroupNormalization(groups=1 if kind == "layer" else -1, name=name)
 
 
 def apply_batch_norm(norm, x, training=None, batch_statistics=False):
-    """Applies a built ``keras.layers.BatchNormalization`` to ``x`` ``[..., C]``.
+    """Applies a normalisation layer from :func:`make_normalisation` to ``x`` ``[B, H, W, C]``.
 
-    ``batch_statistics=True`` (and not training) normalises with the statistics of this batch
-    (over every axis but the last) and the layer's learned scale and offset, WITHOUT touching its
-    moving averages: the scoring mode PermaKey uses for error maps at inference (REFERENCE.md
-    section 10). Otherwise, and for layer / group norms (always per-example statistics), the layer
-    is simply called with ``training``.
+    ``batch_statistics=True`` (and not training) makes a batch norm normalise with the statistics
+    of this batch (over every axis but the last) and its learned scale and offset, WITHOUT touching
+    its moving averages: the scoring mode PermaKey uses for error maps at inference (REFERENCE.md
+    section 10). Layer / group norms always use per-example statistics and ignore it.
     """
-    if training or not batch_statistics or not isinstance(norm, keras.layers.BatchNormalization):
-        return norm(x, training=training)
-    values = tf.cast(x, tf.float32)
-    axes = list(range(len(values.shape) - 1))
-    mean, variance = tf.nn.moments(values, axes=axes, keepdims=True)
-    gamma = tf.cast(tf.convert_to_tensor(norm.gamma), tf.float32) if norm.scale else 1.0
-    beta = tf.cast(tf.convert_to_tensor(norm.beta), tf.float32) if norm.center else 0.0
-    normalized = (values - mean) * tf.math.rsqrt(variance + norm.epsilon) * gamma + beta
-    return tf.cast(normalized, x.dtype)
+    if isinstance(norm, FusedBatchNormalization):
+        return norm(x, training=training, batch_statistics=bool(batch_statistics) and not training)
+    return norm(x, training=training)
 
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
@@ -225,7 +220,7 @@ class Decoder(keras.layers.Layer):
             conv = keras.layers.Conv2D(
                 self.filters[i], self.kernels[i], padding="same", use_bias=False, name=f"conv{i}"
             )
-            self.blocks.append((upsample, conv, keras.layers.BatchNormalization(name=f"bn{i}")))
+            self.blocks.append((upsample, conv, FusedBatchNormalization(name=f"bn{i}")))
         self.output_conv = keras.layers.Conv2D(self.channels, 3, padding="same", name="output_conv")
 
     def build(self, input_shape):
@@ -328,7 +323,7 @@ class LocalSpatialPredictor(keras.layers.Layer):
             shape=(3, 3, cell_depth, widths[0]),
             initializer=keras.initializers.GlorotUniform(),
         )
-        self.norms = [keras.layers.BatchNormalization(name=f"bn{i}") for i in range(len(widths))]
+        self.norms = [FusedBatchNormalization(name=f"bn{i}") for i in range(len(widths))]
         self.denses = [
             keras.layers.Dense(w, use_bias=False, name=f"dense{i + 1}") for i, w in enumerate(widths[1:])
         ]

@@ -64,6 +64,7 @@ import keras
 import tensorflow as tf
 
 from permakey_tf import ops
+from permakey_tf.batch_norm import FusedBatchNormalization
 from permakey_tf.config import TransporterConfig
 from permakey_tf.networks import ConvStack
 
@@ -159,7 +160,7 @@ class RefineNet(keras.layers.Layer):
         )
         self.output_norm = None
         if output_mode == "bn_sigmoid":
-            self.output_norm = keras.layers.BatchNormalization(name="output_bn")
+            self.output_norm = FusedBatchNormalization(name="output_bn")
 
     def _upsampled(self, shape, times: int):
         return (shape[0], None if shape[1] is None else shape[1] * 2 ** times,

@@ -1,0 +1,99 @@
+"""Batch normalisation as one fused TensorFlow op.
+
+``keras.layers.BatchNormalization`` (Keras 3) computes batch normalisation as separate ops: it
+casts a bfloat16 input to float32, takes the moments, normalises, scales and casts back, and its
+gradient is as many ops again. On PermaKey's LSPN activations (``[32, 42, 42, 1024]`` at batch
+32) that chain of memory-bound passes cost 360 ms per forward + backward here, against 74 ms for
+TensorFlow's fused kernel (``FusedBatchNormV3``, oneDNN on CPU, cuDNN on GPU), which reads the
+input once for the statistics and once to normalise, accumulating in float32 whatever the input
+dtype (measured by bench/profile_step.py; docs/PERFORMANCE.md).
+
+:class:`FusedBatchNormalization` is a drop-in subclass: same variables (gamma, beta,
+moving_mean, moving_variance), same config, same results (tests/test_batch_norm.py compares
+outputs, gradients and moving statistics with the Keras layer), and it falls back to the Keras
+computation wherever the fused op does not apply (another backend, rank other than 4, a
+normalised axis other than the last, a mask, renorm, synchronised statistics).
+
+One difference inside the op is handled here: in training ``FusedBatchNormV3`` returns the
+*unbiased* batch variance (n / (n - 1) times the one it normalises with); Keras averages the
+biased one into ``moving_variance``, and so does this layer.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+FUSED_INPUT_DTYPES = (tf.float32, tf.bfloat16, tf.float16)
+
+
+@keras.saving.register_keras_serializable(package="permakey_tf")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` computed by ``tf.raw_ops.FusedBatchNormV3``.
+
+    Call:
+      inputs ``[B, H, W, C]`` (normalised over B, H, W) -> same shape, the layer's compute dtype.
+      ``batch_statistics=True`` (inference only) normalises with the statistics of this batch and
+      the learned scale and offset, leaving the moving averages alone: PermaKey's scoring mode
+      (REFERENCE.md section 10). Other ranks and options fall back to the Keras computation.
+    """
+
+    def _fusable(self, inputs, mask) -> bool:
+        rank = len(inputs.shape)
+        return (
+            keras.backend.backend() == "tensorflow"
+            and rank == 4
+            and mask is None
+            and not self.renorm
+            and not getattr(self, "synchronized", False)
+            and self.axis in (-1, rank - 1)
+            and tf.as_dtype(inputs.dtype) in FUSED_INPUT_DTYPES
+        )
+
+    def call(self, inputs, training=None, mask=None, batch_statistics=False):
+        use_batch = bool(training) and self.trainable
+        if not self._fusable(inputs, mask):
+            if batch_statistics and not use_batch:
+                return self._batch_statistics_fallback(inputs)
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, self.compute_dtype)
+        channels = x.shape[-1]
+        gamma = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones([channels])
+        beta = tf.convert_to_tensor(self.beta) if self.center else tf.zeros([channels])
+        gamma, beta = tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32)
+        if use_batch or batch_statistics:
+            empty = tf.zeros([0], tf.float32)
+            outputs, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=gamma, offset=beta, mean=empty, variance=empty,
+                epsilon=self.epsilon, is_training=True,
+            )
+            if use_batch:
+                count = tf.cast(tf.size(x) // channels, tf.float32)
+                variance = unbiased_variance * tf.maximum(count - 1.0, 0.0) / count
+                self._update_moving_statistics(mean, variance)
+            return outputs
+        outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta,
+            mean=tf.cast(self.moving_mean, tf.float32),
+            variance=tf.cast(self.moving_variance, tf.float32),
+            epsilon=self.epsilon, is_training=False,
+        )
+        return outputs
+
+    def _update_moving_statistics(self, mean, variance):
+        momentum = self.momentum
+        mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
+        self.moving_mean.assign(tf.cast(self.moving_mean, tf.float32) * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(
+            tf.cast(self.moving_variance, tf.float32) * momentum + variance * (1.0 - momentum)
+        )
+
+    def _batch_statistics_fallback(self, inputs):
+        """Batch statistics over every axis but the last, in float32 (the unfused form)."""
+        values = tf.cast(inputs, tf.float32)
+        axes = list(range(len(values.shape) - 1))
+        mean, variance = tf.nn.moments(values, axes=axes, keepdims=True)
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else 1.0
+        beta = tf.cast(self.beta, tf.float32) if self.center else 0.0
+        normalized = (values - mean) * tf.math.rsqrt(variance + self.epsilon) * gamma + beta
+        return tf.cast(normalized, self.compute_dtype)

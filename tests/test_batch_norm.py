@@ -1,0 +1,118 @@
+"""FusedBatchNormalization computes what keras.layers.BatchNormalization computes."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from permakey_tf.batch_norm import FusedBatchNormalization
+
+
+def _pair(shape, **kwargs):
+    """A Keras BatchNormalization and a fused one with identical, non-trivial weights."""
+    plain = keras.layers.BatchNormalization(**kwargs)
+    fused = FusedBatchNormalization(**kwargs)
+    plain.build(shape)
+    fused.build(shape)
+    rng = np.random.default_rng(0)
+    channels = shape[-1] if kwargs.get("axis", -1) == -1 else shape[kwargs["axis"]]
+    weights = [
+        rng.uniform(0.5, 2.0, channels),  # gamma
+        rng.normal(size=channels),  # beta
+        rng.normal(size=channels),  # moving mean
+        rng.uniform(0.5, 3.0, channels),  # moving variance
+    ]
+    plain.set_weights(weights)
+    fused.set_weights(weights)
+    return plain, fused
+
+
+def _inputs(shape, seed=1):
+    return tf.constant(np.random.default_rng(seed).normal(2.0, 3.0, shape), tf.float32)
+
+
+def _forward_and_gradients(layer, x, training):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=training)
+        # A loss that weighs every output differently, so the gradients are not trivially zero.
+        weights = tf.reshape(tf.range(tf.size(y), dtype=tf.float32) % 7.0 - 3.0, y.shape)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+    gradients = tape.gradient(loss, [x, layer.gamma, layer.beta])
+    return y, gradients
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_matches_keras_outputs_gradients_and_moving_statistics(training):
+    shape = (4, 6, 5, 3)
+    plain, fused = _pair(shape, momentum=0.9)
+    x = _inputs(shape)
+    y_plain, g_plain = _forward_and_gradients(plain, x, training)
+    y_fused, g_fused = _forward_and_gradients(fused, x, training)
+    np.testing.assert_allclose(y_fused.numpy(), y_plain.numpy(), rtol=1e-4, atol=1e-4)
+    for a, b in zip(g_fused, g_plain):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-3)
+    # Training moves the moving averages towards the batch's (biased) statistics, as Keras does.
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5, atol=1e-6
+    )
+    if training:
+        batch_variance = np.var(x.numpy().reshape(-1, 3), axis=0)  # biased
+        weights_before = _pair(shape, momentum=0.9)[0].moving_variance.numpy()
+        expected = 0.9 * weights_before + 0.1 * batch_variance
+        np.testing.assert_allclose(fused.moving_variance.numpy(), expected, rtol=1e-5)
+
+
+def test_batch_statistics_mode_normalises_with_the_batch_and_changes_no_state():
+    shape = (3, 4, 4, 2)
+    _, fused = _pair(shape)
+    before = [w.copy() for w in fused.get_weights()]
+    x = _inputs(shape)
+    y = fused(x, training=False, batch_statistics=True).numpy()
+    values = x.numpy().reshape(-1, 2)
+    gamma, beta = before[0], before[1]
+    expected = (values - values.mean(0)) / np.sqrt(values.var(0) + fused.epsilon) * gamma + beta
+    np.testing.assert_allclose(y.reshape(-1, 2), expected, rtol=1e-4, atol=1e-4)
+    for a, b in zip(fused.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mixed_bfloat16_output_dtype_and_agreement():
+    shape = (4, 6, 6, 8)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    plain, fused = _pair(shape)
+    x = tf.cast(_inputs(shape), tf.bfloat16)
+    y_plain, g_plain = _forward_and_gradients(plain, x, True)
+    y_fused, g_fused = _forward_and_gradients(fused, x, True)
+    assert y_fused.dtype == tf.bfloat16 and fused.moving_mean.dtype == "float32"
+    # bfloat16 keeps 8 bits of mantissa: agree to its rounding.
+    np.testing.assert_allclose(
+        tf.cast(y_fused, tf.float32).numpy(), tf.cast(y_plain, tf.float32).numpy(), atol=0.05, rtol=0.02
+    )
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-3, atol=1e-3)
+    for a, b in zip(g_fused[1:], g_plain[1:]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0.02, atol=0.05 * np.abs(b.numpy()).max())
+
+
+@pytest.mark.parametrize("shape, axis", [((8, 5), -1), ((4, 3, 5, 5), 1)])
+def test_unfusable_inputs_fall_back_to_keras(shape, axis):
+    plain, fused = _pair(shape, axis=axis)
+    x = _inputs(shape)
+    y_plain, g_plain = _forward_and_gradients(plain, x, True)
+    y_fused, g_fused = _forward_and_gradients(fused, x, True)
+    np.testing.assert_allclose(y_fused.numpy(), y_plain.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-6)
+
+
+def test_fused_layer_is_serialisable_and_loads_keras_weights():
+    shape = (2, 3, 3, 4)
+    plain, fused = _pair(shape, momentum=0.8, epsilon=1e-2)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(fused))
+    assert isinstance(clone, FusedBatchNormalization)
+    assert clone.momentum == pytest.approx(0.8) and clone.epsilon == pytest.approx(1e-2)
+    if not clone.built:
+        clone.build(shape)
+    clone.set_weights(plain.get_weights())
+    x = _inputs(shape)
+    np.testing.assert_allclose(clone(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
