@@ -279,8 +279,8 @@ class LocalSpatialPredictor(keras.layers.Layer):
     the same linear map as a 3x3 convolution, stride 1, "same" zero padding, over the cell grid
     ``space_to_depth(features, p)`` with the centre tap of the kernel masked to zero. This avoids
     materialising the ``[B, gh, gw, 8 d]`` ring tensor (231 MB for layer 0 at batch 32, float32)
-    and lets oneDNN run one convolution. The remaining layers act per cell (Dense on the last
-    axis). ``patch_form=True`` computes the straightforward patch-extraction form with the same
+    and lets oneDNN run one convolution; its kernel gradient is one ring-transposed matrix product
+    (:func:`ops.neighbour_conv`). The remaining layers act per cell (Dense on the last axis). ``patch_form=True`` computes the straightforward patch-extraction form with the same
     weights (tests check that both agree).
 
     Call:
@@ -348,12 +348,7 @@ class LocalSpatialPredictor(keras.layers.Layer):
             ring, _ = ops.extract_neighbour_patches(features, self.patch_size, self.odd_size_rule)
             x = tf.matmul(ring, tf.cast(self.ring_kernel(), ring.dtype))
         else:
-            centre_mask = tf.constant(
-                [[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=tf.float32
-            )[:, :, None, None]
-            first = tf.convert_to_tensor(self.first_kernel)
-            kernel = tf.cast(first * tf.cast(centre_mask, first.dtype), target.dtype)
-            x = tf.nn.conv2d(target, kernel, strides=1, padding="SAME")
+            x = ops.neighbour_conv(target, tf.cast(self.first_kernel, target.dtype))
         for i, norm in enumerate(self.norms):
             x = keras.ops.relu(apply_batch_norm(norm, x, training, batch_statistics))
             x = self.denses[i](x) if i < len(self.denses) else self.output_dense(x)

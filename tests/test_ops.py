@@ -141,3 +141,36 @@ def test_hashed_normal_is_standard_normal_and_identical_under_xla():
     other = ops.hashed_normal([50_000], tf.constant([12345, 8], tf.int64)).numpy()
     assert abs(np.corrcoef(graph, other)[0, 1]) < 0.02
     assert ops.hashed_normal([2, 3], seed).shape == (2, 3)
+
+
+def test_cell_ring_is_the_ring_of_extract_neighbour_patches():
+    features = tf.random.stateless_normal([2, 7, 6, 3], seed=[3, 4])
+    for rule in ("pad", "crop"):
+        ring, _ = ops.extract_neighbour_patches(features, 2, rule)
+        cells = tf.nn.space_to_depth(ops.align_to_cells(features, 2, rule), 2)
+        np.testing.assert_array_equal(ops.cell_ring(cells).numpy(), ring.numpy())
+
+
+def test_neighbour_conv_and_its_gradients_match_the_masked_convolution():
+    cells = tf.random.stateless_normal([3, 5, 4, 6], seed=[1, 2])
+    kernel = tf.random.stateless_normal([3, 3, 6, 7], seed=[5, 6])
+    weights = tf.random.stateless_normal([3, 5, 4, 7], seed=[7, 8])
+    mask = np.ones([3, 3, 1, 1], np.float32)
+    mask[1, 1] = 0.0
+
+    def loss_of(conv):
+        with tf.GradientTape() as tape:
+            tape.watch([cells, kernel])
+            outputs = conv(cells, kernel)
+            loss = tf.reduce_sum(outputs * weights)
+        return outputs, tape.gradient(loss, [cells, kernel])
+
+    fast, fast_grads = loss_of(ops.neighbour_conv)
+    plain, plain_grads = loss_of(lambda c, k: tf.nn.conv2d(c, k * mask, 1, "SAME"))
+    np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
+    for a, b in zip(fast_grads, plain_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    # The centre tap does not take part: its gradient is exactly zero, and changing it changes nothing.
+    assert np.all(fast_grads[1].numpy()[1, 1] == 0.0)
+    moved = kernel + tf.constant(np.pad(np.ones([1, 1, 6, 7]), [[1, 1], [1, 1], [0, 0], [0, 0]]), tf.float32)
+    np.testing.assert_allclose(ops.neighbour_conv(cells, moved).numpy(), fast.numpy(), rtol=1e-5, atol=1e-5)
