@@ -30,6 +30,7 @@ layers (tests/test_bench.py).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import platform
 import re
@@ -328,6 +329,42 @@ def v1_profiler_flops(concrete_function) -> float:
 def model_modules(model) -> list[str]:
     """Names of a model's direct sub-layers, for splitting FLOPs by module."""
     return [layer.name for layer in model._flatten_layers(include_self=False, recursive=False)]
+
+
+# --------------------------------------------------------------------------------- op profile
+
+
+def trace_op_times(trace_dir: str) -> dict[str, float]:
+    """Seconds spent per TensorFlow op type in a ``tf.profiler`` trace written to ``trace_dir``.
+
+    Reads the trace's XSpace protobuf (``<dir>/plugins/profile/<run>/*.xplane.pb``, the newest run)
+    and sums the durations of the op events of TensorFlow's compute threads (``tf_Compute/*``),
+    keyed by op type with oneDNN's prefixes removed (``_MklNativeConv2D`` -> ``Conv2D``). Ops that
+    TensorFlow runs at the same time on its inter-op threads are each counted in full, so the sum
+    can exceed the wall time; compare shares, not totals.
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    runs = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*")))
+    files = glob.glob(os.path.join(runs[-1], "*.xplane.pb")) if runs else []
+    if not files:
+        raise FileNotFoundError(f"no tf.profiler trace (*.xplane.pb) under {trace_dir}")
+    times: dict[str, float] = defaultdict(float)
+    for path in files:
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+        for plane in space.planes:
+            for line in plane.lines:
+                if not line.name.startswith("tf_Compute"):
+                    continue
+                for event in line.events:
+                    name = plane.event_metadata[event.metadata_id].name
+                    if ":" not in name.replace("::", ""):  # executor bookkeeping, not an op
+                        continue
+                    op_type = re.sub(r"^_Mkl(Native)?", "", name.rsplit(":", 1)[1])
+                    times[op_type] += event.duration_ps * 1e-12
+    return dict(times)
 
 
 # --------------------------------------------------------------------------------- timing

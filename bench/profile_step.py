@@ -15,9 +15,11 @@ its traced graph, so each line says how close that piece runs to the matmul ceil
   optimizers       the three Adam updates on precomputed gradients
   full_step        model.train_step (all of the above in one graph)
 
-``sum_of_pieces`` vs ``full_step`` shows what graph-level overlap/overhead adds. ``--trace DIR``
-additionally writes a tf.profiler trace of ``--steps`` full steps to DIR (view it with TensorBoard
-and the tensorboard-plugin-profile package, which this project does not install).
+``sum_of_pieces`` vs ``full_step`` shows what graph-level overlap/overhead adds. ``--ops`` then
+records a tf.profiler trace of ``--steps`` full steps and prints the time per op type (one
+``bench=profile_op`` line each, with its share of all op time: matrix products vs convolutions vs
+batch norm vs element-wise). ``--trace DIR`` keeps that trace in DIR (view it with TensorBoard and
+the tensorboard-plugin-profile package, which this project does not install).
 
 Examples:
   python bench/profile_step.py --precision mixed_bfloat16
@@ -28,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,6 +50,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--lspn-forms", action="store_true", help="also time the patch-extraction LSPN form")
     parser.add_argument("--trace", default=None, help="write a tf.profiler trace of full steps here")
+    parser.add_argument("--ops", action="store_true", help="print the full step's time per op type")
+    parser.add_argument("--top", type=int, default=12, help="op types printed by --ops")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -159,15 +165,36 @@ def main(argv=None) -> int:
         }), flush=True)
     print(common.format_line({"bench": "profile", "piece": "sum_of_pieces", "ms": f"{1000 * total:.0f}",
                               "peak_mem": f"'{common.memory_text()}'", "load": common.load_average()}), flush=True)
-    if args.trace:
+    if args.trace or args.ops:
+        trace_dir = args.trace or tempfile.mkdtemp(prefix="permakey_trace_")
         step_fn = tf.function(model.train_step, jit_compile=jit)
         step_fn(frames)
-        tf.profiler.experimental.start(args.trace)
+        tf.profiler.experimental.start(trace_dir)
         for _ in range(args.steps):
             np.asarray(step_fn(frames)["loss"])
         tf.profiler.experimental.stop()
-        print(f"# tf.profiler trace written to {args.trace}")
+        if args.ops:
+            print_op_times(common.trace_op_times(trace_dir), args.steps, args.top)
+        if args.trace:
+            print(f"# tf.profiler trace written to {args.trace}")
+        else:
+            shutil.rmtree(trace_dir, ignore_errors=True)
     return 0
+
+
+def print_op_times(times: dict[str, float], steps: int, top: int) -> None:
+    """One line per op type, largest first: ms per step (summed over TensorFlow's compute
+    threads) and share of all op time; the rest summed in one ``op=other`` line."""
+    total = sum(times.values()) or 1.0
+    ranked = sorted(times.items(), key=lambda item: -item[1])
+    rest = sum(seconds for _, seconds in ranked[top:])
+    for op_type, seconds in ranked[:top] + ([("other", rest)] if rest else []):
+        print(common.format_line({
+            "bench": "profile_op",
+            "op": op_type,
+            "ms_per_step": f"{1000 * seconds / steps:.0f}",
+            "share": f"{100 * seconds / total:.1f}%",
+        }), flush=True)
 
 
 if __name__ == "__main__":

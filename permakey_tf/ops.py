@@ -111,22 +111,31 @@ def neighbour_conv(cells: tf.Tensor, kernel: tf.Tensor):
     mask = tf.constant(_CENTRE_MASK, kernel.dtype)[:, :, None, None]
     masked = kernel * mask
     outputs = tf.nn.conv2d(cells, masked, strides=1, padding="SAME")
+    # The gradient runs outside the caller's name scope: re-enter it so that its ops keep the
+    # layer's name (profiles and bench/ FLOP counts attribute ops to layers by name).
+    scope = tf.get_current_name_scope()
 
     def gradient(d_outputs):
-        depth, width = kernel.shape[2], kernel.shape[3]
-        ring = tf.reshape(cell_ring(cells), [-1, 8 * depth])
-        d_ring = tf.matmul(ring, tf.reshape(d_outputs, [-1, width]), transpose_a=True)
-        taps = tf.reshape(d_ring, [8, depth, width])
-        centre = tf.zeros([1, depth, width], d_ring.dtype)
-        d_kernel = tf.reshape(tf.concat([taps[:4], centre, taps[4:]], axis=0), [3, 3, depth, width])
-        # Pruned from the graph when nothing needs it (an LSPN's input is stop-gradient).
-        d_cells = tf.raw_ops.Conv2DBackpropInput(
-            input_sizes=tf.shape(cells), filter=masked, out_backprop=d_outputs,
-            strides=[1, 1, 1, 1], padding="SAME",
-        )
-        return d_cells, d_kernel
+        with tf.name_scope(f"{scope}/neighbour_conv_grad/" if scope else "neighbour_conv_grad/"):
+            return _neighbour_conv_gradient(cells, kernel, masked, d_outputs)
 
     return outputs, gradient
+
+
+def _neighbour_conv_gradient(cells, kernel, masked, d_outputs):
+    """(d_cells, d_kernel) of :func:`neighbour_conv`."""
+    depth, width = kernel.shape[2], kernel.shape[3]
+    ring = tf.reshape(cell_ring(cells), [-1, 8 * depth])
+    d_ring = tf.matmul(ring, tf.reshape(d_outputs, [-1, width]), transpose_a=True)
+    taps = tf.reshape(d_ring, [8, depth, width])
+    centre = tf.zeros([1, depth, width], d_ring.dtype)
+    d_kernel = tf.reshape(tf.concat([taps[:4], centre, taps[4:]], axis=0), [3, 3, depth, width])
+    # Pruned from the graph when nothing needs it (an LSPN's input is stop-gradient).
+    d_cells = tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=tf.shape(cells), filter=masked, out_backprop=d_outputs,
+        strides=[1, 1, 1, 1], padding="SAME",
+    )
+    return d_cells, d_kernel
 
 
 def align_to_cells(features: tf.Tensor, patch_size: int, odd_size_rule: str = "pad") -> tf.Tensor:

@@ -68,6 +68,29 @@ def test_lspn_masked_centre_tap_is_executed_but_not_model_flops():
     assert count.executed_flops == ring_dense * 9 / 8 + output_dense  # 3x3 conv incl. centre
 
 
+def test_lspn_weight_gradient_is_the_exact_ring_product_and_belongs_to_the_layer():
+    from permakey_tf.networks import LocalSpatialPredictor
+
+    lspn = LocalSpatialPredictor(patch_size=2, hidden_widths=(6,), name="lspn_layer0")
+    lspn.build((None, 4, 4, 2))
+
+    def first_layer_gradient(features):
+        with tf.GradientTape() as tape:
+            prediction, _ = lspn(tf.stop_gradient(features), training=True)
+            loss = tf.reduce_sum(prediction)
+        return tape.gradient(loss, lspn.first_kernel)
+
+    concrete = tf.function(first_layer_gradient).get_concrete_function(tf.TensorSpec([1, 4, 4, 2], tf.float32))
+    count = common.graph_flops(concrete, ["lspn_layer0"])
+    cells, depth = 2 * 2, 2 * 2 * 2
+    ring_dense = 2 * cells * (8 * depth) * 6
+    # Forward: conv incl. the centre tap; backward: the ring product (8 taps only, no input
+    # gradient, since the features are stop-gradient), counted under the layer's name.
+    assert count.by_op_type["Conv2DBackpropFilter"] == 0 and count.by_op_type["Conv2DBackpropInput"] == 0
+    assert count.by_op_type["MatMul"] >= ring_dense
+    assert count.by_module.get("other", 0.0) == 0.0
+
+
 def test_v1_profiler_agrees_on_a_single_matmul():
     dense = keras.layers.Dense(5, use_bias=False)
     dense.build((None, 7))
@@ -127,10 +150,33 @@ def test_input_pipeline_smoke(capsys):
 def test_profile_step_smoke(capsys):
     from bench import profile_step
 
-    assert profile_step.main(["--smoke"]) == 0
+    assert profile_step.main(["--smoke", "--ops"]) == 0
     output = capsys.readouterr().out
     for piece in ("vae", "lspn_layer0", "lspn_layer1", "pointnet", "optimizers", "full_step"):
         assert f"piece={piece} " in output
+    shares = [float(v.rstrip("%")) for v in re.findall(r"share=(\S+)", output)]
+    assert "bench=profile_op" in output and sum(shares) == pytest.approx(100.0, abs=0.5)
+
+
+def test_trace_op_times_finds_the_op_that_takes_the_time(tmp_path):
+    big = tf.random.normal([768, 768])
+    small = tf.random.normal([8])
+
+    @tf.function
+    def work(big, small):
+        for _ in range(3):
+            big = tf.matmul(big, big) * 1e-3
+        return big, small + 1.0
+
+    work(big, small)
+    tf.profiler.experimental.start(str(tmp_path))
+    work(big, small)
+    tf.profiler.experimental.stop()
+    times = common.trace_op_times(str(tmp_path))
+    assert max(times, key=times.get) == "MatMul"
+    assert not any(name.startswith("_Mkl") for name in times)
+    with pytest.raises(FileNotFoundError, match="no tf.profiler trace"):
+        common.trace_op_times(str(tmp_path / "missing"))
 
 
 def test_count_flops_smoke(capsys):
