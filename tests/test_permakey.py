@@ -188,6 +188,39 @@ def test_jit_compile_gives_the_same_losses_as_graph_mode():
             assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), name
 
 
+def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch):
+    """Fused batch norm + the ring-matmul LSPN weight gradient (the speed-ups of
+    docs/PERFORMANCE.md) take the same training steps as Keras' BatchNormalization + autodiff of
+    the masked convolution, from the same weights on the same batches."""
+    from permakey_tf import networks, ops
+
+    fast = _model()
+    fast.compile()
+    mask = np.ones([3, 3, 1, 1], np.float32)
+    mask[1, 1] = 0.0
+    with monkeypatch.context() as patch:
+        patch.setattr(networks, "FusedBatchNormalization", keras.layers.BatchNormalization)
+        # Training normalises with batch statistics in both; scoring mode is not used here.
+        def keras_batch_norm(norm, x, training=None, batch_statistics=False):
+            return norm(x, training=training)
+
+        patch.setattr(networks, "apply_batch_norm", keras_batch_norm)
+        patch.setattr(ops, "neighbour_conv", lambda c, k: tf.nn.conv2d(c, k * mask, 1, "SAME"))
+        plain = _model()
+        plain.compile()
+        assert not any(type(layer).__name__ == "FusedBatchNormalization" for layer in plain._flatten_layers())
+        _copy_state(fast, plain)
+        plain_step = tf.function(plain.train_step)
+        plain_logs = [plain_step(_frames(4, seed)) for seed in range(3)]
+    fast_step = tf.function(fast.train_step)
+    fast_logs = [fast_step(_frames(4, seed)) for seed in range(3)]
+    for a, b in zip(fast_logs, plain_logs):
+        for name in LOSSES:
+            np.testing.assert_allclose(float(a[name]), float(b[name]), rtol=1e-4, err_msg=name)
+    for a, b in zip(fast.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5, err_msg=a.path)
+
+
 def test_save_and_load_continue_training_identically(tmp_path):
     model = _model()
     model.compile()
