@@ -68,7 +68,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 epsilon=self.epsilon, is_training=True,
             )
             if use_batch:
-                count = tf.cast(tf.size(x) // channels, tf.float32)
+                count = tf.cast(tf.size(x, out_type=tf.int64) // channels, tf.float32)
                 variance = unbiased_variance * tf.maximum(count - 1.0, 0.0) / count
                 self._update_moving_statistics(mean, variance)
             return outputs
