@@ -51,8 +51,9 @@ ABLATION_FIELDS = {
     "encoder_kernels": "encoder kernels",
 }
 TABLE_METRICS = (
-    "recall", "recall_class_macro", "precision", "precision_any", "f1", "hud_share", "bar_share",
-    "border_share", "jitter_px", "tracking_error_relative",
+    "recall", "recall_class_macro", "recall_class/*", "precision", "precision_any", "f1",
+    "hud_share", "bar_share", "border_share", "jitter_px", "tracking_error_relative", "probe_r2",
+    "probe_r2/*", "shift_gain", "shift_gain_x", "shift_gain_y", "pointnet_loss_ratio",
 )
 COLUMNS = ("model", *metrics.BASELINE_NAMES)
 
@@ -161,7 +162,14 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
         import permakey_tf.permakey  # noqa: F401  (registers the classes for load_model)
         import permakey_tf.transporter  # noqa: F401
 
-        model = keras.models.load_model(run.checkpoint, compile=False)
+        try:
+            model = keras.models.load_model(run.checkpoint, compile=False)
+        except Exception as error:  # zip / h5 / config errors all mean the same to the user
+            raise NotARunError(
+                f"{run.checkpoint} cannot be loaded ({type(error).__name__}: {str(error)[:200]}). "
+                "It may be truncated or corrupt: evaluate the exported SavedModel instead "
+                "(--source savedmodel), or retrain / resume the run."
+            ) from None
         if run.model == "permakey":
             step = tf.function(lambda x: model(x, training=batch_statistics, with_reconstruction=False))
         else:
@@ -172,9 +180,16 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
             raise NotARunError(f"{run.path} has no {EXPORT_DIR}/<version>/saved_model.pb")
         if batch_statistics:
             raise ValueError("--batch-statistics needs the Keras checkpoint, not the SavedModel")
-        loaded = tf.saved_model.load(str(run.saved_model))
-        signature = loaded.signatures["serving_default"]
-        input_name = next(iter(signature.structured_input_signature[1]))
+        try:
+            loaded = tf.saved_model.load(str(run.saved_model))
+            signature = loaded.signatures["serving_default"]
+            input_name = next(iter(signature.structured_input_signature[1]))
+        except Exception as error:  # protobuf / checksum / missing-file errors
+            raise NotARunError(
+                f"The SavedModel {run.saved_model} cannot be loaded ({type(error).__name__}: "
+                f"{str(error).strip().splitlines()[0][:200]}). It may be corrupt: export it again "
+                "with train.py --export-only RUN_DIR, or evaluate the checkpoint (--source checkpoint)."
+            ) from None
 
         def predict(frames):
             outputs = signature(**{input_name: tf.convert_to_tensor(frames, tf.uint8)})
@@ -280,22 +295,36 @@ def dataset_kwargs_for(run: Run, data_dir: Optional[str]) -> dict:
 # ---------------------------------------------------------------------------------- prediction
 
 
+def figure_indices(num_frames: int, count: int = FIGURE_FRAMES) -> np.ndarray:
+    """``count`` frame indices spread evenly over an evaluation set (the figures' frames)."""
+    return np.unique(np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(int))
+
+
 @dataclasses.dataclass
 class Predictions:
-    """A model's outputs on an EvalSet: keypoints for all frames, maps for the first few."""
+    """A model's outputs on an EvalSet: keypoints for all frames, maps for the figure frames
+    (:func:`figure_indices`), and error maps for every frame when asked (PermaKey's loss ratio
+    needs them)."""
 
     keypoints_pixels: np.ndarray  # [N, K, 2]
-    gaussian_maps: Optional[np.ndarray]  # [F, 84, 84, K]
-    error_maps: Optional[np.ndarray]  # [F, 84, 84, L]
+    figure_gaussian_maps: Optional[np.ndarray]  # [F, 84, 84, K]
+    figure_error_maps: Optional[np.ndarray]  # [F, 84, 84, L]
+    error_maps: Optional[np.ndarray] = None  # [N, 84, 84, L] float16
 
 
 def predict(predictor: Predictor, frames: np.ndarray, batch_size: int = 32, desc: str = "",
-            keep_maps: int = FIGURE_FRAMES, progress: bool = True) -> Predictions:
-    """Runs the predictor over frames in batches, with a progress bar."""
+            map_frames: Optional[np.ndarray] = None, progress: bool = True,
+            all_error_maps: bool = False) -> Predictions:
+    """Runs the predictor over frames in batches, with a progress bar.
+
+    ``map_frames``: indices whose Gaussian and error maps are kept (default
+    :func:`figure_indices`; empty for none). ``all_error_maps`` also keeps every frame's error
+    maps (float16).
+    """
     from tqdm import tqdm
 
-    keypoints, gaussians, errors = [], [], []
-    kept = 0
+    wanted = figure_indices(len(frames)) if map_frames is None else np.asarray(map_frames, int)
+    keypoints, gaussians, figure_errors, errors = [], [], [], []
     for start in tqdm(range(0, len(frames), batch_size), desc=desc, unit="batch", disable=not progress,
                       file=sys.stdout):
         outputs = predictor(frames[start:start + batch_size])
@@ -305,18 +334,41 @@ def predict(predictor: Predictor, frames: np.ndarray, batch_size: int = 32, desc
         if not np.all(np.isfinite(kps)):
             raise FloatingPointError(f"the model gave NaN/inf keypoints ({desc}); the run diverged")
         keypoints.append(kps)
-        if kept < keep_maps:
-            take = keep_maps - kept
+        if all_error_maps and "error_maps" in outputs:
+            errors.append(np.asarray(outputs["error_maps"], np.float16))
+        here = wanted[(wanted >= start) & (wanted < start + len(kps))] - start
+        if len(here):
             if "gaussian_maps" in outputs:
-                gaussians.append(np.asarray(outputs["gaussian_maps"][:take], np.float32))
+                gaussians.append(np.asarray(outputs["gaussian_maps"], np.float32)[here])
             if "error_maps" in outputs:
-                errors.append(np.asarray(outputs["error_maps"][:take], np.float32))
-            kept += min(take, len(kps))
+                figure_errors.append(np.asarray(outputs["error_maps"], np.float32)[here])
     return Predictions(
         keypoints_pixels=np.concatenate(keypoints),
-        gaussian_maps=np.concatenate(gaussians) if gaussians else None,
+        figure_gaussian_maps=np.concatenate(gaussians) if gaussians else None,
+        figure_error_maps=np.concatenate(figure_errors) if figure_errors else None,
         error_maps=np.concatenate(errors) if errors else None,
     )
+
+
+def model_diagnostics(run: Run, predictor: Predictor, frames: np.ndarray, pred: Predictions,
+                      args: argparse.Namespace) -> dict:
+    """permakey_tf.diagnostics for one model on one evaluation set: the shift-equivariance gain
+    (``--shift-px``; 0 skips it) and, for PermaKey, its PointNet loss against its fixed layout's."""
+    from permakey_tf import diagnostics
+
+    result = {}
+    if args.shift_px > 0:
+        def keypoints_of(shifted):
+            return predict(predictor, shifted, args.batch_size, map_frames=[], progress=False).keypoints_pixels
+
+        result.update(diagnostics.shift_equivariance_gain(
+            keypoints_of, frames, args.shift_px, keypoints=pred.keypoints_pixels))
+    if pred.error_maps is not None and len(pred.error_maps) == len(frames):
+        model_config = run.config["model_config"]
+        result.update(diagnostics.pointnet_loss_ratio(
+            pred.keypoints_pixels, pred.error_maps, float(model_config["keypoint_sigma"]),
+            model_config.get("gaussian_combination", "sum")))
+    return result
 
 
 # ------------------------------------------------------------------------------------- reports
@@ -328,15 +380,25 @@ def _fmt(value) -> str:
     return f"{value:.3f}"
 
 
+def _table_rows(results: dict) -> list[str]:
+    """TABLE_METRICS with each ``prefix/*`` expanded to the prefix's keys in the model's results."""
+    rows = []
+    for name in TABLE_METRICS:
+        if name.endswith("/*"):
+            prefix = name[:-1]
+            rows += sorted(k for k in results["model"] if k.startswith(prefix))
+        elif name in results["model"]:
+            rows.append(name)
+    return rows
+
+
 def format_results_table(label: str, noise: str, results: dict) -> str:
     """One block: rows = metrics, columns = the model and its baselines."""
     header = f"{label}  noise={noise}  frames={int(results['model']['num_frames'])}  " \
              f"K={int(results['model']['num_keypoints'])}"
-    widths = [26] + [17] * len(COLUMNS)
+    widths = [30] + [17] * len(COLUMNS)
     lines = [header, "".join(h.ljust(w) for h, w in zip(("metric", *COLUMNS), widths))]
-    for name in TABLE_METRICS:
-        if name not in results["model"]:
-            continue
+    for name in _table_rows(results):
         cells = [_fmt(results.get(column, {}).get(name)) for column in COLUMNS]
         lines.append("".join(c.ljust(w) for c, w in zip((name, *cells), widths)))
     return "\n".join(lines)
@@ -346,15 +408,24 @@ SHORT_NAMES = {"model": "model", "fixed_layout": "fixed", "random": "random", "g
                "frame_difference": "frame-diff"}
 
 
+# The model's per-frame diagnostics in the summary (name in the header, key in its results).
+SUMMARY_DIAGNOSTICS = (("recall", "recall"), ("border", "border_share"), ("HUD", "hud_share"),
+                       ("shift gain", "shift_gain"), ("probe R2", "probe_r2"),
+                       ("PN loss/fixed", "pointnet_loss_ratio"))
+
+
 def format_summary(entries: Sequence[dict]) -> str:
-    """One line per (run, noise): the model's F1 beside its baselines' F1."""
+    """One line per (run, noise): the model's F1 beside its baselines' F1, then the model's
+    per-frame diagnostics (does it beat its fixed layout, follow shifts, predict positions?)."""
     head = f"{'run':40} {'game':16} {'noise':10} " + " ".join(
-        f"{'F1 ' + SHORT_NAMES[c]:>14}" for c in COLUMNS)
+        f"{'F1 ' + SHORT_NAMES[c]:>14}" for c in COLUMNS) + " " + " ".join(
+        f"{title:>14}" for title, _ in SUMMARY_DIAGNOSTICS)
     lines = [head]
     for entry in entries:
         for noise, results in entry["results"].items():
             f1 = " ".join(f"{_fmt(results.get(c, {}).get('f1')):>14}" for c in COLUMNS)
-            lines.append(f"{entry['label'][:40]:40} {entry['game']:16} {noise:10} {f1}")
+            own = " ".join(f"{_fmt(results['model'].get(key)):>14}" for _, key in SUMMARY_DIAGNOSTICS)
+            lines.append(f"{entry['label'][:40]:40} {entry['game']:16} {noise:10} {f1} {own}")
     return "\n".join(lines)
 
 
@@ -395,14 +466,14 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
         slug = entry["label"].replace("/", "_")
         for noise, pred in entry["predictions"].items():
             data = eval_sets[(entry["data_key"], noise)]
-            n = min(FIGURE_FRAMES, len(data.frames))
-            save(viz.plot_keypoints, f"{slug}_keypoints_{noise}.png", data.frames[:n],
-                 pred.keypoints_pixels[:n])
+            shown = figure_indices(len(data.frames))
+            save(viz.plot_keypoints, f"{slug}_keypoints_{noise}.png", data.frames[shown],
+                 pred.keypoints_pixels[shown])
         first_noise = next(iter(entry["predictions"]))
         pred = entry["predictions"][first_noise]
         data = eval_sets[(entry["data_key"], first_noise)]
         sigma = float(entry["config"]["model_config"].get("keypoint_sigma", 0.1))
-        maps = pred.gaussian_maps[0] if pred.gaussian_maps is not None else None
+        maps = pred.figure_gaussian_maps[0] if pred.figure_gaussian_maps is not None else None
         save(viz.plot_gaussian_windows, f"{slug}_figure4_gaussian_windows.png", data.frames[0],
              pred.keypoints_pixels[0], sigma=sigma, gaussian_maps=maps,
              title=f"{entry['label']} (noise {first_noise})")
@@ -417,14 +488,15 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
             continue
         group = sorted(group, key=lambda e: (e["model"] != "transporter", e["label"]))
         data = eval_sets[(data_key, noise)]
-        c = min(4, len(data.frames))
+        every_other = slice(None, None, 2)  # 4 of the 8 figure frames, spread over the split
+        shown = figure_indices(len(data.frames))[every_other]
         rows = {f"{MODEL_TITLES[e['model']]}\n{e['label'].split('/')[-1]}":
-                e["predictions"][noise].keypoints_pixels[:c] for e in group}
+                e["predictions"][noise].keypoints_pixels[shown] for e in group}
         permakey = next(e for e in group if e["model"] == "permakey")
-        error_maps = permakey["predictions"][noise].error_maps
+        error_maps = permakey["predictions"][noise].figure_error_maps
         layers = permakey["config"]["model_config"].get("lsp_layers", [])
-        save(viz.plot_figure2, f"figure2_{game}_{noise}.png", data.frames[:c], rows,
-             error_maps[:c] if error_maps is not None else None,
+        save(viz.plot_figure2, f"figure2_{game}_{noise}.png", data.frames[shown], rows,
+             error_maps[every_other] if error_maps is not None else None,
              layer_names=[f"error map\nlayer {l}" for l in layers] if error_maps is not None else None)
 
     # Figure 3: runs that differ only by seed.
@@ -504,7 +576,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "vertical, both")
     parser.add_argument("--max-frames", type=int, default=None,
                         help="evaluate only the first N test frames (default: the whole split)")
-    parser.add_argument("--split", default="test", help="dataset split to evaluate on")
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                        help="dataset split to evaluate on")
     parser.add_argument("--batch-size", type=int, default=32, help="frames per model call")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the evaluation noise bars and of the random-points baseline")
@@ -512,6 +585,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="a keypoint within this many pixels of an object's centre hits it")
     parser.add_argument("--box-dilation", type=float, default=_metric_default("box_dilation"),
                         help="a keypoint inside an object's box grown by this many pixels hits it")
+    parser.add_argument("--shift-px", type=int, default=4,
+                        help="shift-equivariance check: move the frames' content by this many "
+                        "pixels in each direction and measure how far the keypoints follow (0 = skip)")
     parser.add_argument("--include-classes", default=None,
                         help="comma-separated object classes to count as targets (default: all "
                         "non-static, non-HUD classes)")
@@ -531,6 +607,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--max-frames must be >= 2 (stability needs consecutive frames)")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    if not 0 <= args.shift_px < 42:
+        parser.error("--shift-px must be between 0 (skip) and 41 pixels")
+    if args.out is not None:
+        from permakey_tf.runs import check_writable_folder
+
+        problem = check_writable_folder(args.out, "--out")
+        if problem:
+            parser.error(problem)
     return args
 
 
@@ -570,7 +654,8 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
                     progress=progress)
             data = eval_sets[(data_key, noise)]
             pred = predict(predictor, data.frames, args.batch_size,
-                           desc=f"{run.label} (noise {noise})", progress=progress)
+                           desc=f"{run.label} (noise {noise})", progress=progress,
+                           all_error_maps=run.model == "permakey")
             if pred.keypoints_pixels.shape[1] != run.num_keypoints:
                 raise ValueError(
                     f"{run.label}: the model gave {pred.keypoints_pixels.shape[1]} keypoints but "
@@ -579,6 +664,7 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
                 pred.keypoints_pixels, data.objects, settings, frames=data.frames,
                 bar_masks=data.bar_masks if noise != "none" else None,
                 episode_ids=data.episode_ids, steps=data.steps, seed=args.seed)
+            results["model"].update(model_diagnostics(run, predictor, data.frames, pred, args))
             entry["results"][noise] = results
             entry["predictions"][noise] = pred
             print()
@@ -620,9 +706,11 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    import tfds_atari
+
     try:
         evaluate_runs(args)
-    except NotARunError as error:
+    except (NotARunError, tfds_atari.DatasetDamagedError, tfds_atari.DatasetNotPreparedError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -19,12 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from permakey_tf import training
+from permakey_tf import runs, training
 from permakey_tf.training import ConfigError, RunConfig
 
 EXIT_BAD_FLAGS = 2
 EXIT_NON_FINITE = 3
 EXIT_CORRUPT = 4
+EXIT_BUSY = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--patch-size", type=int, metavar="P",
         help="PermaKey: side p of the cells the local spatial prediction networks predict from "
         "their 8 neighbours (the paper's kernel-size ablation). Default 2 (paper).")
+    add("--set", action="append", metavar="FIELD=VALUE", dest="model_options",
+        help="Set any field of the model's config dataclass (PermaKeyConfig / TransporterConfig; "
+        "their docstrings list them), e.g. --set keypoint_reduction=marginal --set "
+        "keypoint_sigma=0.05. Repeatable; applied after --preset and the flags above.")
     add("--epochs", type=int, help="Maximum epochs (early stopping may end sooner). Default 100.")
     add("--batch-size", type=int,
         help="Global batch size (split over replicas). Default 32 PermaKey, 64 Transporter.")
@@ -65,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--logdir", help="Root folder of run folders. Default runs.")
     add("--name", help="Run folder name (default: UTC timestamp). Needed for --distribute multiworker.")
     add("--precision", choices=training.PRECISIONS,
-        help="Keras dtype policy; losses stay float32. Default float32.")
+        help="Keras dtype policy; losses stay float32. auto = time float32 and bfloat16 matrix "
+        "products here and take the faster. Default float32 (quick preset: auto).")
     add("--jit", action=argparse.BooleanOptionalAction,
         help="XLA-compile the train step (--no-jit: graph mode, faster on CPU). Default off.")
     add("--distribute", choices=training.DISTRIBUTE_MODES,
@@ -108,6 +114,10 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
             resuming = False
         if config.train.distribute == "multiworker":
             _check_tf_config()
+        for path, flag in ((config.train.logdir, "--logdir"), (config.data.data_dir, "--data-dir")):
+            problem = path is not None and runs.check_writable_folder(path, flag)
+            if problem:
+                raise ConfigError(problem)
     except ConfigError as error:
         parser.error(str(error))
     return config, run_dir, resuming
@@ -182,7 +192,10 @@ class _Data:
             print(f"Building the dataset atari_frames/{builder.builder_config.name} "
                   f"({d.train_frames}/{d.validation_frames}/{d.test_frames} frames) ...", flush=True)
         tfds_atari.ensure_prepared(builder)
+        self.data_dir = builder.data_dir
+        self.rebuild_command = f"{tfds_atari.build_command(builder)} --rebuild"
         self.split_sizes = {name: split.num_examples for name, split in builder.info.splits.items()}
+        self.class_names = tuple(builder.info.features["objects"]["label"].names)
         self._data = data
         self.noise = NoiseConfig(mode=d.noise)
         self.pairs = data.PairConfig(**(d.pairs or {}))
@@ -239,12 +252,29 @@ class _Data:
         return ds.with_options(options)
 
     def image_frames(self, count: int):
-        """The first ``count`` validation frames (with the run's fixed validation noise)."""
+        """``count`` validation frames spread evenly over the split (with the run's fixed
+        validation noise): the frames drawn into TensorBoard each epoch."""
         import numpy as np
 
-        ds = self._data.frame_batches(self.val_examples, batch_size=count, training=False,
+        ds = self._data.frame_batches(self.val_examples, batch_size=256, training=False,
                                       seed=self.config.seed, noise=self.noise)
-        return np.asarray(next(iter(ds)))
+        frames = np.concatenate(list(ds.as_numpy_iterator()))
+        return frames[np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)]
+
+    def statistics_batches(self, count: int):
+        """The first ``count`` training batches in dataset order (no shuffling; the run's fixed
+        validation noise): what precise BatchNorm averages over."""
+        return self._epoch(0, training=False).take(count)
+
+    def quality_set(self, count: int):
+        """``count`` validation frames spread over the split, with their objects (what
+        permakey_tf.quality measures each epoch)."""
+        from permakey_tf.quality import quality_set_from_batches
+
+        ds = self._data.evaluation_batches(self.val_examples, batch_size=256, seed=self.config.seed,
+                                           noise=self.noise)
+        names = self.class_names
+        return quality_set_from_batches(ds, count, names)
 
 
 def _build_model(config: RunConfig):
@@ -293,6 +323,18 @@ def _vector_logs(model) -> None:
     model.test_step = lambda data: vectors(test_step(data))
 
 
+def _measured_precision(config: RunConfig) -> RunConfig:
+    """--precision auto: the faster of float32 and mixed_bfloat16 on this machine."""
+    import dataclasses
+
+    from permakey_tf.precision import fastest_policy
+
+    policy, rates = fastest_policy()
+    print("Precision auto: matrix products " + ", ".join(
+        f"{name} {rate:.0f} GFLOP/s" for name, rate in rates.items()) + f" -> {policy}", flush=True)
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, precision=policy))
+
+
 def _set_precision(precision: str) -> None:
     import keras
 
@@ -303,10 +345,16 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
     """The whole run; returns the process exit code."""
     import tensorflow as tf  # noqa: F401  (after the flag checks)
 
+    import tfds_atari
+
     strategy = _make_strategy(config.train.distribute)  # before any other TF op
     import keras
 
+    if config.train.precision == "auto":
+        config = _measured_precision(config)
+
     from permakey_tf import callbacks as cb
+    from permakey_tf.quality import KeypointQuality
 
     chief, worker_index = _is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
     if run_dir is None:
@@ -318,12 +366,26 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
     # but write into their own folder, so that the chief's files are the run's.
     out_dir = run_dir if chief else run_dir / "workers" / str(worker_index)
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = runs.RunLock(out_dir).acquire()  # held until the process ends
+    except runs.RunFolderBusyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BUSY
+    for path in runs.remove_stale_temporaries(out_dir):
+        print(f"Removed {path}, left by an interrupted write.", flush=True)
     print(f"Run folder: {run_dir}" + ("" if chief else f" (worker {worker_index} writes {out_dir})"), flush=True)
 
-    keras.utils.set_random_seed(config.seed)
     _set_precision(config.train.precision)
-    data = _Data(config)
+    try:
+        data = _Data(config)
+    except tfds_atari.DatasetDamagedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CORRUPT
     image_frames = data.image_frames(min(config.train.image_frames, data.split_sizes["validation"]))
+    quality_set = data.quality_set(config.train.quality_frames) if config.train.quality_frames else None
+    # Seeded after the data are ready: building a dataset in this process (or not) must not
+    # change the run's weights, VAE samples or first steps.
+    keras.utils.set_random_seed(config.seed)
 
     with strategy.scope():
         model = _build_model(config)
@@ -361,13 +423,21 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
 
     epochs = config.train.epochs
     if initial_epoch < epochs:
-        callbacks = [
+        callbacks = []
+        if config.train.distribute == "none":  # under a strategy the moving averages are kept
+            callbacks.append(cb.PreciseBatchNorm(data.statistics_batches(config.train.statistics_batches)))
+        callbacks += [
             cb.StopOnNonFiniteLoss(
                 kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "
                 f"the resume state (last completed epoch) is in {backup_dir}."
             ),
             cb.ScalarLogger(out_dir / "tensorboard", every_steps=config.train.scalar_every_steps),
             cb.KeypointImages(out_dir / "tensorboard" / "images", image_frames),
+        ]
+        if quality_set is not None:
+            callbacks.append(KeypointQuality(
+                out_dir / "tensorboard" / "quality", quality_set, stream=sys.stdout if chief else False))
+        callbacks += [
             best,
         ]
         interactive = sys.stdout.isatty()
@@ -396,6 +466,13 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
         except cb.NonFiniteLossError as error:
             print(f"error: {error}", file=sys.stderr, flush=True)
             return EXIT_NON_FINITE
+        except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+            first_line = str(error).strip().splitlines()[0][:300]
+            print(f"error: reading the dataset failed ({type(error).__name__}: {first_line}). Its "
+                  f"files in {data.data_dir} are damaged; rebuild them (they are moved aside, not "
+                  f"deleted) with\n  {data.rebuild_command}\nthen continue this run with "
+                  f"--resume {run_dir}", file=sys.stderr, flush=True)
+            return EXIT_CORRUPT
         except KeyboardInterrupt:
             print(f"\nInterrupted. Continue with: python train.py --resume {run_dir}", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -403,12 +480,26 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
               f"epoch {best.best_epoch}.", flush=True)
 
     if chief:
-        return export_run(run_dir, config)
+        return export_run(run_dir, config, skip_if_exported=True)
     return 0
 
 
-def export_run(run_dir: Path, config: RunConfig | None = None) -> int:
-    """Exports RUN_DIR/checkpoints/best.keras to RUN_DIR/export/<next version>/."""
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported: bool = False) -> int:
+    """Exports RUN_DIR/checkpoints/best.keras to RUN_DIR/export/<next version>/.
+
+    Each export records the checkpoint's SHA-256 in RUN_DIR/export/exported.json;
+    ``skip_if_exported`` (the export at the end of training) adds no version when the newest one
+    was made from the same checkpoint (e.g. --resume of a finished run)."""
     import keras
 
     from permakey_tf import permakey, transporter  # noqa: F401  (registers the classes)
@@ -420,6 +511,19 @@ def export_run(run_dir: Path, config: RunConfig | None = None) -> int:
         print(f"error: {checkpoint} does not exist (no epoch finished yet?); nothing to export",
               file=sys.stderr)
         return EXIT_CORRUPT
+    record_path = Path(run_dir) / "export" / "exported.json"
+    try:
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    except ValueError:
+        record = {}
+    digest = _file_digest(checkpoint)
+    from permakey_tf.export import next_version
+
+    newest = str(next_version(Path(run_dir) / "export") - 1)
+    if skip_if_exported and record.get(newest) == digest:
+        print(f"SavedModel {Path(run_dir) / 'export' / newest} already holds this checkpoint; "
+              "no new version.", flush=True)
+        return 0
     _set_precision(config.train.precision)
     try:
         model = keras.models.load_model(checkpoint, compile=False)
@@ -428,6 +532,10 @@ def export_run(run_dir: Path, config: RunConfig | None = None) -> int:
               f"{error}). It may be corrupt; train again or resume the run.", file=sys.stderr)
         return EXIT_CORRUPT
     target = export_saved_model(model, Path(run_dir) / "export", image_size=config.model_config.image_size)
+    record[target.name] = digest
+    tmp = record_path.with_name(record_path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, record_path)
     print(f"SavedModel for TF Serving: {target} (signature serving_default: uint8 frames "
           f"[N, {config.model_config.image_size}, {config.model_config.image_size}, 3]).", flush=True)
     return 0
@@ -441,7 +549,12 @@ def main(argv=None) -> int:
             config = training.load_config(args.export_only)
         except ConfigError as error:
             parser.error(str(error))
-        return export_run(Path(args.export_only), config)
+        try:
+            with runs.RunLock(args.export_only):
+                return export_run(Path(args.export_only), config)
+        except runs.RunFolderBusyError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_BUSY
     config, run_dir, resuming = _resolve(args, parser)
     try:
         return train(config, run_dir, resuming)

@@ -46,6 +46,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from permakey_tf.precision import matmul_flops_per_second  # noqa: E402
+
 GIB = 1024**3
 
 # --------------------------------------------------------------------------------- the device
@@ -142,27 +144,7 @@ def matmul_ceiling(
     """
     if size is None:
         size = 8192 if tf.config.list_physical_devices("GPU") else 2048
-    dt = tf.as_dtype(dtype)
-    rng = np.random.default_rng(0)
-    a = tf.constant(rng.standard_normal((size, size)).astype(np.float32) / np.sqrt(size), dtype=dt)
-    b = tf.constant(rng.standard_normal((size, size)).astype(np.float32) / np.sqrt(size), dtype=dt)
-
-    @tf.function
-    def products(a, b):
-        total = tf.zeros([], tf.float32)
-        x = a
-        for _ in range(chain):
-            x = tf.matmul(x, b)
-            total += tf.cast(x[0, 0], tf.float32)
-        return total
-
-    products(a, b).numpy()  # trace and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        products(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 * chain / best
+    return matmul_flops_per_second(dtype, size=size, repeats=repeats, chain=chain)
 
 
 def ceiling_dtype(precision: str) -> str:

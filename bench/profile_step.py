@@ -61,9 +61,8 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from permakey_tf import ops
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.permakey import PermaKey, scale_frames
+    from permakey_tf.permakey import PermaKey, keypoint_outputs, pointnet_loss, scale_frames
 
     common.set_precision(args.precision)
     keras.utils.set_random_seed(0)
@@ -103,12 +102,8 @@ def main(argv=None) -> int:
     def pointnet_piece(predictions, targets):
         with tf.GradientTape() as tape:
             maps = tf.stop_gradient(model._error_maps(predictions, targets, shapes))
-            heatmaps = model.pointnet(maps, training=True)
-            keypoints = ops.heatmaps_to_keypoints(heatmaps)
-            gaussians = ops.keypoints_to_gaussian_maps(keypoints, config.image_size, config.image_size,
-                                                       config.keypoint_sigma)
-            rendered = tf.reduce_sum(gaussians, axis=-1, keepdims=True)
-            loss = tf.reduce_mean(tf.square(rendered - maps))
+            outputs = keypoint_outputs(model.pointnet, config, maps, training=True)
+            loss = pointnet_loss(outputs, maps, config)
         return tape.gradient(loss, variables["pointnet"])
 
     all_variables = [v for m in ("vae", "lsp", "pointnet") for v in variables[m]]

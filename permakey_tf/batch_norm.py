@@ -17,9 +17,19 @@ normalised axis other than the last, a mask, renorm, synchronised statistics).
 One difference inside the op is handled here: in training ``FusedBatchNormV3`` returns the
 *unbiased* batch variance (n / (n - 1) times the one it normalises with); Keras averages the
 biased one into ``moving_variance``, and so does this layer.
+
+:func:`recompute_statistics` replaces the moving averages of every such layer in a model by the
+plain average of the batch statistics of the current weights over some batches ("precise
+BatchNorm"): the population statistics inference should use. The exponential moving averages
+lag behind weights that change quickly (Adam at 1e-3 over a few thousand steps), and PermaKey's
+error maps amplify that lag: they divide the prediction error by the mean centre activation
+(+ 1e-3), which is near zero on the background, so a small background shift in the encoder's
+features becomes a bright background (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
+
+from typing import Callable, Iterable
 
 import keras
 import tensorflow as tf
@@ -82,6 +92,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def _update_moving_statistics(self, mean, variance):
         momentum = self.momentum
+        counter = getattr(self, "_precise_counter", None)
+        if counter is not None:  # recompute_statistics: the running plain average
+            momentum = 1.0 - 1.0 / (tf.cast(counter, tf.float32) + 1.0)
         mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
         self.moving_mean.assign(tf.cast(self.moving_mean, tf.float32) * momentum + mean * (1.0 - momentum))
         self.moving_variance.assign(
@@ -97,3 +110,37 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         beta = tf.cast(self.beta, tf.float32) if self.center else 0.0
         normalized = (values - mean) * tf.math.rsqrt(variance + self.epsilon) * gamma + beta
         return tf.cast(normalized, self.compute_dtype)
+
+
+def batch_norm_layers(model: keras.layers.Layer) -> list[FusedBatchNormalization]:
+    """Every FusedBatchNormalization inside ``model`` (itself included)."""
+    return [layer for layer in model._flatten_layers(include_self=True)
+            if isinstance(layer, FusedBatchNormalization)]
+
+
+def recompute_statistics(model: keras.layers.Layer, forward: Callable, batches: Iterable) -> int:
+    """Sets every batch norm's moving mean / variance to the average batch mean / variance that
+    ``forward`` produces over ``batches`` with the current weights ("precise BatchNorm").
+
+    Args:
+      model: holds the batch norms.
+      forward: ``forward(batch)`` runs the model in training mode (batch statistics) without
+        updating any weight; it is traced once (tf.function).
+      batches: an iterable of batches (e.g. a few hundred training frames).
+
+    Returns:
+      the number of batches averaged (with none, nothing changes).
+    """
+    layers = batch_norm_layers(model)
+    counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+    for layer in layers:  # not a tracked attribute: never saved with the model
+        object.__setattr__(layer, "_precise_counter", counter)
+    try:
+        step = tf.function(forward)
+        for batch in batches:
+            step(batch)
+            counter.assign_add(1)
+    finally:
+        for layer in layers:
+            object.__setattr__(layer, "_precise_counter", None)
+    return int(counter.numpy())

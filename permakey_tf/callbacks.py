@@ -311,6 +311,31 @@ class KeypointImages(keras.callbacks.Callback):
             self._writer.close()
 
 
+# ----------------------------------------------------------------------------- statistics
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Before every validation inside ``fit`` (so validation, the epoch's checkpoint, the
+    TensorBoard panels and the export all see them), recomputes the model's BatchNorm moving
+    statistics as the plain average over ``batches`` with the current weights
+    (``batch_norm.recompute_statistics`` through ``model.statistics_pass``).
+
+    Args:
+      batches: a finite iterable of training batches (the same ones every time, so that resumed
+        and uninterrupted runs agree).
+    """
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+        self.averaged = 0
+
+    def on_test_begin(self, logs=None):
+        from permakey_tf.batch_norm import recompute_statistics
+
+        self.averaged = recompute_statistics(self.model, self.model.statistics_pass, self.batches)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 
@@ -330,7 +355,10 @@ class BestCheckpointAndEarlyStopping(keras.callbacks.Callback):
 
     The validation loss is ``val_loss`` or, if the model reports none, the sum of its ``val_*loss``
     metrics (see :func:`validation_loss`). The state (best value, its epoch, epochs since) is part
-    of the resume backup, so early stopping counts across interruptions.
+    of the resume backup, so early stopping counts across interruptions. Every save also writes
+    ``best.json`` beside the checkpoint (its validation loss and epoch); a run that starts without
+    resume state in a folder that already holds a checkpoint (e.g. after its backup was deleted)
+    starts from that value, so a worse model never replaces the kept one.
 
     Args:
       path: the checkpoint, e.g. RUN_DIR/checkpoints/best.keras.
@@ -357,6 +385,21 @@ class BestCheckpointAndEarlyStopping(keras.callbacks.Callback):
             "stopped_early": self.stopped_early,
         }
 
+    @property
+    def record_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    def on_train_begin(self, logs=None):
+        if self.best == math.inf and self.path.exists() and self.record_path.exists():
+            try:
+                record = json.loads(self.record_path.read_text())
+                self.best, self.best_epoch = float(record["val_loss"]), int(record["epoch"])
+            except (ValueError, KeyError, TypeError):
+                pass  # an unreadable record: the checkpoint is replaced at the first epoch
+            else:
+                print(f"{self.path} is kept unless a model beats its validation loss "
+                      f"{self.best:.5g} (epoch {self.best_epoch}).", file=self.stream, flush=True)
+
     def set_state(self, state: Mapping) -> None:
         self.best = float(state.get("best", math.inf))
         self.best_epoch = int(state.get("best_epoch", 0))
@@ -376,6 +419,7 @@ class BestCheckpointAndEarlyStopping(keras.callbacks.Callback):
             self.best, self.best_epoch, self.epochs_since_best = value, epoch + 1, 0
             if self.save:
                 save_model_atomically(self.model, self.path)
+                _atomic_json(self.record_path, {"val_loss": value, "epoch": epoch + 1, "metric": name})
         else:
             self.epochs_since_best += 1
         if self.patience is not None and self.epochs_since_best >= self.patience:
@@ -471,7 +515,7 @@ def restore_backup(model: keras.Model, backup_dir) -> Optional[dict]:
     state_path = folder / "state.json"
     fix = (
         f"Delete {Path(backup_dir)} to restart the run from scratch (checkpoints/best.keras is "
-        "kept), or start a new run."
+        "kept and only replaced by a model with a lower validation loss), or start a new run."
     )
     try:
         state = json.loads(state_path.read_text())

@@ -37,6 +37,37 @@ class ConfigMixin:
         return dataclasses.replace(self, **changes)
 
 
+NORMS = ("batch", "layer", "instance")
+KEYPOINT_REDUCTIONS = ("spatial", "marginal")
+PADDING_MODES = ("zero", "reflect", "symmetric")
+
+KEYPOINT_HEAD_DOC = """The keypoint bottleneck's fields, shared by PermaKeyConfig and TransporterConfig.
+
+  keypoint_reduction: how heatmap logits become coordinates: "spatial" (a softmax over all
+    positions of the map, then the expected position) or "marginal" (the authors' and DeepMind's
+    Transporter code: the logits averaged over rows / columns, a softmax per axis).
+  keypoint_padding: border filling of the keypoint network's convolutions: "zero" (Keras'
+    "same", both reference codes), "reflect" or "symmetric" (mirrored).
+  heatmap_temperature: the heatmap logits are divided by it before the softmax (1.0 = none).
+  learn_heatmap_temperature: train the inverse temperature (a scalar, starting at
+    1 / heatmap_temperature) with the keypoint network.
+"""
+
+
+def check_keypoint_head(config) -> None:
+    """Raises ValueError naming the bad keypoint-bottleneck field of a model config."""
+    if config.num_keypoints < 1:
+        raise ValueError(f"num_keypoints must be >= 1, got {config.num_keypoints}")
+    if not config.keypoint_sigma > 0:
+        raise ValueError(f"keypoint_sigma must be > 0, got {config.keypoint_sigma}")
+    if not config.heatmap_temperature > 0:
+        raise ValueError(f"heatmap_temperature must be > 0, got {config.heatmap_temperature}")
+    for name, valid in (("keypoint_reduction", KEYPOINT_REDUCTIONS),
+                        ("keypoint_padding", PADDING_MODES)):
+        if getattr(config, name) not in valid:
+            raise ValueError(f"{name} must be one of {valid}, got {getattr(config, name)!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class PermaKeyConfig(ConfigMixin):
     """PermaKey's hyperparameters; defaults are the paper's configuration.
@@ -56,6 +87,9 @@ class PermaKeyConfig(ConfigMixin):
         layer's channel count (1024/512/256 for layer 0, 2048/512/256 for layer 1).
       odd_size_rule: "pad" (zero-pad odd feature maps to a multiple of p; default) or "crop"
         (drop the last row/column like the reference; 21x21 -> 10x10 cells).
+      lsp_border: what an LSPN sees beyond the feature map's edge: "zero" cells (the reference)
+        or "replicate" (copies of the edge cells; see ops.pad_cells). Zeros make every edge
+        cell unpredictable where a wall or background meets the frame's edge.
       error_map_mode: "rmse" (reference code until mid-2021, the paper's era) or "mse" (later).
       error_map_denominator_epsilon: the 1e-3 in error / (mean centre activation + eps).
       normalize_epsilon: guards the per-image min-max normalisation of error maps (the reference
@@ -63,16 +97,30 @@ class PermaKeyConfig(ConfigMixin):
       num_keypoints: K.
       pointnet_second_stride: 1 (paper-era code, 42x42 heatmaps) or 2 (later code, 21x21).
       keypoint_sigma: Gaussian width in [-1, 1] units (0.1 paper, 0.12 later code).
+      keypoint_reduction / keypoint_padding / heatmap_temperature / learn_heatmap_temperature:
+        the keypoint bottleneck, see :data:`KEYPOINT_HEAD_DOC` below.
+      pointnet_norm: normalisation in the PointNet: "batch" (paper), "layer" or "instance".
+      pointnet_loss_extent: "frame" (the paper: the loss over the error maps' pixels) or
+        "padded" (also over a 3-sigma band around the frame, where the maps count as 0, so the
+        part of a Gaussian beyond the edge is not free: see permakey.pointnet_loss).
+      gaussian_combination: how the K Gaussian maps make the map compared with the error maps:
+        "sum" (the paper) or "max" (two keypoints on one object cost nothing extra, so a
+        surplus keypoint is not pushed off the objects into empty space, where it gets no
+        gradient).
+      pointnet_updates_per_step: Adam updates of the PointNet per training batch, each on that
+        batch's (stop-gradient) error maps; 1 = the paper's single joint step.
       learning_rate: Adam's initial learning rate for all three modules (2e-4).
       lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
         (InverseTimeDecay as the authors' code; their shared optimizer stepped 4x per batch).
       lr_decay_rate / lr_decay_steps: 0.85 every 10,000 steps.
       inference_batch_statistics: at inference (call(training=False), test_step, predict) the
         encoder, the LSPNs and the PointNet normalise with the batch's own statistics instead of
-        BatchNorm's moving averages (which are left untouched). REFERENCE.md section 10: the
-        moving statistics lag the features and, divided by a near-zero background activation,
-        can invert the error maps. True (default) scores error maps and keypoints as training
-        computes them; False is the reference's plain inference mode.
+        BatchNorm's moving averages (which are left untouched). False (default): the moving
+        statistics, which train.py recomputes from the current weights before every validation
+        ("precise BatchNorm", :meth:`PermaKey.recompute_batch_norm_statistics`), so a frame gets
+        the same outputs alone or in any batch. True scores frames with their batch's
+        statistics, as training computes them (a research switch; outputs then depend on the
+        batch).
       latent_min_scale: floor added to the VAE's softplus scale (keeps log(scale) finite).
     """
 
@@ -88,25 +136,38 @@ class PermaKeyConfig(ConfigMixin):
     patch_size: int = 2
     lsp_hidden_widths: Optional[tuple[int, ...]] = None
     odd_size_rule: str = "pad"
+    lsp_border: str = "zero"
     error_map_mode: str = "rmse"
     error_map_denominator_epsilon: float = 1e-3
     normalize_epsilon: float = 1e-6
     num_keypoints: int = 8
     pointnet_second_stride: int = 1
     keypoint_sigma: float = 0.1
+    keypoint_reduction: str = "marginal"
+    keypoint_padding: str = "zero"
+    heatmap_temperature: float = 1.0
+    learn_heatmap_temperature: bool = False
+    pointnet_norm: str = "batch"
+    pointnet_loss_extent: str = "frame"
+    gaussian_combination: str = "sum"
+    pointnet_updates_per_step: int = 1
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
     lr_decay_rate: float = 0.85
     lr_decay_steps: int = 10_000
-    inference_batch_statistics: bool = True
+    inference_batch_statistics: bool = False
     latent_min_scale: float = 1e-4
 
     def __post_init__(self):
         choices = {
             "decoder_upsampling": ("bilinear", "nearest"),
             "odd_size_rule": ("pad", "crop"),
+            "lsp_border": ("zero", "replicate"),
             "error_map_mode": ("rmse", "mse"),
             "lr_schedule": ("paper", "reference"),
+            "pointnet_norm": NORMS,
+            "pointnet_loss_extent": ("frame", "padded"),
+            "gaussian_combination": ("sum", "max"),
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -118,8 +179,11 @@ class PermaKeyConfig(ConfigMixin):
         n = len(self.encoder_filters)
         if not (len(self.encoder_kernels) == len(self.encoder_strides) == n):
             raise ValueError("encoder_kernels, encoder_filters and encoder_strides need equal lengths")
-        if self.num_keypoints < 1:
-            raise ValueError(f"num_keypoints must be >= 1, got {self.num_keypoints}")
+        check_keypoint_head(self)
+        if self.pointnet_updates_per_step < 1:
+            raise ValueError(
+                f"pointnet_updates_per_step must be >= 1, got {self.pointnet_updates_per_step}"
+            )
         if not self.lsp_layers:
             raise ValueError("lsp_layers needs at least one encoder layer")
         bad = [i for i in self.lsp_layers if not 0 <= i < n]
@@ -127,6 +191,31 @@ class PermaKeyConfig(ConfigMixin):
             raise ValueError(
                 f"lsp_layers {bad} do not exist: the encoder has {n} layers (indices 0..{n - 1})"
             )
+        if len(set(self.lsp_layers)) != len(self.lsp_layers):
+            raise ValueError(
+                f"lsp_layers {self.lsp_layers} names a layer twice; list each encoder layer once"
+            )
+        for layer in self.lsp_layers:
+            size = self.feature_sizes[layer]
+            cells = -(-size // self.patch_size) if self.odd_size_rule == "pad" else size // self.patch_size
+            if cells < 3:
+                raise ValueError(
+                    f"patch_size {self.patch_size} leaves encoder layer {layer} ({size}x{size} "
+                    f"features) {cells}x{cells} cells: a cell needs neighbours to be predicted "
+                    f"from, so use patch_size <= {max(1, size // 3)} for this layer or drop it "
+                    "from lsp_layers"
+                )
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+
+    @property
+    def feature_sizes(self) -> tuple[int, ...]:
+        """Side of each encoder layer's feature map ("same" convolutions: ceil(size / stride))."""
+        sizes, size = [], self.image_size
+        for stride in self.encoder_strides:
+            size = -(-size // stride)
+            sizes.append(size)
+        return tuple(sizes)
 
     @classmethod
     def for_game(cls, game: str, **changes) -> "PermaKeyConfig":
@@ -159,6 +248,8 @@ class TransporterConfig(ConfigMixin):
         "quite a lot more stable").
       num_keypoints: K.
       keypoint_sigma: Gaussian width in [-1, 1] units, exp(-d^2 / sigma^2) (0.1).
+      keypoint_reduction / keypoint_padding / heatmap_temperature / learn_heatmap_temperature:
+        the keypoint bottleneck, the same options as PermaKey's (:data:`KEYPOINT_HEAD_DOC`).
       l2_weight: weight of sum(kernel^2) over all conv kernels added to the loss. The
         re-implementation declares l2(0.1) on every kernel but its custom loop never adds it, so
         its effective value is 0 (the default); DeepMind's code declares l2(1.0).
@@ -179,6 +270,10 @@ class TransporterConfig(ConfigMixin):
     norm: str = "batch"
     num_keypoints: int = 8
     keypoint_sigma: float = 0.1
+    keypoint_reduction: str = "marginal"
+    keypoint_padding: str = "zero"
+    heatmap_temperature: float = 1.0
+    learn_heatmap_temperature: bool = False
     l2_weight: float = 0.0
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
@@ -186,7 +281,7 @@ class TransporterConfig(ConfigMixin):
     lr_decay_steps: int = 30_000
 
     DECODER_OUTPUTS = ("linear", "sigmoid", "bn_sigmoid")
-    NORMS = ("batch", "layer", "instance")
+    NORMS = NORMS
     LR_SCHEDULES = ("paper", "reference")
 
     def __post_init__(self):
@@ -195,10 +290,7 @@ class TransporterConfig(ConfigMixin):
             raise ValueError(
                 "encoder_kernels, encoder_filters and encoder_strides need equal, non-zero lengths"
             )
-        if self.num_keypoints < 1:
-            raise ValueError(f"num_keypoints must be >= 1, got {self.num_keypoints}")
-        if self.keypoint_sigma <= 0:
-            raise ValueError(f"keypoint_sigma must be > 0, got {self.keypoint_sigma}")
+        check_keypoint_head(self)
         if self.l2_weight < 0:
             raise ValueError(f"l2_weight must be >= 0, got {self.l2_weight}")
         for name, value, valid in (

@@ -46,16 +46,27 @@ def next_version(export_base: os.PathLike | str) -> int:
 
 
 def serving_function(model: keras.Model, image_size: int = 84):
-    """frames uint8 [N, S, S, 3] -> dict of float32 outputs (SERVING_OUTPUTS present in the model)."""
+    """frames uint8 [N, S, S, 3] -> dict of float32 outputs (SERVING_OUTPUTS present in the model).
+
+    An empty request (N = 0) gets empty outputs of the right shapes, without running the model.
+    """
+    # PermaKey's inference path skips the latent head and decoder (no reconstruction served).
+    predict = getattr(model, "predict_keypoints", None) or (lambda x: model(x, training=False))
+
+    def outputs_of(frames):
+        outputs = predict(frames)
+        return {name: tf.cast(outputs[name], tf.float32) for name in SERVING_OUTPUTS if name in outputs}
+
+    example = outputs_of(np.zeros([1, image_size, image_size, 3], np.uint8))
+    shapes = {name: value.shape[1:] for name, value in example.items()}
 
     def serve(frames):
         frames = tf.ensure_shape(frames, [None, image_size, image_size, 3])
-        # PermaKey's inference path skips the latent head and decoder (no reconstruction served).
-        predict = getattr(model, "predict_keypoints", None)
-        outputs = predict(frames) if predict is not None else model(frames, training=False)
-        return {
-            name: tf.cast(outputs[name], tf.float32) for name in SERVING_OUTPUTS if name in outputs
-        }
+        return tf.cond(
+            tf.shape(frames)[0] > 0,
+            lambda: outputs_of(frames),
+            lambda: {name: tf.zeros([0, *shape], tf.float32) for name, shape in shapes.items()},
+        )
 
     return serve
 
@@ -86,12 +97,13 @@ def export_saved_model(
         )
     # Make sure every variable exists (a model after a custom-train_step fit may not be built).
     model(np.zeros([1, image_size, image_size, 3], np.uint8), training=False)
+    serve = serving_function(model, image_size)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
         name=SIGNATURE_NAME,
-        fn=serving_function(model, image_size),
+        fn=serve,
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name=INPUT_NAME)],
     )
     export_base.mkdir(parents=True, exist_ok=True)

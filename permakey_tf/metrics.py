@@ -29,6 +29,8 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from permakey_tf import probe
+
 # Static / background classes of OCAtari that are excluded from the targets by default
 # (REFERENCE.md section 8). Compared case-insensitively with the dataset's class names.
 STATIC_CLASS_NAMES: tuple[str, ...] = (
@@ -460,6 +462,66 @@ def _tracked_motion(kp0, kp1, c0, c1, labels0, labels1, hits0, targets1, max_dis
 
 
 # --------------------------------------------------------------------------------------------------
+# Linear probe from keypoints to object positions
+
+
+def class_positions(objects: ObjectSet, settings: MetricSettings = MetricSettings()) -> dict[str, np.ndarray]:
+    """Per target class, the mean box centre of its targets in each frame.
+
+    For a class with one object per frame (a player, a ball) that is the object's position; for a
+    group (an alien formation) the group's centroid.
+
+    Returns:
+      ``{"<class>_x": [N], "<class>_y": [N]}`` pixels, NaN in frames without that class.
+    """
+    targets = target_mask(objects, settings)
+    centres = object_centres(objects.boxes, settings.image_size)  # [N, M, 2]
+    positions = {}
+    for label in np.unique(objects.labels[targets]):
+        of_class = targets & (objects.labels == label)
+        count = of_class.sum(1)
+        with np.errstate(invalid="ignore"):
+            mean = (centres * of_class[..., None]).sum(1) / count[:, None]
+        mean[count == 0] = np.nan
+        name = _class_name(objects, label)
+        positions[f"{name}_x"], positions[f"{name}_y"] = mean[:, 0], mean[:, 1]
+    return positions
+
+
+def position_probe(
+    keypoints: np.ndarray,
+    objects: ObjectSet,
+    episode_ids: np.ndarray,
+    steps: np.ndarray,
+    settings: MetricSettings = MetricSettings(),
+) -> dict[str, float]:
+    """R^2 of a linear probe from the 2K keypoint coordinates of a frame to its objects'
+    positions (:func:`class_positions`), fitted on one half of the episodes and scored on the
+    other (:mod:`permakey_tf.probe`).
+
+    Returns:
+      ``probe_r2`` (mean over the variables that qualified; a fixed layout scores <= 0),
+      ``probe_r2/<class>`` (mean of its x and y), ``probe_variables`` (how many qualified).
+    """
+    keypoints = _check_keypoints(keypoints, objects.num_frames)
+    fit_mask = probe.split_by_episode(episode_ids, steps)
+    scores = probe.probe_r2(keypoints.reshape(len(keypoints), -1), class_positions(objects, settings),
+                            fit_mask)
+    result = {"probe_r2": float(np.mean(list(scores.values()))) if scores else math.nan,
+              "probe_variables": float(len(scores))}
+    for name in sorted({key.rsplit("_", 1)[0] for key in scores}):
+        values = [scores[f"{name}_{axis}"] for axis in ("x", "y") if f"{name}_{axis}" in scores]
+        result[f"probe_r2/{name}"] = float(np.mean(values))
+    return result
+
+
+def _class_name(objects: ObjectSet, label: int) -> str:
+    if objects.class_names is not None and 0 <= label < len(objects.class_names):
+        return objects.class_names[label]
+    return str(int(label))
+
+
+# --------------------------------------------------------------------------------------------------
 # Whole evaluation set
 
 
@@ -485,7 +547,7 @@ def evaluate_keypoints(
       settings: matching rules.
       bar_masks: optional ``[N, H, W]`` bool; adds ``bar_share``.
       episode_ids, steps: optional ``[N]``; add the stability metrics of
-        :func:`stability_metrics`.
+        :func:`stability_metrics` and the object-position probe of :func:`position_probe`.
     """
     keypoints = _check_keypoints(keypoints, objects.num_frames)
     n, k = keypoints.shape[:2]
@@ -513,14 +575,13 @@ def evaluate_keypoints(
         of_class = targets & (objects.labels == label)
         value = _safe_div((found & of_class).sum(), of_class.sum())
         class_recalls.append(value)
-        name = (objects.class_names[label] if objects.class_names is not None
-                and 0 <= label < len(objects.class_names) else str(int(label)))
-        result[f"recall_class/{name}"] = value
+        result[f"recall_class/{_class_name(objects, label)}"] = value
     result["recall_class_macro"] = float(np.mean(class_recalls)) if class_recalls else math.nan
     if bar_masks is not None:
         result["bar_share"] = float(per_frame["bar_share"].mean()) if n else math.nan
     if episode_ids is not None and steps is not None:
         result.update(stability_metrics(keypoints, objects, episode_ids, steps, settings))
+        result.update(position_probe(keypoints, objects, episode_ids, steps, settings))
     return result
 
 

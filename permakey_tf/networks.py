@@ -43,11 +43,14 @@ def apply_batch_norm(norm, x, training=None, batch_statistics=False):
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
 class ConvStack(keras.layers.Layer):
-    """A stack of Conv -> Norm -> ReLU blocks, padding "same"; returns every block's output.
+    """A stack of Conv -> Norm -> ReLU blocks with "same" output sizes; returns every block's output.
 
-    Used as the VAE encoder and PointNet trunk of PermaKey and as Transporter's encoder and
-    keypointer. Block i has ``kernels[i]``, ``filters[i]``, ``strides[i]``; ``norm`` is "batch"
-    (default), "layer" or "instance" (see :func:`make_normalisation`).
+    Used as the VAE encoder of PermaKey, as Transporter's encoder, and as the trunk of the
+    keypoint network of both (:class:`KeypointNet`). Block i has ``kernels[i]``, ``filters[i]``,
+    ``strides[i]``; ``norm`` is "batch" (default), "layer" or "instance" (see
+    :func:`make_normalisation`); ``padding`` is how the borders are filled before each
+    convolution: "zero" (Keras' "same"), "reflect" or "symmetric" (see
+    :func:`ops.pad_for_same_conv`). The weights do not depend on the padding.
 
     Call:
       inputs ``[B, H, W, C]`` -> list of ``[B, H_i, W_i, filters[i]]`` (post-BN, post-ReLU).
@@ -61,50 +64,66 @@ class ConvStack(keras.layers.Layer):
         filters: Sequence[int],
         strides: Sequence[int],
         norm: str = "batch",
+        padding: str = "zero",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if padding not in ops.PADDING_MODES:
+            raise ValueError(f"padding must be one of {ops.PADDING_MODES}, got {padding!r}")
         self.norm = norm
+        self.padding = padding
         self.kernels = tuple(int(k) for k in kernels)
         self.filters = tuple(int(f) for f in filters)
         self.strides = tuple(int(s) for s in strides)
         if not (len(self.kernels) == len(self.filters) == len(self.strides)):
             raise ValueError("kernels, filters and strides need equal lengths")
+        conv_padding = "same" if padding == "zero" else "valid"
         self.convs = [
-            keras.layers.Conv2D(f, k, strides=s, padding="same", use_bias=False, name=f"conv{i}")
+            keras.layers.Conv2D(f, k, strides=s, padding=conv_padding, use_bias=False, name=f"conv{i}")
             for i, (k, f, s) in enumerate(zip(self.kernels, self.filters, self.strides))
         ]
         prefix = "bn" if norm == "batch" else "norm"
         self.norms = [make_normalisation(norm, f"{prefix}{i}") for i in range(len(self.filters))]
 
+    def _output_size(self, size, stride):
+        return None if size is None else -(-size // stride)
+
     def build(self, input_shape):
         shape = tuple(input_shape)
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm, stride in zip(self.convs, self.norms, self.strides):
             conv.build(shape)
-            shape = conv.compute_output_shape(shape)
+            shape = (shape[0], self._output_size(shape[1], stride), self._output_size(shape[2], stride),
+                     conv.filters)
             norm.build(shape)
         self.built = True
+
+    def _conv(self, index, x):
+        if self.padding != "zero":
+            x = ops.pad_for_same_conv(x, self.kernels[index], self.strides[index], self.padding)
+        return self.convs[index](x)
 
     def call(self, inputs, training=None, batch_statistics=False):
         outputs = []
         x = inputs
-        for conv, norm in zip(self.convs, self.norms):
-            x = keras.ops.relu(apply_batch_norm(norm, conv(x), training, batch_statistics))
+        for index, norm in enumerate(self.norms):
+            x = keras.ops.relu(apply_batch_norm(norm, self._conv(index, x), training, batch_statistics))
             outputs.append(x)
         return outputs
 
     def compute_output_shape(self, input_shape):
         shapes = []
         shape = tuple(input_shape)
-        for conv in self.convs:
-            shape = conv.compute_output_shape(shape)
+        for filters, stride in zip(self.filters, self.strides):
+            shape = (shape[0], self._output_size(shape[1], stride), self._output_size(shape[2], stride),
+                     filters)
             shapes.append(shape)
         return shapes
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            kernels=self.kernels, filters=self.filters, strides=self.strides, norm=self.norm
+            kernels=self.kernels, filters=self.filters, strides=self.strides, norm=self.norm,
+            padding=self.padding,
         )
         return config
 
@@ -294,9 +313,13 @@ class LocalSpatialPredictor(keras.layers.Layer):
         patch_size: int = 2,
         hidden_widths: Optional[Sequence[int]] = None,
         odd_size_rule: str = "pad",
+        border: str = "zero",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if border not in ops.LSP_BORDERS:
+            raise ValueError(f"border must be one of {ops.LSP_BORDERS}, got {border!r}")
+        self.border = border
         if odd_size_rule not in ops.ODD_SIZE_RULES:
             raise ValueError(f"odd_size_rule must be one of {ops.ODD_SIZE_RULES}, got {odd_size_rule!r}")
         if int(patch_size) < 1:
@@ -345,10 +368,13 @@ class LocalSpatialPredictor(keras.layers.Layer):
         aligned = ops.align_to_cells(features, self.patch_size, self.odd_size_rule)
         target = tf.nn.space_to_depth(aligned, self.patch_size)  # [B, gh, gw, p^2 C]
         if patch_form:
-            ring, _ = ops.extract_neighbour_patches(features, self.patch_size, self.odd_size_rule)
+            if self.border == "zero":
+                ring, _ = ops.extract_neighbour_patches(features, self.patch_size, self.odd_size_rule)
+            else:
+                ring = ops.cell_ring(target, self.border)
             x = tf.matmul(ring, tf.cast(self.ring_kernel(), ring.dtype))
         else:
-            x = ops.neighbour_conv(target, tf.cast(self.first_kernel, target.dtype))
+            x = ops.neighbour_conv(target, tf.cast(self.first_kernel, target.dtype), self.border)
         for i, norm in enumerate(self.norms):
             x = keras.ops.relu(apply_batch_norm(norm, x, training, batch_statistics))
             x = self.denses[i](x) if i < len(self.denses) else self.output_dense(x)
@@ -364,38 +390,69 @@ class LocalSpatialPredictor(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            patch_size=self.patch_size, hidden_widths=self.hidden_widths, odd_size_rule=self.odd_size_rule
+            patch_size=self.patch_size, hidden_widths=self.hidden_widths, odd_size_rule=self.odd_size_rule,
+            border=self.border,
         )
         return config
 
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
-class PointNet(keras.layers.Layer):
-    """PermaKey's keypoint network: a :class:`ConvStack` over the error maps and a 1x1 conv to K
-    heatmap logits (the last block's output feeds the 1x1 conv).
+class KeypointNet(keras.layers.Layer):
+    """The keypoint network of both models: a :class:`ConvStack` and a 1x1 conv to K heatmap
+    logits, divided by a temperature. PermaKey runs it on error maps (the paper's "PointNet"),
+    Transporter on frames (its "keypointer"); ``ops.heatmaps_to_keypoints`` turns the logits into
+    coordinates.
+
+    Args:
+      kernels, filters, strides, norm, padding: the trunk (:class:`ConvStack`).
+      num_keypoints: K, the number of heatmaps.
+      temperature: the logits are divided by it (1 = the plain 1x1 conv output). A lower
+        temperature sharpens the softmax of the keypoint reduction.
+      learn_temperature: the inverse temperature becomes a trained scalar (stored as its log,
+        float32), starting at ``1 / temperature``.
 
     Call:
-      maps ``[B, H, W, L]`` -> heatmaps ``[B, H / prod(strides), W / prod(strides), K]`` logits.
-      ``batch_statistics`` as in :class:`ConvStack`.
+      maps ``[B, H, W, C]`` -> heatmap logits ``[B, H / prod(strides), W / prod(strides), K]``,
+      float32. ``batch_statistics`` as in :class:`ConvStack`.
     """
 
-    def __init__(self, kernels, filters, strides, num_keypoints: int, **kwargs):
+    def __init__(self, kernels, filters, strides, num_keypoints: int, norm: str = "batch",
+                 padding: str = "zero", temperature: float = 1.0, learn_temperature: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         self.kernels = tuple(int(k) for k in kernels)
         self.filters = tuple(int(f) for f in filters)
         self.strides = tuple(int(s) for s in strides)
         self.num_keypoints = int(num_keypoints)
-        self.trunk = ConvStack(self.kernels, self.filters, self.strides, name="trunk")
+        self.norm = norm
+        self.padding = padding
+        self.temperature = float(temperature)
+        self.learn_temperature = bool(learn_temperature)
+        self.trunk = ConvStack(self.kernels, self.filters, self.strides, norm=norm, padding=padding,
+                               name="trunk")
         self.heatmap_conv = keras.layers.Conv2D(self.num_keypoints, 1, name="heatmap_conv")
+        self.log_inverse_temperature = None
 
     def build(self, input_shape):
         self.trunk.build(input_shape)
         self.heatmap_conv.build(self.trunk.compute_output_shape(input_shape)[-1])
+        if self.learn_temperature:
+            self.log_inverse_temperature = self.add_weight(
+                name="log_inverse_temperature", shape=(), dtype="float32",
+                initializer=keras.initializers.Constant(-math.log(self.temperature)),
+            )
         self.built = True
 
     def call(self, maps, training=None, batch_statistics=False):
         features = self.trunk(maps, training=training, batch_statistics=batch_statistics)
-        return self.heatmap_conv(features[-1])
+        logits = tf.cast(self.heatmap_conv(features[-1]), tf.float32)
+        if self.log_inverse_temperature is not None:
+            return logits * tf.exp(tf.convert_to_tensor(self.log_inverse_temperature))
+        if self.temperature != 1.0:
+            return logits / self.temperature
+        return logits
 
     def compute_output_shape(self, input_shape):
         last = self.trunk.compute_output_shape(input_shape)[-1]
@@ -408,5 +465,9 @@ class PointNet(keras.layers.Layer):
             filters=self.filters,
             strides=self.strides,
             num_keypoints=self.num_keypoints,
+            norm=self.norm,
+            padding=self.padding,
+            temperature=self.temperature,
+            learn_temperature=self.learn_temperature,
         )
         return config

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from permakey_tf.config import KEYPOINT_REDUCTIONS, PADDING_MODES
+
 ODD_SIZE_RULES = ("pad", "crop")
 
 
@@ -72,15 +74,25 @@ def extract_neighbour_patches(
     return ring, centre
 
 
-def cell_ring(cells: tf.Tensor) -> tf.Tensor:
-    """The 8 neighbours of every cell of a cell grid, zeros outside it.
+LSP_BORDERS = ("zero", "replicate")
 
-    ``cells [B, gh, gw, d] -> [B, gh, gw, 8 d]``, neighbours in row-major order of the 3x3 cell
-    grid (centre skipped). With ``cells = space_to_depth(align_to_cells(features, p), p)`` this is
-    the ``ring`` of :func:`extract_neighbour_patches`.
+
+def pad_cells(cells: tf.Tensor, border: str) -> tf.Tensor:
+    """One cell of border around a cell grid: zeros (``"zero"``, the reference) or copies of the
+    edge cells (``"replicate"``).
+
+    With zeros, a cell on the frame's edge has neighbours no interior cell has, so the LSPN
+    predicts edge cells worse: a wall or background that meets the frame's edge lights up there
+    in the error maps in every frame. Replicated edge cells continue the picture outwards.
     """
-    gh, gw = cells.shape[1], cells.shape[2]
-    padded = tf.pad(cells, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    if border not in LSP_BORDERS:
+        raise ValueError(f"border must be one of {LSP_BORDERS}, got {border!r}")
+    mode = "CONSTANT" if border == "zero" else "SYMMETRIC"  # symmetric by one = replicate
+    return tf.pad(cells, [[0, 0], [1, 1], [1, 1], [0, 0]], mode=mode)
+
+
+def _ring_of_padded(padded: tf.Tensor) -> tf.Tensor:
+    gh, gw = padded.shape[1] - 2, padded.shape[2] - 2
     neighbours = [
         padded[:, dy : dy + gh, dx : dx + gw, :]
         for dy in range(3)
@@ -90,52 +102,92 @@ def cell_ring(cells: tf.Tensor) -> tf.Tensor:
     return tf.concat(neighbours, axis=-1)
 
 
+def cell_ring(cells: tf.Tensor, border: str = "zero") -> tf.Tensor:
+    """The 8 neighbours of every cell of a cell grid (outside it: :func:`pad_cells`).
+
+    ``cells [B, gh, gw, d] -> [B, gh, gw, 8 d]``, neighbours in row-major order of the 3x3 cell
+    grid (centre skipped). With ``cells = space_to_depth(align_to_cells(features, p), p)`` and
+    ``border="zero"`` this is the ``ring`` of :func:`extract_neighbour_patches`.
+    """
+    return _ring_of_padded(pad_cells(cells, border))
+
+
 _CENTRE_MASK = ((1.0, 1.0, 1.0), (1.0, 0.0, 1.0), (1.0, 1.0, 1.0))
 
 
-@tf.custom_gradient
-def neighbour_conv(cells: tf.Tensor, kernel: tf.Tensor):
+def neighbour_conv(cells: tf.Tensor, kernel: tf.Tensor, border: str = "zero") -> tf.Tensor:
     """A 3x3 convolution over a cell grid that ignores the centre tap: every output cell is a
     linear map of its 8 neighbours only (the first Dense of an LSPN).
 
     ``cells [B, gh, gw, d]``, ``kernel [3, 3, d, h]`` (its centre tap is ignored: masked to zero)
-    -> ``[B, gh, gw, h]``, stride 1, "same" zero padding. Equal to
-    ``cell_ring(cells) @ reshape(kernel without its centre, [8 d, h])``.
+    -> ``[B, gh, gw, h]``, stride 1, the grid bordered by :func:`pad_cells`. Equal to
+    ``cell_ring(cells, border) @ reshape(kernel without its centre, [8 d, h])``.
 
     Computed as one convolution forward (no ``8 d``-wide tensor kept for the backward pass). Its
-    kernel gradient is computed as ``cell_ring(cells)^T @ dy``, one matrix product over every cell
-    with the ring rebuilt on the fly: 1.3-1.6x faster than oneDNN's convolution weight gradient
-    here, and it skips the centre tap's multiply-adds (whose gradient is zero).
-    docs/PERFORMANCE.md has the measurements; tests compare both gradients with autodiff.
+    kernel gradient is computed as ``ring^T @ dy``, one matrix product over every cell with the
+    ring rebuilt on the fly: 1.3-1.6x faster than oneDNN's convolution weight gradient here, and
+    it skips the centre tap's multiply-adds (whose gradient is zero). docs/PERFORMANCE.md has the
+    measurements; tests compare both gradients with autodiff.
     """
+    return _valid_neighbour_conv(pad_cells(cells, border), kernel)
+
+
+@tf.custom_gradient
+def _valid_neighbour_conv(padded: tf.Tensor, kernel: tf.Tensor):
+    """:func:`neighbour_conv` on an already bordered grid ``[B, gh + 2, gw + 2, d]`` ("valid")."""
     mask = tf.constant(_CENTRE_MASK, kernel.dtype)[:, :, None, None]
     masked = kernel * mask
-    outputs = tf.nn.conv2d(cells, masked, strides=1, padding="SAME")
+    outputs = tf.nn.conv2d(padded, masked, strides=1, padding="VALID")
     # The gradient runs outside the caller's name scope: re-enter it so that its ops keep the
     # layer's name (profiles and bench/ FLOP counts attribute ops to layers by name).
     scope = tf.get_current_name_scope()
 
     def gradient(d_outputs):
         with tf.name_scope(f"{scope}/neighbour_conv_grad/" if scope else "neighbour_conv_grad/"):
-            return _neighbour_conv_gradient(cells, kernel, masked, d_outputs)
+            return _neighbour_conv_gradient(padded, kernel, masked, d_outputs)
 
     return outputs, gradient
 
 
-def _neighbour_conv_gradient(cells, kernel, masked, d_outputs):
-    """(d_cells, d_kernel) of :func:`neighbour_conv`."""
+def _neighbour_conv_gradient(padded, kernel, masked, d_outputs):
+    """(d_padded, d_kernel) of :func:`_valid_neighbour_conv`."""
     depth, width = kernel.shape[2], kernel.shape[3]
-    ring = tf.reshape(cell_ring(cells), [-1, 8 * depth])
+    ring = tf.reshape(_ring_of_padded(padded), [-1, 8 * depth])
     d_ring = tf.matmul(ring, tf.reshape(d_outputs, [-1, width]), transpose_a=True)
     taps = tf.reshape(d_ring, [8, depth, width])
     centre = tf.zeros([1, depth, width], d_ring.dtype)
     d_kernel = tf.reshape(tf.concat([taps[:4], centre, taps[4:]], axis=0), [3, 3, depth, width])
     # Pruned from the graph when nothing needs it (an LSPN's input is stop-gradient).
-    d_cells = tf.raw_ops.Conv2DBackpropInput(
-        input_sizes=tf.shape(cells), filter=masked, out_backprop=d_outputs,
-        strides=[1, 1, 1, 1], padding="SAME",
+    d_padded = tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=tf.shape(padded), filter=masked, out_backprop=d_outputs,
+        strides=[1, 1, 1, 1], padding="VALID",
     )
-    return d_cells, d_kernel
+    return d_padded, d_kernel
+
+
+def pad_for_same_conv(x: tf.Tensor, kernel: int, stride: int, mode: str) -> tf.Tensor:
+    """Pads ``[B, H, W, C]`` by what a "same" convolution would add, with edge-derived values.
+
+    The amounts are TensorFlow's "same" ones (total ``max((ceil(n/s) - 1) s + k - n, 0)``, the
+    larger half after), so a "valid" convolution on the result has the shape and alignment of a
+    "same" one. ``mode`` is ``"reflect"`` (mirror without repeating the edge row: ``c b | a b c``)
+    or ``"symmetric"`` (mirror repeating it: ``b a | a b c``); ``"zero"`` gives zeros, as the "same"
+    convolution itself.
+
+    Zero padding gives a map's first and last rows and columns features no interior pixel has,
+    in every frame alike; mirrored padding makes a constant background look the same at the
+    border as inside.
+    """
+    if mode not in PADDING_MODES:
+        raise ValueError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
+    amounts = [[0, 0]]
+    for size in (x.shape[1], x.shape[2]):
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        amounts.append([total // 2, total - total // 2])
+    amounts.append([0, 0])
+    tf_mode = {"zero": "CONSTANT", "reflect": "REFLECT", "symmetric": "SYMMETRIC"}[mode]
+    return tf.pad(x, amounts, mode=tf_mode)
 
 
 def align_to_cells(features: tf.Tensor, patch_size: int, odd_size_rule: str = "pad") -> tf.Tensor:
@@ -171,30 +223,57 @@ def cells_to_map(cell_values: tf.Tensor, patch_size: int, height: int, width: in
     return up
 
 
-def heatmaps_to_keypoints(heatmaps: tf.Tensor) -> tf.Tensor:
-    """Keypoint coordinates from heatmap logits, as in DeepMind's Transporter.
+def heatmaps_to_keypoints(heatmaps: tf.Tensor, reduction: str = "spatial") -> tf.Tensor:
+    """Keypoint coordinates from heatmap logits: the expectation of a softmax over positions.
 
-    For each axis: average the logits over the other axis, softmax along the axis, and take the
-    expectation over ``linspace(-1, 1, size)``. A whole bright row (or column) gives that row's
-    coordinate; a single bright pixel does not reach the corner (softmax of averaged logits).
+    ``"spatial"`` (default): one softmax over all ``H x W`` positions of a keypoint's map, and the
+    expected ``(y, x)`` under it (a "spatial soft-argmax"). A single bright cell gives that
+    cell's coordinates, so a small object can pull a keypoint onto itself.
+
+    ``"marginal"`` (DeepMind's Transporter, the PermaKey reference code): for each axis, average
+    the logits over the other axis, softmax along the axis, expectation over the grid. A whole
+    bright row (or column) gives that row's coordinate, but a small blob raises its row's mean
+    by only ``blob width / W`` of its logit, so a feature present in every frame along a whole
+    row or column (a frame border, a score bar) steers the keypoint the same way in every frame.
 
     Args:
       heatmaps: ``[B, H, W, K]`` logits.
+      reduction: ``"spatial"`` or ``"marginal"``.
 
     Returns:
-      ``[B, K, 2]`` keypoints ``(y, x)`` in ``[-1, 1]``, float32.
+      ``[B, K, 2]`` keypoints ``(y, x)`` in ``[-1, 1]`` (``linspace(-1, 1, size)`` grid), float32.
     """
+    if reduction not in KEYPOINT_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {KEYPOINT_REDUCTIONS}, got {reduction!r}")
     heatmaps = tf.cast(heatmaps, tf.float32)
     height, width = heatmaps.shape[1], heatmaps.shape[2]
-    y_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=2), axis=1)  # [B, H, K]
-    x_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=1), axis=1)  # [B, W, K]
-    y = tf.einsum("bhk,h->bk", y_weights, _grid(height, tf.float32))
-    x = tf.einsum("bwk,w->bk", x_weights, _grid(width, tf.float32))
+    ys, xs = _grid(height, tf.float32), _grid(width, tf.float32)
+    if reduction == "marginal":
+        y_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=2), axis=1)  # [B, H, K]
+        x_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=1), axis=1)  # [B, W, K]
+    else:
+        batch, channels = tf.shape(heatmaps)[0], heatmaps.shape[3]
+        flat = tf.reshape(heatmaps, [batch, height * width, channels])
+        weights = tf.reshape(tf.nn.softmax(flat, axis=1), [batch, height, width, channels])
+        y_weights = tf.reduce_sum(weights, axis=2)  # [B, H, K]: the softmax's marginals
+        x_weights = tf.reduce_sum(weights, axis=1)  # [B, W, K]
+    y = tf.einsum("bhk,h->bk", y_weights, ys)
+    x = tf.einsum("bwk,w->bk", x_weights, xs)
     return tf.stack([y, x], axis=-1)
 
 
+def _extended_grid(size: int, margin: int, dtype) -> tf.Tensor:
+    """The ``linspace(-1, 1, size)`` grid continued by ``margin`` cells on both sides."""
+    grid = _grid(size, dtype)
+    if margin == 0:
+        return grid
+    step = 2.0 / (size - 1) if size > 1 else 1.0
+    outside = tf.cast(tf.range(1, margin + 1), dtype) * step
+    return tf.concat([-1.0 - outside[::-1], grid, 1.0 + outside], axis=0)
+
+
 def keypoints_to_gaussian_maps(
-    keypoints: tf.Tensor, height: int, width: int, sigma: float
+    keypoints: tf.Tensor, height: int, width: int, sigma: float, margin: int = 0
 ) -> tf.Tensor:
     """Renders isotropic Gaussian blobs ``exp(-((y-mu_y)^2 + (x-mu_x)^2) / sigma^2)``.
 
@@ -204,15 +283,16 @@ def keypoints_to_gaussian_maps(
       keypoints: ``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]``.
       height, width: size of the output map.
       sigma: standard width in ``[-1, 1]`` units (0.1 in the paper).
+      margin: also render this many cells beyond every edge (the grid continued outwards).
 
     Returns:
-      ``[B, height, width, K]`` in ``[0, 1]``, the keypoints' dtype.
+      ``[B, height + 2 margin, width + 2 margin, K]`` in ``[0, 1]``, the keypoints' dtype.
     """
     dtype = keypoints.dtype
     mu_y = keypoints[:, :, 0][:, None, None, :]  # [B, 1, 1, K]
     mu_x = keypoints[:, :, 1][:, None, None, :]
-    ys = _grid(height, dtype)[None, :, None, None]
-    xs = _grid(width, dtype)[None, None, :, None]
+    ys = _extended_grid(height, margin, dtype)[None, :, None, None]
+    xs = _extended_grid(width, margin, dtype)[None, None, :, None]
     squared = (ys - mu_y) ** 2 + (xs - mu_x) ** 2
     return tf.exp(-squared / tf.cast(sigma, dtype) ** 2)
 
@@ -281,3 +361,55 @@ def hashed_normal(shape, seed: tf.Tensor) -> tf.Tensor:
     uniform = (top24 + 0.5) / 16777216.0  # in (0, 1)
     radius = tf.sqrt(-2.0 * tf.math.log(uniform[:count]))
     return tf.reshape(radius * tf.cos(6.283185307179586 * uniform[count:]), shape)
+
+
+# Float frames may exceed [0, 1] by this much (rounding in a caller's own scaling).
+FRAME_RANGE_TOLERANCE = 1e-3
+
+
+def scale_frames(frames, image_size: int, model: str = "the model") -> tf.Tensor:
+    """The frame-scaling rule of both models: uint8 ``[B, S, S, 3]`` in [0, 255] is divided by 255;
+    float frames must already be in [0, 1] and are used as they are; anything else is refused.
+
+    A float frame with a value outside [0, 1] (e.g. 0..255 pixels cast to float) raises
+    ``ValueError`` (eager) or ``InvalidArgumentError`` (in a graph) saying to pass uint8 or divide
+    by 255: it is never silently misread.
+
+    Returns:
+      float32 ``[B, S, S, 3]`` in [0, 1].
+
+    Raises:
+      ValueError naming the problem for a wrong rank, size, channel count or dtype.
+    """
+    frames = tf.convert_to_tensor(frames)
+    shape = frames.shape
+    expected = f"[batch, {image_size}, {image_size}, 3]"
+    if shape.rank != 4:
+        raise ValueError(
+            f"{model} expects frames shaped {expected}, got rank {shape.rank} {shape}; "
+            "add a batch axis for a single frame (frames[None])"
+        )
+    if shape[-1] != 3 or any(d is not None and d != image_size for d in shape[1:3]):
+        raise ValueError(
+            f"{model} expects frames shaped {expected}, got {shape}; resize the frames or set "
+            "the config's image_size"
+        )
+    if frames.dtype == tf.uint8:
+        return tf.cast(frames, tf.float32) / 255.0
+    if not frames.dtype.is_floating:
+        raise ValueError(
+            f"{model} expects uint8 frames in [0, 255] or float frames in [0, 1], got {frames.dtype.name}"
+        )
+    frames = tf.cast(frames, tf.float32)
+    message = (f"{model} got float frames outside [0, 1]: float frames must be scaled to [0, 1] "
+               "(divide 0..255 pixels by 255), or pass the uint8 pixels themselves")
+    low, high = -FRAME_RANGE_TOLERANCE, 1.0 + FRAME_RANGE_TOLERANCE
+    if tf.executing_eagerly():
+        if tf.size(frames) > 0 and (float(tf.reduce_min(frames)) < low or float(tf.reduce_max(frames)) > high):
+            raise ValueError(f"{message} (values {float(tf.reduce_min(frames)):.4g} to "
+                             f"{float(tf.reduce_max(frames)):.4g})")
+        return frames
+    checks = [tf.debugging.assert_greater_equal(frames, low, message=message),
+              tf.debugging.assert_less_equal(frames, high, message=message)]
+    with tf.control_dependencies(checks):
+        return tf.identity(frames)

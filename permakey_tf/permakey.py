@@ -43,12 +43,13 @@ Deliberate differences from the authors' code (REFERENCE.md), each with its swit
     by default; ``"crop"`` drops the last row/column like the reference (10x10).
   * Error maps: RMSE (paper era; ``error_map_mode="mse"`` = later code), min-max normalisation
     with an epsilon (the reference yields NaN on a constant map).
-  * At inference the encoder, the LSPNs and the PointNet normalise with batch statistics
-    (``inference_batch_statistics``; REFERENCE.md section 10: moving averages that lag the
-    features invert error maps; on Space Invaders they also made the validation PointNet loss
-    ~20x the training one after 150 steps, the keypoints bunching up). The decoder uses its
-    moving averages. Outputs then depend on the batch a frame comes with (statistics are over
-    batch and space, so one frame alone is fine).
+  * Inference statistics: BatchNorm's moving averages, recomputed from the current weights over
+    training batches (:meth:`PermaKey.recompute_batch_norm_statistics`, done by train.py before
+    every validation), so a frame's outputs do not depend on its batch. Exponential moving
+    averages that lag fast-changing weights can invert error maps (the maps divide by a
+    near-zero background activation); recomputing removes the lag. ``inference_batch_statistics
+    =True`` normalises with each batch's own statistics instead (outputs then depend on the
+    batch).
   * The PointNet loss is computed in evaluation too (the reference only in training).
   * Gaussian maps are rendered directly at 84x84 rather than at heatmap size and resized.
   * LSPN first layer: computed as a centre-masked 3x3 convolution over the cell grid, which is
@@ -56,6 +57,8 @@ Deliberate differences from the authors' code (REFERENCE.md), each with its swit
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import tensorflow as tf
@@ -66,8 +69,8 @@ from permakey_tf.networks import (
     ConvStack,
     Decoder,
     GaussianLatentHead,
+    KeypointNet,
     LocalSpatialPredictor,
-    PointNet,
 )
 
 MODULES = ("vae", "lsp", "pointnet")
@@ -76,31 +79,75 @@ LOSS_NAMES = ("loss", "vae_loss", "reconstruction_loss", "kl_loss", "lsp_loss", 
 REFERENCE_OPTIMIZER_STEPS_PER_BATCH = 4
 
 
-def scale_frames(frames, image_size: int) -> tf.Tensor:
-    """uint8 ``[B, S, S, 3]`` in [0, 255] or float in [0, 1] -> float32 in [0, 1].
-
-    Raises a ValueError naming the problem for a wrong rank, size, channel count or dtype.
-    """
-    frames = tf.convert_to_tensor(frames)
-    shape = frames.shape
-    expected = f"[batch, {image_size}, {image_size}, 3]"
-    if shape.rank != 4:
-        raise ValueError(
-            f"PermaKey expects frames shaped {expected}, got rank {shape.rank} {shape}; "
-            "add a batch axis for a single frame (frames[None])"
-        )
-    if shape[-1] != 3 or any(d is not None and d != image_size for d in shape[1:3]):
-        raise ValueError(
-            f"PermaKey expects frames shaped {expected}, got {shape}; resize the frames or set "
-            "PermaKeyConfig.image_size"
-        )
-    if frames.dtype == tf.uint8:
-        return tf.cast(frames, tf.float32) / 255.0
-    if frames.dtype.is_floating:
-        return tf.cast(frames, tf.float32)
-    raise ValueError(
-        f"PermaKey expects uint8 frames in [0, 255] or float frames in [0, 1], got {frames.dtype}"
+def build_pointnet(config: PermaKeyConfig, name: str = "pointnet") -> KeypointNet:
+    """PermaKey's PointNet: the encoder's Conv-BN-ReLU stack (own weights; its second stride
+    ``pointnet_second_stride``) over the error maps, then K heatmaps (networks.KeypointNet)."""
+    c = config
+    strides = list(c.encoder_strides)
+    if len(strides) > 1:
+        strides[1] = c.pointnet_second_stride
+    return KeypointNet(
+        c.encoder_kernels, c.encoder_filters, strides, c.num_keypoints, norm=c.pointnet_norm,
+        padding=c.keypoint_padding, temperature=c.heatmap_temperature,
+        learn_temperature=c.learn_heatmap_temperature, name=name,
     )
+
+
+def keypoint_outputs(pointnet: KeypointNet, config: PermaKeyConfig, error_maps, training: bool,
+                     batch_statistics: bool = False) -> dict:
+    """error maps ``[B, S, S, L]`` -> ``heatmaps`` ``[B, h, w, K]``, ``keypoints`` ``[B, K, 2]``
+    (y, x) in [-1, 1], ``keypoints_pixels`` (x, y) and ``gaussian_maps`` ``[B, S, S, K]``."""
+    c = config
+    heatmaps = pointnet(error_maps, training=training, batch_statistics=batch_statistics)
+    keypoints = ops.heatmaps_to_keypoints(heatmaps, c.keypoint_reduction)
+    return dict(
+        heatmaps=heatmaps,
+        keypoints=keypoints,
+        keypoints_pixels=ops.keypoints_to_pixels(keypoints, c.image_size),
+        gaussian_maps=ops.keypoints_to_gaussian_maps(
+            keypoints, c.image_size, c.image_size, c.keypoint_sigma
+        ),
+    )
+
+
+def pointnet_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tensor:
+    """``mean((sum_k gaussian_k - error_map_l)^2)`` over pixels, layers l and batch (``max_k`` with
+    ``gaussian_combination="max"``).
+
+    With ``pointnet_loss_extent="padded"`` the sum also runs over a band of
+    :func:`loss_margin` pixels around the frame where the error maps count as 0 (divided by the
+    frame's pixel count all the same), so the part of a Gaussian beyond the edge costs what it
+    would inside: a keypoint gains nothing by leaning out of the frame.
+
+    Args:
+      outputs: :func:`keypoint_outputs` (``gaussian_maps``, ``keypoints``).
+      error_maps: ``[B, S, S, L]``.
+    """
+    margin = loss_margin(config)
+    combine = tf.reduce_sum if config.gaussian_combination == "sum" else tf.reduce_max
+    if margin == 0:
+        rendered = combine(outputs["gaussian_maps"], axis=-1, keepdims=True)
+        return tf.reduce_mean(tf.square(rendered - error_maps))
+    size = config.image_size
+    gaussians = ops.keypoints_to_gaussian_maps(outputs["keypoints"], size, size, config.keypoint_sigma,
+                                               margin=margin)
+    rendered = combine(gaussians, axis=-1, keepdims=True)
+    padded = tf.pad(error_maps, [[0, 0], [margin, margin], [margin, margin], [0, 0]])
+    squared = tf.reduce_sum(tf.square(rendered - padded), axis=[1, 2])  # [B, L]
+    return tf.reduce_mean(squared) / float(size * size)
+
+
+def loss_margin(config: PermaKeyConfig) -> int:
+    """Pixels beyond the frame the PointNet loss covers: 0 for ``pointnet_loss_extent="frame"``,
+    else 3 sigma (where a Gaussian has fallen to e^-9)."""
+    if config.pointnet_loss_extent == "frame":
+        return 0
+    return int(math.ceil(3.0 * config.keypoint_sigma * (config.image_size - 1) / 2.0))
+
+
+def scale_frames(frames, image_size: int) -> tf.Tensor:
+    """``ops.scale_frames`` (uint8 in [0, 255] or float in [0, 1] -> float32 in [0, 1])."""
+    return ops.scale_frames(frames, image_size, "PermaKey")
 
 
 def _frames_from_data(data):
@@ -152,16 +199,12 @@ class PermaKey(keras.Model):
         )
         self.lspns = [
             LocalSpatialPredictor(
-                c.patch_size, c.lsp_hidden_widths, c.odd_size_rule, name=f"lspn_layer{layer}"
+                c.patch_size, c.lsp_hidden_widths, c.odd_size_rule, border=c.lsp_border,
+                name=f"lspn_layer{layer}",
             )
             for layer in c.lsp_layers
         ]
-        pointnet_strides = list(c.encoder_strides)
-        if len(pointnet_strides) > 1:
-            pointnet_strides[1] = c.pointnet_second_stride
-        self.pointnet = PointNet(
-            c.encoder_kernels, c.encoder_filters, pointnet_strides, c.num_keypoints, name="pointnet"
-        )
+        self.pointnet = build_pointnet(c)
         self.sampling_seed = keras.random.SeedGenerator(name="sampling_seed")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.vae_optimizer = self.lsp_optimizer = self.pointnet_optimizer = None
@@ -322,15 +365,16 @@ class PermaKey(keras.Model):
         (ops.hashed_normal; TensorFlow's stateless RNG kernels differ between the two)."""
         return ops.hashed_normal(shape, self.sampling_seed.next())
 
-    def _forward(self, x, training: bool, with_reconstruction: bool = True):
-        """x float32 [B,S,S,3] in [0,1] -> dict of outputs plus the tensors the losses need."""
+    def _forward(self, x, training: bool, with_reconstruction: bool = True, sample=None):
+        """x float32 [B,S,S,3] in [0,1] -> dict of outputs plus the tensors the losses need.
+        ``sample`` (default: ``training``) draws the VAE latent; otherwise its mean is decoded."""
         c = self.config
         batch_statistics = (not training) and c.inference_batch_statistics
         features = self.encoder(x, training=training, batch_statistics=batch_statistics)
         outputs = {}
         if with_reconstruction:
             mean, scale = self.latent_head(features[-1])
-            if training:
+            if training if sample is None else sample:
                 noise = self._standard_normal(tf.shape(mean))
                 latent = mean + scale * noise
             else:
@@ -346,17 +390,8 @@ class PermaKey(keras.Model):
             shapes.append(feature.shape)
         outputs["lsp_predictions"], outputs["lsp_targets"] = predictions, targets
         error_maps = tf.stop_gradient(self._error_maps(predictions, targets, shapes))
-        heatmaps = self.pointnet(error_maps, training=training, batch_statistics=batch_statistics)
-        keypoints = ops.heatmaps_to_keypoints(heatmaps)
-        outputs.update(
-            error_maps=error_maps,
-            heatmaps=tf.cast(heatmaps, tf.float32),
-            keypoints=keypoints,
-            keypoints_pixels=ops.keypoints_to_pixels(keypoints, c.image_size),
-            gaussian_maps=ops.keypoints_to_gaussian_maps(
-                keypoints, c.image_size, c.image_size, c.keypoint_sigma
-            ),
-        )
+        outputs["error_maps"] = error_maps
+        outputs.update(keypoint_outputs(self.pointnet, c, error_maps, training, batch_statistics))
         return outputs
 
     def compute_losses(self, x, outputs) -> dict[str, tf.Tensor]:
@@ -374,8 +409,7 @@ class PermaKey(keras.Model):
                 for p, t in zip(outputs["lsp_predictions"], outputs["lsp_targets"])
             ]
         )
-        rendered = tf.reduce_sum(outputs["gaussian_maps"], axis=-1, keepdims=True)
-        pointnet = tf.reduce_mean(tf.square(rendered - outputs["error_maps"]))
+        pointnet = pointnet_loss(outputs, outputs["error_maps"], c)
         return {
             "loss": vae + lsp + pointnet,
             "vae_loss": vae,
@@ -392,6 +426,22 @@ class PermaKey(keras.Model):
         if with_reconstruction:
             names.append("reconstruction")
         return {name: outputs[name] for name in names}
+
+    def recompute_batch_norm_statistics(self, frames, max_batches: int = 64) -> int:
+        """Sets every BatchNorm's inference statistics to the average batch statistics of the
+        current weights over ``frames`` (an iterable of uint8 batches, e.g. a tf.data dataset of
+        training frames; at most ``max_batches`` are used). Call it after ``fit`` when not
+        training with train.py. Returns the number of batches averaged."""
+        import itertools
+
+        from permakey_tf.batch_norm import recompute_statistics
+
+        return recompute_statistics(self, self.statistics_pass, itertools.islice(iter(frames), max_batches))
+
+    def statistics_pass(self, frames) -> None:
+        """The training-mode forward pass without the VAE's sampling and without any update but
+        BatchNorm's statistics: what ``batch_norm.recompute_statistics`` averages over."""
+        self._forward(scale_frames(frames, self.config.image_size), training=True, sample=False)
 
     def predict_keypoints(self, frames):
         """Inference without the latent head and decoder: call() minus ``reconstruction``."""
@@ -425,9 +475,20 @@ class PermaKey(keras.Model):
         for module in MODULES:
             gradients = tapes[module].gradient(scaled[module], variables[module])
             self._module_optimizer(module).apply(gradients, variables[module])
+        for _ in range(self.config.pointnet_updates_per_step - 1):
+            self._pointnet_update(outputs["error_maps"], variables["pointnet"], replicas)
         for name, tracker in self.trackers.items():
             tracker.update_state(losses[name])
         return self._logs()
+
+    def _pointnet_update(self, error_maps, variables, replicas) -> None:
+        """One more PointNet step on the same batch's (stop-gradient) error maps."""
+        optimizer = self.pointnet_optimizer
+        with tf.GradientTape() as tape:
+            outputs = keypoint_outputs(self.pointnet, self.config, error_maps, training=True)
+            loss = pointnet_loss(outputs, error_maps, self.config)
+            scaled = optimizer.scale_loss(loss / replicas)
+        optimizer.apply(tape.gradient(scaled, variables), variables)
 
     def test_step(self, data):
         x = scale_frames(_frames_from_data(data), self.config.image_size)

@@ -28,7 +28,7 @@ from tfds_atari.games import GAMES, UnknownGameError, get_game
 
 MODELS = ("permakey", "transporter")
 NOISE_MODES = ("none", "horizontal", "vertical", "both")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")
 PRESETS = ("paper", "quick", "smoke")
 
@@ -74,12 +74,21 @@ class TrainConfig:
       batch_size: global batch size (None = the paper's per model: 32 PermaKey, 64 Transporter).
       early_stopping_patience: epochs without validation improvement before stopping
         (None = the paper's per model: 10 PermaKey, 5 Transporter).
-      precision: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16".
+      precision: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16"; "auto"
+        times float32 and bfloat16 matrix products when the run starts and uses the faster
+        (permakey_tf.precision); config.json then records the policy chosen.
       jit: XLA-compile the train step (False = graph mode; on this CPU XLA was slower).
       distribute: "none", "mirrored" (all local devices) or "multiworker" (TF_CONFIG).
       logdir: root of the run folders (LOGDIR/<game>/<model>/<name>).
       name: run folder name (None = a UTC timestamp).
-      image_frames: number of fixed validation frames drawn into TensorBoard each epoch.
+      image_frames: number of fixed validation frames drawn into TensorBoard each epoch (spread
+        evenly over the validation split).
+      quality_frames: validation frames (spread over the split) on which keypoint quality
+        (permakey_tf.quality: F1 vs the fixed layout, shift gain, probe, ...) is measured and
+        logged each epoch; 0 = off.
+      statistics_batches: training batches over which BatchNorm's inference statistics are
+        recomputed with the current weights before every validation ("precise BatchNorm",
+        permakey_tf.batch_norm.recompute_statistics); 0 keeps the moving averages.
       scalar_every_steps: write the per-step TensorBoard scalars every this many steps.
       export_version: SavedModel version directory under RUN_DIR/export (TF Serving layout).
     """
@@ -93,6 +102,8 @@ class TrainConfig:
     logdir: str = "runs"
     name: Optional[str] = None
     image_frames: int = 8
+    quality_frames: int = 256
+    statistics_batches: int = 64
     scalar_every_steps: int = 1
     export_version: int = 1
 
@@ -187,10 +198,11 @@ PRESET_TABLE: dict[str, Preset] = {
         description="sized for 15 minutes on an idle 2-core CPU (2,250 steps at the ~3 steps/s "
         "REFERENCE.md section 10 measured): 6,000 training frames, batch 16, 6 epochs, "
         "mixed_bfloat16; PermaKey with layer 0 only, LSPN widths (128, 64, 32), Adam 1e-3",
-        train={"epochs": 6, "precision": "mixed_bfloat16", "image_frames": 8},
+        train={"epochs": 6, "precision": "auto", "image_frames": 8},
         data={"train_frames": 6_000, "validation_frames": 256, "test_frames": 512},
         batch_size={"permakey": 16, "transporter": 32},
         permakey={
+            "encoder_filters": (16, 32, 32, 64),
             "lsp_layers": (0,),
             "patch_size": 2,
             "lsp_hidden_widths": (128, 64, 32),
@@ -250,6 +262,56 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
+def parse_model_options(config_cls, options) -> dict:
+    """``["field=value", ...]`` (train.py's --set) -> ``{field: value}`` typed like the config
+    dataclass' field (int, float, bool, str, tuples as comma-separated lists, None as "none").
+    Raises ConfigError naming an unknown field or a value that does not parse."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    defaults = config_cls()
+    changes = {}
+    for option in options:
+        name, sep, text = str(option).partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields:
+            raise ConfigError(
+                f"--set {option!r}: expected FIELD=VALUE with FIELD one of {config_cls.__name__}'s "
+                f"fields: {', '.join(sorted(fields))}"
+            )
+        changes[name] = _parse_value(name, text.strip(), getattr(defaults, name), fields[name].type)
+    return changes
+
+
+def _parse_value(name: str, text: str, default: Any, annotation: Any) -> Any:
+    def fail(kind):
+        raise ConfigError(f"--set {name}={text!r}: {name} takes {kind}")
+
+    if text.lower() == "none" and "Optional" in str(annotation):
+        return None
+    if isinstance(default, bool) or "bool" in str(annotation):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        fail("true or false")
+    if isinstance(default, tuple) or "tuple" in str(annotation):
+        try:
+            return tuple(int(p) if p.strip().lstrip("-").isdigit() else float(p)
+                         for p in text.split(",") if p.strip())
+        except ValueError:
+            fail("a comma-separated list of numbers")
+    if isinstance(default, int) or str(annotation) == "int":
+        try:
+            return int(text)
+        except ValueError:
+            fail("an integer")
+    if isinstance(default, float) or str(annotation) == "float":
+        try:
+            return float(text)
+        except ValueError:
+            fail("a number")
+    return text
+
+
 def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
     """Builds the RunConfig from explicitly given flags (None = not given).
 
@@ -299,6 +361,11 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
         )
     if train.name is not None and (not train.name or "/" in train.name or train.name in (".", "..")):
         raise ConfigError(f"--name {train.name!r} must be a plain folder name (no '/')")
+    if train.distribute == "multiworker" and train.precision == "auto":
+        raise ConfigError(
+            "--precision auto is measured by each process and workers could choose differently: "
+            "pass --precision float32 or mixed_bfloat16 with --distribute multiworker"
+        )
     if train.distribute == "multiworker" and train.name is None:
         raise ConfigError(
             "--distribute multiworker needs --name: every worker must write to the same run "
@@ -319,6 +386,7 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
         if int(flags["patch_size"]) < 1:
             raise ConfigError(f"--patch-size must be >= 1, got {flags['patch_size']}")
         model_changes["patch_size"] = int(flags["patch_size"])
+    model_changes.update(parse_model_options(model_cls, flags.get("model_options") or ()))
     try:
         model_config = model_cls.for_game(game, **model_changes)
     except (TypeError, ValueError) as error:
@@ -425,6 +493,11 @@ def resume_config(run_dir: Path, flags: Mapping[str, Any]) -> RunConfig:
     for key, value in flags.items():
         if key in ("epochs", "jit", "distribute", "resume", "export_only", "logdir", "name", "game",
                    "model", "preset"):
+            continue
+        if key == "model_options":
+            changes = parse_model_options(type(saved.model_config), value)
+            conflicts += [f"--set {field}={v!r} (the run has {getattr(saved.model_config, field)!r})"
+                          for field, v in changes.items() if getattr(saved.model_config, field) != v]
             continue
         if key == "layers":
             value = parse_layers(value) if isinstance(value, str) else tuple(value)

@@ -66,7 +66,7 @@ import tensorflow as tf
 from permakey_tf import ops
 from permakey_tf.batch_norm import FusedBatchNormalization
 from permakey_tf.config import TransporterConfig
-from permakey_tf.networks import ConvStack
+from permakey_tf.networks import ConvStack, KeypointNet
 
 
 def transport_features(
@@ -262,8 +262,11 @@ class Transporter(keras.Model):
             strides=config.encoder_strides, norm=config.norm,
         )
         self.encoder = ConvStack(**stack, name="encoder")
-        self.keypointer = ConvStack(**stack, name="keypointer")
-        self.keypoint_head = keras.layers.Conv2D(config.num_keypoints, 1, name="keypoint_head")
+        self.keypointer = KeypointNet(
+            **stack, num_keypoints=config.num_keypoints, padding=config.keypoint_padding,
+            temperature=config.heatmap_temperature,
+            learn_temperature=config.learn_heatmap_temperature, name="keypointer",
+        )
         self.decoder = RefineNet(
             config.decoder_filters, config.decoder_upsample_after, config.decoder_output,
             norm=config.norm, name="decoder",
@@ -280,7 +283,6 @@ class Transporter(keras.Model):
         for layer, layer_shape in (
             (self.encoder, shape),
             (self.keypointer, shape),
-            (self.keypoint_head, feature_shape),
             (self.decoder, feature_shape),
         ):
             if not layer.built:
@@ -296,19 +298,12 @@ class Transporter(keras.Model):
             )
 
     def _scale(self, frames) -> tf.Tensor:
-        """uint8 ``[B, H, W, 3]`` -> float ``[B, H, W, 3]`` in [0, 1] (the compute dtype)."""
-        frames = tf.convert_to_tensor(frames)
-        if frames.dtype != tf.uint8:
-            raise TypeError(
-                f"Transporter takes uint8 frames (as the dataset and emulator give them), got "
-                f"{frames.dtype.name}; pass uint8 pixels in [0, 255], the model scales them itself "
-                "(under a tf.distribute strategy, build the model first by calling it on a uint8 "
-                "batch: Keras's automatic build feeds it float averages)"
-            )
-        self._check_frame_shape(frames.shape)
+        """uint8 ``[B, H, W, 3]`` (or float in [0, 1]: ``ops.scale_frames``) -> the compute dtype
+        in [0, 1]."""
+        x = ops.scale_frames(frames, self.config.image_size, "Transporter")
         if not self.built:
-            self.build(frames.shape)
-        return tf.cast(frames, self.compute_dtype) / 255.0
+            self.build(x.shape)
+        return tf.cast(x, self.compute_dtype)
 
     # --------------------------------------------------------------------------- forward pieces
     def _features(self, images, training) -> tf.Tensor:
@@ -318,9 +313,8 @@ class Transporter(keras.Model):
     def _keypoints(self, images, training) -> tuple[tf.Tensor, tf.Tensor]:
         """``[B, H, W, 3]`` in [0, 1] -> (heatmap logits ``[B, h, w, K]`` float32, keypoints
         ``[B, K, 2]`` (y, x) in [-1, 1])."""
-        heatmaps = self.keypoint_head(self.keypointer(images, training=training)[-1])
-        heatmaps = tf.cast(heatmaps, tf.float32)
-        return heatmaps, ops.heatmaps_to_keypoints(heatmaps)
+        heatmaps = self.keypointer(images, training=training)
+        return heatmaps, ops.heatmaps_to_keypoints(heatmaps, self.config.keypoint_reduction)
 
     def transport_images(self, source, target, training=False) -> dict:
         """Pair forward pass on float images in [0, 1] (the differentiable core of the loss).
@@ -382,6 +376,17 @@ class Transporter(keras.Model):
                 keypoints, size, size, self.config.keypoint_sigma
             ),
         }
+
+    def statistics_pass(self, data) -> None:
+        """The training-mode pair forward pass without any update but BatchNorm's statistics
+        (``batch_norm.recompute_statistics``); ``data`` is a ``(source, target)`` batch."""
+        source, target = _unpack_pair(data)
+        self.transport_images(self._scale(source), self._scale(target), training=True)
+
+    def predict_keypoints(self, frames):
+        """Inference on single frames: ``call(frames, training=False)`` (the same method name as
+        PermaKey's, which also skips its decoder)."""
+        return self(frames, training=False)
 
     # ------------------------------------------------------------------------------- losses
     def _l2_penalty(self) -> tf.Tensor:

@@ -116,3 +116,51 @@ def test_fused_layer_is_serialisable_and_loads_keras_weights():
     clone.set_weights(plain.get_weights())
     x = _inputs(shape)
     np.testing.assert_allclose(clone(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_recompute_statistics_sets_the_average_batch_mean_and_variance():
+    from permakey_tf.batch_norm import recompute_statistics
+
+    layer = FusedBatchNormalization(momentum=0.99)
+    layer.build((None, 5, 5, 3))
+    batches = [_inputs((4, 5, 5, 3), seed=s) * (s + 1) for s in range(5)]
+    count = recompute_statistics(layer, lambda x: layer(x, training=True), batches)
+    assert count == 5
+    means = [b.numpy().mean(axis=(0, 1, 2)) for b in batches]
+    variances = [b.numpy().var(axis=(0, 1, 2)) for b in batches]
+    np.testing.assert_allclose(layer.moving_mean.numpy(), np.mean(means, 0), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), np.mean(variances, 0), rtol=1e-5)
+    # Afterwards training updates are the layer's exponential moving average again.
+    before = layer.moving_mean.numpy()
+    layer(batches[0], training=True)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.99 * before + 0.01 * means[0], rtol=1e-5)
+    assert recompute_statistics(layer, lambda x: layer(x, training=True), []) == 0
+
+
+def test_precise_statistics_make_permakey_keypoints_independent_of_the_batch():
+    """With recomputed statistics and inference_batch_statistics=False, a frame gets the same
+    keypoints alone, in any batch and in any order; with batch statistics it does not."""
+    from permakey_tf.batch_norm import recompute_statistics
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.permakey import PermaKey
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (12, 84, 84, 3), dtype=np.uint8)
+    tiny = dict(encoder_filters=(4, 4, 4, 4), latent_dim=2, lsp_layers=(0,),
+                lsp_hidden_widths=(8,), num_keypoints=3)
+    model = PermaKey(PermaKeyConfig(**tiny, inference_batch_statistics=False))
+    batches = [frames[i:i + 4] for i in range(0, 12, 4)]
+    assert recompute_statistics(model, model.statistics_pass, batches) == 3
+    together = model.predict_keypoints(frames)["keypoints_pixels"].numpy()
+    alone = np.concatenate([model.predict_keypoints(frames[i:i + 1])["keypoints_pixels"].numpy()
+                            for i in range(12)])
+    reordered = model.predict_keypoints(frames[::-1])["keypoints_pixels"].numpy()[::-1]
+    np.testing.assert_allclose(alone, together, atol=1e-3)
+    np.testing.assert_allclose(reordered, together, atol=1e-3)
+    batchwise = PermaKey(PermaKeyConfig(**tiny, inference_batch_statistics=True))
+    batchwise.set_weights(model.get_weights())
+    alone_b = np.concatenate([batchwise.predict_keypoints(frames[i:i + 1])["keypoints_pixels"].numpy()
+                              for i in range(12)])
+    together_b = batchwise.predict_keypoints(frames)["keypoints_pixels"].numpy()
+    assert np.abs(alone_b - together_b).max() > 0.1

@@ -52,17 +52,26 @@ def test_rejects_bad_flags():
     assert evaluate.parse_args(["a", "--noise", "none,both"]).noise == ["none", "both"]
 
 
-def test_predict_batches_and_keeps_maps_for_figures():
+def test_predict_batches_and_keeps_maps_for_figures_spread_over_the_set():
     frames = np.zeros([10, SIZE, SIZE, 3], np.uint8)
+    frames[:, 0, 0, 0] = np.arange(10)  # frame i is marked i
 
     def predictor(batch):
         n = len(batch)
-        return {"keypoints_pixels": np.full([n, 3, 2], 5.0), "gaussian_maps": np.ones([n, SIZE, SIZE, 3]),
-                "error_maps": np.zeros([n, SIZE, SIZE, 2])}
+        marks = batch[:, 0, 0, 0].astype(float)
+        return {"keypoints_pixels": np.full([n, 3, 2], 5.0),
+                "gaussian_maps": np.ones([n, SIZE, SIZE, 3]) * marks[:, None, None, None],
+                "error_maps": np.zeros([n, SIZE, SIZE, 2]) + marks[:, None, None, None]}
 
-    pred = evaluate.predict(predictor, frames, batch_size=4, keep_maps=6, progress=False)
+    pred = evaluate.predict(predictor, frames, batch_size=4, map_frames=[1, 5, 9], progress=False)
     assert pred.keypoints_pixels.shape == (10, 3, 2)
-    assert pred.gaussian_maps.shape == (6, SIZE, SIZE, 3) and pred.error_maps.shape[0] == 6
+    np.testing.assert_array_equal(pred.figure_gaussian_maps[:, 0, 0, 0], [1, 5, 9])
+    np.testing.assert_array_equal(pred.figure_error_maps[:, 0, 0, 0], [1, 5, 9])
+    assert pred.error_maps is None
+    every = evaluate.predict(predictor, frames, batch_size=4, progress=False, all_error_maps=True)
+    assert every.error_maps.shape == (10, SIZE, SIZE, 2) and every.error_maps.dtype == np.float16
+    np.testing.assert_array_equal(every.figure_error_maps[:, 0, 0, 0], evaluate.figure_indices(10))
+    np.testing.assert_array_equal(evaluate.figure_indices(10), [0, 1, 3, 4, 5, 6, 8, 9])
     with pytest.raises(FloatingPointError, match="NaN"):
         evaluate.predict(lambda b: {"keypoints_pixels": np.full([len(b), 1, 2], np.nan)}, frames,
                          progress=False)
@@ -93,8 +102,9 @@ def _entry(data, model, seed, k, name, tracking):
               "model_config": {"num_keypoints": k, "keypoint_sigma": 0.1,
                                **({"lsp_layers": [0]} if model == "permakey" else {})},
               "data": {"test_frames": 16}, "train": {"name": name, "logdir": "runs"}}
-    pred = evaluate.Predictions(kps, np.zeros([4, SIZE, SIZE, k]),
-                                np.random.default_rng(0).uniform(size=[4, SIZE, SIZE, 1])
+    shown = len(evaluate.figure_indices(len(kps)))
+    pred = evaluate.Predictions(kps, np.zeros([shown, SIZE, SIZE, k]),
+                                np.random.default_rng(0).uniform(size=[shown, SIZE, SIZE, 1])
                                 if model == "permakey" else None)
     results = metrics.evaluate_with_baselines(kps, data.objects, frames=data.frames,
                                               episode_ids=data.episode_ids, steps=data.steps)

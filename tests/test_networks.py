@@ -10,7 +10,7 @@ from permakey_tf.networks import (
     Decoder,
     GaussianLatentHead,
     LocalSpatialPredictor,
-    PointNet,
+    KeypointNet,
 )
 
 
@@ -116,6 +116,45 @@ def test_decoder_rejects_bad_sizes():
 
 @pytest.mark.parametrize("second_stride, size", [(1, 42), (2, 21)])
 def test_pointnet_heatmap_size(second_stride, size):
-    pointnet = PointNet([4, 3, 3, 3], [4, 4, 4, 4], [1, second_stride, 2, 1], num_keypoints=5)
+    pointnet = KeypointNet([4, 3, 3, 3], [4, 4, 4, 4], [1, second_stride, 2, 1], num_keypoints=5)
     heatmaps = pointnet(np.zeros((1, 84, 84, 2), np.float32))
     assert heatmaps.shape == (1, size, size, 5)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "symmetric"])
+def test_mirrored_padding_keeps_a_constant_image_constant_up_to_the_border(padding):
+    # With zero padding the border rows and columns of a constant image get features of their
+    # own; mirrored padding makes them equal to the interior ("same" output sizes kept).
+    keras.utils.set_random_seed(0)
+    image = np.full((1, 84, 84, 2), 0.7, np.float32)
+    kwargs = dict(kernels=[4, 3, 3], filters=[4, 4, 4], strides=[1, 2, 1])
+    mirrored = ConvStack(**kwargs, padding=padding)
+    zero = ConvStack(**kwargs, padding="zero")
+    zero.build(image.shape)
+    mirrored.build(image.shape)
+    mirrored.set_weights(zero.get_weights())
+    for out_m, out_z, size in zip(mirrored(image, training=False), zero(image, training=False),
+                                  (84, 42, 42)):
+        assert out_m.shape == out_z.shape == (1, size, size, 4)
+        assert float(tf.math.reduce_std(out_m)) < 1e-5
+        assert float(tf.math.reduce_std(out_z)) > 1e-3
+    with pytest.raises(ValueError, match="padding must be one of"):
+        ConvStack(**kwargs, padding="wrap")
+
+
+def test_keypoint_net_temperature_divides_the_logits_and_can_be_learned():
+    maps = np.random.default_rng(0).uniform(size=(2, 16, 16, 1)).astype(np.float32)
+    kwargs = dict(kernels=[3], filters=[4], strides=[1], num_keypoints=3)
+    plain = KeypointNet(**kwargs)
+    hot = KeypointNet(**kwargs, temperature=0.25)
+    learned = KeypointNet(**kwargs, temperature=0.25, learn_temperature=True)
+    for net in (plain, hot, learned):
+        net.build(maps.shape)
+    for net in (hot, learned):
+        net.trunk.set_weights(plain.trunk.get_weights())
+        net.heatmap_conv.set_weights(plain.heatmap_conv.get_weights())
+    base = plain(maps, training=False).numpy()
+    np.testing.assert_allclose(hot(maps, training=False).numpy(), 4 * base, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learned(maps, training=False).numpy(), 4 * base, rtol=1e-5, atol=1e-6)
+    assert any("log_inverse_temperature" in v.path for v in learned.trainable_variables)
+    assert not any("temperature" in v.path for v in plain.trainable_variables)

@@ -87,7 +87,7 @@ def test_keypoints_from_whole_rows_and_columns():
     heatmaps[0, :, 12, 0] = 50.0
     heatmaps[0, size - 1, :, 1] = 50.0  # bottom row, first column in channel 1
     heatmaps[0, :, 0, 1] = 50.0
-    keypoints = ops.heatmaps_to_keypoints(heatmaps).numpy()
+    keypoints = ops.heatmaps_to_keypoints(heatmaps, "marginal").numpy()
     np.testing.assert_allclose(keypoints[0, 0], [grid[3], grid[12]], atol=1e-3)
     np.testing.assert_allclose(keypoints[0, 1], [1.0, -1.0], atol=1e-3)
 
@@ -96,8 +96,33 @@ def test_single_corner_spike_does_not_reach_the_corner():
     # REFERENCE.md section 4: averaging over the other axis dilutes a one-pixel spike.
     heatmaps = np.zeros((1, 42, 42, 1), np.float32)
     heatmaps[0, 0, 0, 0] = 50.0
-    keypoints = ops.heatmaps_to_keypoints(heatmaps).numpy()[0, 0]
+    keypoints = ops.heatmaps_to_keypoints(heatmaps, "marginal").numpy()[0, 0]
     assert (keypoints < 0).all() and (keypoints > -0.9).all()
+    # The spatial softmax puts the keypoint on the spike.
+    spatial = ops.heatmaps_to_keypoints(heatmaps, "spatial").numpy()[0, 0]
+    np.testing.assert_allclose(spatial, [-1.0, -1.0], atol=1e-3)
+
+
+def test_spatial_keypoint_follows_a_small_blob_that_a_static_row_hides_from_the_marginal_one():
+    # A bright 2x2 blob at two positions, plus a whole row of moderate logits present in both
+    # frames (a border): the spatial reduction moves with the blob, the marginal one is held by
+    # the row.
+    size = 42
+    grid = np.linspace(-1, 1, size)
+    heatmaps = np.zeros((2, size, size, 1), np.float32)
+    heatmaps[:, 0, :, 0] = 4.0
+    heatmaps[0, 10:12, 8:10, 0] = 12.0
+    heatmaps[1, 30:32, 33:35, 0] = 12.0
+    spatial = ops.heatmaps_to_keypoints(heatmaps, "spatial").numpy()[:, 0]
+    np.testing.assert_allclose(spatial[0], [grid[10:12].mean(), grid[8:10].mean()], atol=0.02)
+    np.testing.assert_allclose(spatial[1], [grid[30:32].mean(), grid[33:35].mean()], atol=0.02)
+    marginal = ops.heatmaps_to_keypoints(heatmaps, "marginal").numpy()[:, 0]
+    assert np.abs(marginal[1] - marginal[0]).max() < 0.5 * np.abs(spatial[1] - spatial[0]).max()
+
+
+def test_unknown_keypoint_reduction_is_refused():
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        ops.heatmaps_to_keypoints(np.zeros((1, 4, 4, 1), np.float32), "mean")
 
 
 def test_gaussian_map_values():
@@ -151,7 +176,8 @@ def test_cell_ring_is_the_ring_of_extract_neighbour_patches():
         np.testing.assert_array_equal(ops.cell_ring(cells).numpy(), ring.numpy())
 
 
-def test_neighbour_conv_and_its_gradients_match_the_masked_convolution():
+@pytest.mark.parametrize("border", ["zero", "replicate"])
+def test_neighbour_conv_and_its_gradients_match_the_masked_convolution(border):
     cells = tf.random.stateless_normal([3, 5, 4, 6], seed=[1, 2])
     kernel = tf.random.stateless_normal([3, 3, 6, 7], seed=[5, 6])
     weights = tf.random.stateless_normal([3, 5, 4, 7], seed=[7, 8])
@@ -165,12 +191,27 @@ def test_neighbour_conv_and_its_gradients_match_the_masked_convolution():
             loss = tf.reduce_sum(outputs * weights)
         return outputs, tape.gradient(loss, [cells, kernel])
 
-    fast, fast_grads = loss_of(ops.neighbour_conv)
-    plain, plain_grads = loss_of(lambda c, k: tf.nn.conv2d(c, k * mask, 1, "SAME"))
+    fast, fast_grads = loss_of(lambda c, k: ops.neighbour_conv(c, k, border))
+    plain, plain_grads = loss_of(lambda c, k: tf.nn.conv2d(ops.pad_cells(c, border), k * mask, 1, "VALID"))
     np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
     for a, b in zip(fast_grads, plain_grads):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
     # The centre tap does not take part: its gradient is exactly zero, and changing it changes nothing.
     assert np.all(fast_grads[1].numpy()[1, 1] == 0.0)
     moved = kernel + tf.constant(np.pad(np.ones([1, 1, 6, 7]), [[1, 1], [1, 1], [0, 0], [0, 0]]), tf.float32)
-    np.testing.assert_allclose(ops.neighbour_conv(cells, moved).numpy(), fast.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ops.neighbour_conv(cells, moved, border).numpy(), fast.numpy(), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_replicated_cell_border_continues_an_edge_wall():
+    # A horizontal wall running into the left and right edges: with zero borders its end cells
+    # have a neighbour no interior wall cell has; replicated, every wall cell sees the same ring.
+    cells = np.zeros([1, 5, 6, 1], np.float32)
+    cells[0, 2, :, 0] = 1.0
+    zero = ops.cell_ring(tf.constant(cells), "zero").numpy()[0, 2]
+    replicated = ops.cell_ring(tf.constant(cells), "replicate").numpy()[0, 2]
+    assert not np.array_equal(zero[0], zero[2])
+    np.testing.assert_array_equal(replicated[0], replicated[2])
+    np.testing.assert_array_equal(replicated[-1], replicated[2])
+    with pytest.raises(ValueError, match="border must be one of"):
+        ops.pad_cells(tf.constant(cells), "wrap")

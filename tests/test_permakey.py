@@ -53,9 +53,14 @@ def test_public_api_and_output_contract():
             row, col = np.unravel_index(out["gaussian_maps"][b, :, :, k].numpy().argmax(), (84, 84))
             x, y = out["keypoints_pixels"][b, k].numpy()
             assert abs(col + 0.5 - x) <= 1 and abs(row + 0.5 - y) <= 1
-    # uint8 frames and the same frames as floats in [0, 1] give the same outputs.
+    # uint8 frames and the same frames as floats in [0, 1] give the same outputs ...
     as_float = model(frames.astype(np.float32) / 255.0)
     np.testing.assert_allclose(as_float["keypoints"], out["keypoints"], atol=1e-5)
+    # ... and float pixels in [0, 255] are refused (eagerly and inside a graph).
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
+        model(frames.astype(np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="divide 0..255 pixels by 255"):
+        tf.function(lambda f: model(f)["keypoints"])(tf.constant(frames, tf.float32))
     # The cheap path skips the decoder and agrees on the rest.
     light = model.predict_keypoints(frames)
     assert "reconstruction" not in light
@@ -155,7 +160,7 @@ def test_fit_on_unlabelled_uint8_dataset_and_evaluate_includes_pointnet():
 
 
 def test_inference_error_maps_use_batch_statistics_and_change_no_state():
-    model = _model()
+    model = PermaKey(TINY.replace(inference_batch_statistics=True))
     model.compile()
     frames = _frames(3, seed=1)
     model.train_on_batch(frames)
@@ -172,6 +177,10 @@ def test_inference_error_maps_use_batch_statistics_and_change_no_state():
     plain = PermaKey(TINY.replace(inference_batch_statistics=False))
     plain.set_weights([v.numpy() for v in model.weights])
     assert not np.allclose(plain(frames)["error_maps"], scored, atol=1e-2)
+    # Recomputed ("precise") statistics of the same frames bring the moving-average path to
+    # the training-mode maps.
+    assert plain.recompute_batch_norm_statistics([frames]) == 1
+    np.testing.assert_allclose(plain(frames)["error_maps"], scored, atol=1e-3)
 
 
 def test_jit_compile_gives_the_same_losses_as_graph_mode():
@@ -205,7 +214,8 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
             return norm(x, training=training)
 
         patch.setattr(networks, "apply_batch_norm", keras_batch_norm)
-        patch.setattr(ops, "neighbour_conv", lambda c, k: tf.nn.conv2d(c, k * mask, 1, "SAME"))
+        patch.setattr(ops, "neighbour_conv",
+                      lambda c, k, border="zero": tf.nn.conv2d(c, k * mask, 1, "SAME"))
         plain = _model()
         plain.compile()
         assert not any(type(layer).__name__ == "FusedBatchNormalization" for layer in plain._flatten_layers())

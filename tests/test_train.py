@@ -111,7 +111,7 @@ def test_defaults_are_the_papers_and_flags_override_presets():
     assert quick.model_config.lsp_layers == (0,) and quick.model_config.patch_size == 2
     assert quick.model_config.lsp_hidden_widths == (128, 64, 32)
     assert quick.model_config.learning_rate == 1e-3
-    assert quick.train.batch_size == 16 and quick.train.precision == "mixed_bfloat16"
+    assert quick.train.batch_size == 16 and quick.train.precision == "auto"
     assert not quick.train.jit and quick.data.train_frames == 6_000
     assert 2_000 <= quick.train.epochs * quick.steps_per_epoch <= 3_000
 
@@ -122,7 +122,7 @@ def test_defaults_are_the_papers_and_flags_override_presets():
     assert overridden.model_config.lsp_layers == (0, 1) and overridden.model_config.num_keypoints == 5
     patched = training.resolve_config({"patch_size": 3})
     assert patched.model_config.patch_size == 3
-    assert overridden.train.precision == "mixed_bfloat16"  # untouched preset values stay
+    assert overridden.train.precision == "auto"  # untouched preset values stay
 
 
 def test_config_json_round_trip(tmp_path):

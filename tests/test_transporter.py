@@ -130,7 +130,7 @@ def test_call_returns_the_architecture_contract():
     assert all(v.dtype == tf.float32 for v in out.values())
     keypoints = out["keypoints"].numpy()
     assert np.all(np.abs(keypoints) <= 1.0)
-    np.testing.assert_allclose(out["keypoints"], ops.heatmaps_to_keypoints(out["heatmaps"]))
+    np.testing.assert_allclose(out["keypoints"], ops.heatmaps_to_keypoints(out["heatmaps"], TINY.keypoint_reduction))
     np.testing.assert_allclose(out["keypoints_pixels"], ops.keypoints_to_pixels(keypoints, 16))
     # The Gaussian map of each keypoint peaks at the pixel holding its pixel coordinate.
     maps = out["gaussian_maps"].numpy()
@@ -144,9 +144,16 @@ def test_call_returns_the_architecture_contract():
 
 def test_bad_inputs_get_clear_errors():
     model = _tiny_model()
-    with pytest.raises(TypeError, match="uint8"):
-        model(np.zeros((1, 16, 16, 3), np.float32))
-    with pytest.raises(ValueError, match=r"\[B, 16, 16, 3\]"):
+    frames = _frames(0, 2)
+    # The frame-scaling rule shared with PermaKey: floats in [0, 1] are the same frames ...
+    np.testing.assert_allclose(model(frames.astype(np.float32) / 255.0)["keypoints"],
+                               model(frames)["keypoints"], atol=1e-5)
+    # ... floats in [0, 255] are refused, never misread.
+    with pytest.raises(ValueError, match="divide 0..255 pixels by 255"):
+        model(frames.astype(np.float32))
+    with pytest.raises(ValueError, match="uint8 frames in"):
+        model(frames.astype(np.int32))
+    with pytest.raises(ValueError, match=r"\[batch, 16, 16, 3\]"):
         model(np.zeros((1, 84, 84, 3), np.uint8))
     model.compile()
     with pytest.raises(ValueError, match="pairs"):

@@ -5,13 +5,14 @@ emulator worker processes stay light):
   get_builder(game, *, data_dir=None, train_frames=85_000, validation_frames=5_000,
               test_frames=5_000, seed=0, ...) -> tfds builder (not prepared)
   ensure_prepared(builder, *, build_if_missing=True) -> builder
-  DatasetNotPreparedError, UnknownGameError, GAMES, get_game, resize_frame
+  DatasetNotPreparedError, DatasetDamagedError, UnknownGameError, GAMES, get_game, resize_frame
 """
 
 from tfds_atari.frames import resize_frame
 from tfds_atari.games import GAMES, Game, UnknownGameError, get_game
 
-_LAZY = {"get_builder", "ensure_prepared", "DatasetNotPreparedError", "build_command"}
+_LAZY = {"get_builder", "ensure_prepared", "DatasetNotPreparedError", "DatasetDamagedError",
+         "build_command"}
 
 __all__ = sorted({"resize_frame", "GAMES", "Game", "UnknownGameError", "get_game"} | _LAZY)
 

@@ -15,6 +15,15 @@ class DatasetNotPreparedError(FileNotFoundError):
     """The requested atari_frames variant has not been built in the data directory."""
 
 
+class DatasetDamagedError(OSError):
+    """A built atari_frames variant's files are missing or do not have the size recorded when
+    they were written (a truncated copy, a deleted shard); the message says how to rebuild."""
+
+
+# Every TFRecord record is framed by 16 bytes (length, its CRC, the data's CRC).
+RECORD_FRAMING_BYTES = 16
+
+
 def get_builder(game: str, *, data_dir: Optional[str] = None, train_frames: int = DEFAULT_TRAIN_FRAMES,
                 validation_frames: int = DEFAULT_VALIDATION_FRAMES, test_frames: int = DEFAULT_TEST_FRAMES,
                 seed: int = DEFAULT_SEED, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
@@ -56,15 +65,63 @@ def build_call(builder: Builder) -> str:
     return f"tfds_atari.ensure_prepared(tfds_atari.get_builder({arguments}))"
 
 
+def damaged_files(builder: Builder) -> list[str]:
+    """What is wrong with a prepared variant's files (empty when nothing): per split, every shard
+    must exist and together they must hold the bytes dataset_info.json recorded (its examples'
+    bytes plus the TFRecord framing), which catches deleted and truncated shards without reading
+    them."""
+    problems = []
+    root = os.fspath(builder.data_dir)
+    for name, split in builder.info.splits.items():
+        paths = [os.path.join(root, f) for f in split.filenames]
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            problems.append(f"{name}: missing {', '.join(os.path.basename(p) for p in missing)}")
+            continue
+        size = sum(os.path.getsize(p) for p in paths)
+        expected = int(split.num_bytes) + RECORD_FRAMING_BYTES * int(split.num_examples)
+        if size != expected:
+            problems.append(f"{name}: {size} bytes on disk, {expected} expected (truncated or altered)")
+    return problems
+
+
+def set_aside(builder: Builder) -> Optional[str]:
+    """Moves a variant's version folder (damaged or half-written) out of TFDS's way, to
+    ``<data_dir>/atari_frames-set-aside/<config>-<version>-<UTC time>``; returns where (None if
+    there was nothing). Nothing is deleted."""
+    import datetime
+    import shutil
+
+    source = os.fspath(builder.data_dir)
+    if not os.path.exists(source):
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    target = os.path.join(os.fspath(builder.data_dir_root), "atari_frames-set-aside",
+                          f"{builder.builder_config.name}-{builder.version}-{stamp}")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.move(source, target)
+    return target
+
+
 def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Builder:
     """Returns `builder` with its data on disk, building them (with progress bars) if missing.
 
     TFDS writes into a temporary `*.incomplete*` directory and renames it only when every split is
     written, so an interrupted build is never read as complete; the next call builds again.
+    A version folder without dataset_info.json (half copied or half deleted) is moved aside
+    (:func:`set_aside`) before building. A prepared variant whose files are damaged
+    (:func:`damaged_files`) raises DatasetDamagedError naming the command that rebuilds it.
     Raises DatasetNotPreparedError (naming the command that builds it) when the data are missing
     and build_if_missing is False.
     """
     if builder.is_prepared():
+        problems = damaged_files(builder)
+        if problems:
+            raise DatasetDamagedError(
+                f"Dataset atari_frames/{builder.builder_config.name} in {os.fspath(builder.data_dir)} "
+                f"is damaged ({'; '.join(problems)}). Rebuild it (the damaged files are moved aside, "
+                f"not deleted) with:\n  {build_command(builder)} --rebuild"
+            )
         return builder
     if not build_if_missing:
         config = builder.builder_config
@@ -72,5 +129,9 @@ def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Build
             f"Dataset atari_frames/{config.name} is not built in {os.fspath(builder.data_dir_root)}. "
             f"Build it with:\n  {build_command(builder)}\nor in Python:\n  {build_call(builder)}"
         )
+    if os.path.exists(os.fspath(builder.data_dir)):
+        moved = set_aside(builder)
+        print(f"{os.fspath(builder.data_dir)} held an incomplete dataset (no dataset_info.json); "
+              f"moved it to {moved} and building again.", flush=True)
     builder.download_and_prepare()
     return builder

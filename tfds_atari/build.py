@@ -32,6 +32,8 @@ def _parse(argv):
     parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS's)")
     parser.add_argument("--workers", type=int, default=None, help="emulator processes (default: CPU count)")
     parser.add_argument("--stats", action="store_true", help="print objects per frame and HUD share")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="move an existing (e.g. damaged) copy of the variant aside and build it again")
     return parser.parse_args(argv)
 
 
@@ -77,7 +79,19 @@ def main(argv=None) -> int:
         return 2
     config = builder.builder_config
     total = config.train_frames + config.validation_frames + config.test_frames
+    if args.rebuild and os.path.exists(os.fspath(builder.data_dir)):
+        print(f"moved the existing copy to {api.set_aside(builder)}")
+        builder = api.get_builder(
+            args.game, data_dir=args.data_dir, train_frames=args.train_frames,
+            validation_frames=args.validation_frames, test_frames=args.test_frames, seed=args.seed,
+            max_episode_steps=args.max_episode_steps, num_workers=args.workers,
+        )
     if builder.is_prepared():
+        problems = api.damaged_files(builder)
+        if problems:
+            print(f"error: atari_frames/{config.name} at {builder.data_dir} is damaged "
+                  f"({'; '.join(problems)}); run again with --rebuild", file=sys.stderr)
+            return 1
         print(f"atari_frames/{config.name} already built at {builder.data_dir}")
     else:
         start, cpu_start = time.perf_counter(), _cpu_seconds()

@@ -1,0 +1,180 @@
+"""Fresh PointNets trained on a trained PermaKey run's error maps: the keypoint bottleneck alone.
+
+    python experiments/pointnet_alone.py RUN_DIR [--steps 300] [--variants NAME,NAME] [--seeds 0]
+
+The run's encoder and LSPNs compute error maps for the first ``--train-frames`` training frames
+and for the test split once (cached in RUN_DIR/pointnet_alone_cache.npz); then for every variant
+(changes to the run's PermaKeyConfig: reduction, padding, temperature, sigma, ...) a new PointNet
+is trained on those maps alone with the project's loss (Adam, batch 32) and scored on the test
+maps with evaluate.py's metrics, the shift-equivariance gain (maps shifted, zero fill) and the
+PointNet loss against its fixed layout. One line per variant and seed, and a JSON file.
+
+This separates "can the bottleneck read these maps?" from "does joint training get there?".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VARIANTS: dict[str, dict] = {
+    "reference": {"keypoint_reduction": "marginal", "keypoint_padding": "zero"},
+    "reflect": {"keypoint_reduction": "marginal", "keypoint_padding": "reflect"},
+    "spatial": {"keypoint_reduction": "spatial", "keypoint_padding": "zero"},
+    "spatial_reflect": {"keypoint_reduction": "spatial", "keypoint_padding": "reflect"},
+    "spatial_symmetric": {"keypoint_reduction": "spatial", "keypoint_padding": "symmetric"},
+    "spatial_reflect_t0.2": {"keypoint_reduction": "spatial", "keypoint_padding": "reflect",
+                             "heatmap_temperature": 0.2},
+    "spatial_reflect_learned_t": {"keypoint_reduction": "spatial", "keypoint_padding": "reflect",
+                                  "learn_heatmap_temperature": True},
+    "spatial_reflect_sigma0.05": {"keypoint_reduction": "spatial", "keypoint_padding": "reflect",
+                                  "keypoint_sigma": 0.05},
+    "spatial_reflect_instance": {"keypoint_reduction": "spatial", "keypoint_padding": "reflect",
+                                 "pointnet_norm": "instance"},
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--train-frames", type=int, default=3008)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, from: {', '.join(VARIANTS)}; or JSON changes")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--out", default=None, help="JSON results (default RUN_DIR/pointnet_alone.json)")
+    return parser.parse_args(argv)
+
+
+def error_maps_of(model, frames, batch_size=64):
+    maps = [model.predict_keypoints(frames[i:i + batch_size])["error_maps"].numpy().astype(np.float16)
+            for i in range(0, len(frames), batch_size)]
+    return np.concatenate(maps)
+
+
+def cached_maps(run_dir: Path, config, train_frames: int, data):
+    """(train maps, test maps) from the run's model, cached beside it."""
+    cache = run_dir / "pointnet_alone_cache.npz"
+    if cache.exists():
+        stored = np.load(cache)
+        if len(stored["train"]) == train_frames and len(stored["test"]) == len(data.frames):
+            return stored["train"], stored["test"]
+    import keras
+
+    import permakey_tf.permakey  # noqa: F401  (registers the classes)
+    from permakey_tf import data as pipelines
+
+    keras.mixed_precision.set_global_policy(config.train.precision)
+    model = keras.models.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
+    d = config.data
+    examples = pipelines.load_split(config.game, "train", data_dir=d.data_dir,
+                                    train_frames=d.train_frames, validation_frames=d.validation_frames,
+                                    test_frames=d.test_frames, seed=d.dataset_seed,
+                                    build_if_missing=False)
+    batches = pipelines.frame_batches(examples, batch_size=64, training=False)
+    frames = np.concatenate(list(batches.take(-(-train_frames // 64)).as_numpy_iterator()))[:train_frames]
+    train, test = error_maps_of(model, frames), error_maps_of(model, data.frames)
+    keras.mixed_precision.set_global_policy("float32")
+    np.savez_compressed(cache, train=train, test=test)
+    return train, test
+
+
+def train_and_score(config, train_maps, test_maps, data, steps, batch_size, learning_rate, seed):
+    import keras
+    import tensorflow as tf
+
+    from permakey_tf import diagnostics, metrics
+    from permakey_tf.permakey import build_pointnet, keypoint_outputs, pointnet_loss
+
+    keras.utils.set_random_seed(seed)
+    pointnet = build_pointnet(config)
+    pointnet.build((None,) + train_maps.shape[1:])
+    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(pointnet.trainable_variables)
+
+    @tf.function
+    def step(maps):
+        with tf.GradientTape() as tape:
+            outputs = keypoint_outputs(pointnet, config, maps, training=True)
+            loss = pointnet_loss(outputs, maps, config)
+        optimizer.apply(tape.gradient(loss, pointnet.trainable_variables), pointnet.trainable_variables)
+        return loss
+
+    @tf.function
+    def keypoints(maps):
+        return keypoint_outputs(pointnet, config, maps, training=False, batch_statistics=True)[
+            "keypoints_pixels"]
+
+    def keypoints_of(maps):
+        return np.concatenate([keypoints(tf.constant(maps[i:i + 64], tf.float32)).numpy()
+                               for i in range(0, len(maps), 64)])
+
+    rng = np.random.default_rng(seed)
+    start = time.time()
+    for _ in range(steps):
+        batch = train_maps[rng.integers(0, len(train_maps), batch_size)]
+        step(tf.constant(batch, tf.float32))
+    seconds = time.time() - start
+    kps = keypoints_of(test_maps)
+    results = metrics.evaluate_with_baselines(kps, data.objects, episode_ids=data.episode_ids,
+                                              steps=data.steps, seed=seed)
+    own = results["model"]
+    own.update(diagnostics.shift_equivariance_gain(keypoints_of, test_maps.astype(np.float32), 4,
+                                                   keypoints=kps, fill=0.0))
+    own.update(diagnostics.pointnet_loss_ratio(kps, test_maps, config.keypoint_sigma,
+                                               config.gaussian_combination))
+    own["fixed_layout_f1"] = results["fixed_layout"]["f1"]
+    own["train_seconds"] = seconds
+    return own
+
+
+COLUMNS = ("recall", "precision", "f1", "fixed_layout_f1", "border_share", "hud_share", "shift_gain",
+           "probe_r2", "pointnet_loss_ratio")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import evaluate
+    from permakey_tf import training
+
+    run_dir = Path(args.run_dir)
+    config = training.load_config(run_dir)
+    data = evaluate.load_eval_set(config.game, "none", evaluate.dataset_kwargs_for(
+        evaluate.inspect_run(run_dir), None), progress=False)
+    train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data)
+    print(f"{config.game}: error maps {train_maps.shape} train, {test_maps.shape} test")
+    rows, classes = [], None
+    for name in args.variants.split(","):
+        changes = VARIANTS[name] if name in VARIANTS else json.loads(name)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            model_config = config.model_config.replace(**changes)
+            own = train_and_score(model_config, train_maps, test_maps, data, args.steps,
+                                  args.batch_size, args.learning_rate, seed)
+            rows.append({"variant": name, "changes": changes, "seed": seed, "results": own})
+            if classes is None:
+                classes = tuple(sorted(k for k in own if k.startswith("recall_class/")))[:6]
+                print(f"{'variant':32} seed " + " ".join(
+                    f"{c.replace('recall_class/', 'R_')[:12]:>12}" for c in COLUMNS + classes))
+            print(f"{name[:32]:32} {seed:4} " + " ".join(
+                f"{own.get(c, float('nan')):12.3f}" for c in COLUMNS + tuple(classes)), flush=True)
+    out = Path(args.out) if args.out else run_dir / "pointnet_alone.json"
+    from permakey_tf.metrics import json_ready
+
+    out.write_text(json.dumps(json_ready({"run": str(run_dir), "steps": args.steps, "rows": rows}), indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

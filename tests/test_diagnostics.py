@@ -1,0 +1,163 @@
+"""Per-frame keypoint diagnostics (shift gain, PointNet loss ratio) and the linear probe."""
+
+import math
+
+import numpy as np
+import pytest
+
+from permakey_tf import diagnostics, metrics, probe
+from permakey_tf.metrics import ObjectSet
+
+SIZE = 84
+
+
+def square_frames(positions, background=(30, 60, 90)):
+    """uint8 frames with a white 3x3 square whose top-left corner is at each (x, y)."""
+    frames = np.empty((len(positions), SIZE, SIZE, 3), np.uint8)
+    frames[:] = background
+    for frame, (x, y) in zip(frames, positions):
+        frame[y:y + 3, x:x + 3] = 255
+    return frames
+
+
+def bright_centroid(frames):
+    """A perfect 'detector': the centroid (x, y) of the white pixels, as [N, 1, 2] pixels."""
+    white = np.all(frames == 255, axis=-1)
+    out = []
+    for mask in white:
+        ys, xs = np.nonzero(mask)
+        out.append([[xs.mean() + 0.5, ys.mean() + 0.5]])
+    return np.asarray(out)
+
+
+def test_shift_frames_moves_content_and_fills_with_the_background_colour():
+    frames = square_frames([(40, 40)])
+    moved = diagnostics.shift_frames(frames, 5, -3)
+    assert np.all(moved[0, 37:40, 45:48] == 255)
+    assert np.all(moved[0, 40:43, 40:43] == (30, 60, 90))
+    assert np.all(moved[0, :, :5] == (30, 60, 90))  # uncovered strip: background, not black
+    assert np.all(moved[0, -3:, :] == (30, 60, 90))
+    np.testing.assert_array_equal(diagnostics.background_colours(frames), [[30, 60, 90]])
+    with pytest.raises(ValueError, match="not smaller"):
+        diagnostics.shift_frames(frames, 84, 0)
+
+
+def test_shift_gain_is_one_for_a_detector_and_zero_for_a_fixed_layout():
+    rng = np.random.default_rng(0)
+    frames = square_frames(rng.integers(15, 66, size=(20, 2)))
+    follows = diagnostics.shift_equivariance_gain(bright_centroid, frames, shift=4)
+    assert follows["shift_gain"] == pytest.approx(1.0)
+    assert follows["shift_gain_x"] == pytest.approx(1.0) and follows["shift_gain_y"] == pytest.approx(1.0)
+    assert follows["shift_gain_count"] == 80
+
+    def fixed(frames):
+        return np.full((len(frames), 3, 2), 42.0)
+
+    assert diagnostics.shift_equivariance_gain(fixed, frames, shift=4)["shift_gain"] == 0.0
+
+    def half(frames):  # moves half as far as the content
+        return 0.5 * bright_centroid(frames) + 21.0
+
+    assert diagnostics.shift_equivariance_gain(half, frames, shift=4)["shift_gain"] == pytest.approx(0.5)
+
+
+def test_shift_gain_ignores_keypoints_near_the_edge():
+    frames = square_frames([(1, 40), (40, 40)])  # the first square touches the left edge
+    result = diagnostics.shift_equivariance_gain(bright_centroid, frames, shift=4, margin=8)
+    assert result["shift_gain_count"] == 4  # only the second frame's keypoint, 4 directions
+
+
+def test_gaussian_maps_match_the_models_rendering():
+    import tensorflow as tf
+
+    from permakey_tf import ops
+
+    pixels = np.array([[[20.5, 60.5], [70.25, 10.0]]])
+    mine = diagnostics.gaussian_maps(pixels, SIZE, 0.1)
+    theirs = ops.keypoints_to_gaussian_maps(ops.pixels_to_keypoints(tf.constant(pixels)), SIZE, SIZE, 0.1)
+    np.testing.assert_allclose(mine, theirs.numpy(), atol=1e-5)
+
+
+def test_pointnet_loss_ratio_rewards_keypoints_that_follow_the_maps():
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(15, 69, size=(30, 1, 2))
+    maps = diagnostics.gaussian_maps(centres, SIZE, 0.1)  # error maps = one Gaussian per frame
+    following = diagnostics.pointnet_loss_ratio(centres, maps, 0.1)
+    assert following["pointnet_loss"] == pytest.approx(0.0, abs=1e-12)
+    assert following["pointnet_loss_ratio"] < 0.01
+    fixed = np.broadcast_to(centres.mean(0, keepdims=True), centres.shape)
+    assert diagnostics.pointnet_loss_ratio(fixed, maps, 0.1)["pointnet_loss_ratio"] == pytest.approx(1.0)
+
+
+def test_split_by_episode_keeps_episodes_whole_and_splits_few_long_ones_in_blocks():
+    episodes = np.repeat([3, 1, 2, 5], [10, 30, 25, 35])
+    steps = np.concatenate([np.arange(n) for n in (10, 30, 25, 35)])
+    fit = probe.split_by_episode(episodes, steps)
+    for e in np.unique(episodes):  # never split inside an episode
+        assert len(set(fit[episodes == e])) == 1
+    assert fit.any() and not fit.all()
+    single = probe.split_by_episode(np.zeros(256), np.arange(256) + 7, block=64)
+    np.testing.assert_array_equal(single, (np.arange(256) // 64) % 2 == 0)
+
+
+def test_ridge_probe_r2_is_one_for_a_linear_variable_and_not_above_zero_for_noise_or_constants():
+    rng = np.random.default_rng(2)
+    n = 400
+    x = rng.normal(size=(n, 6))
+    fit = np.arange(n) < n // 2
+    variables = {
+        "linear": 3 * x[:, 0] - 2 * x[:, 4] + 5,
+        "noise": rng.normal(size=n) * 10,
+        "partly_missing": np.where(np.arange(n) % 3 == 0, np.nan, 10 * x[:, 1]),
+    }
+    scores = probe.probe_r2(x, variables, fit)
+    assert scores["linear"] > 0.99
+    assert scores["partly_missing"] > 0.99
+    assert scores["noise"] < 0.05
+    constant = probe.probe_r2(np.ones((n, 6)), {"y": variables["linear"]}, fit)
+    assert constant["y"] <= 0.0
+    # A variable that barely changes on the scored part is not reported.
+    assert probe.probe_r2(x, {"flat": np.full(n, 2.0)}, fit) == {}
+
+
+def _objects_at(centres, labels, class_names):
+    """ObjectSet with 2x2 boxes around (x, y) centres [N, M, 2]."""
+    frames = []
+    for frame_centres in centres:
+        boxes = [[(y - 1) / SIZE, (x - 1) / SIZE, (y + 1) / SIZE, (x + 1) / SIZE] for x, y in frame_centres]
+        frames.append({"bbox": np.array(boxes), "label": np.array(labels),
+                       "is_hud": np.zeros(len(labels), bool), "is_static": np.zeros(len(labels), bool)})
+    return ObjectSet.from_frames(frames, class_names)
+
+
+def test_position_probe_scores_keypoints_on_objects_high_and_a_fixed_layout_at_most_zero():
+    rng = np.random.default_rng(3)
+    n = 200
+    centres = rng.uniform(10, 74, size=(n, 2, 2))  # a player and a ball per frame
+    objects = _objects_at(centres, [0, 1], ("Player", "Ball"))
+    episodes = np.repeat(np.arange(4), n // 4)
+    steps = np.tile(np.arange(n // 4), 4)
+    on_objects = metrics.position_probe(centres, objects, episodes, steps)
+    assert on_objects["probe_r2"] > 0.99
+    assert set(on_objects) >= {"probe_r2/Player", "probe_r2/Ball"}
+    fixed = metrics.fixed_layout_keypoints(centres)
+    assert metrics.position_probe(fixed, objects, episodes, steps)["probe_r2"] <= 0.0
+    random = metrics.random_keypoints(n, 2, seed=0)
+    assert metrics.position_probe(random, objects, episodes, steps)["probe_r2"] < 0.1
+    # evaluate_keypoints reports it when episode ids are given.
+    assert "probe_r2" in metrics.evaluate_keypoints(centres, objects, episode_ids=episodes, steps=steps)
+
+
+def test_class_positions_average_a_group_and_mark_absent_classes():
+    centres = np.array([[[10.0, 20.0], [30.0, 40.0], [50.0, 60.0]]])
+    objects = _objects_at(centres, [0, 0, 1], ("Alien", "Player"))
+    positions = metrics.class_positions(objects)
+    assert positions["Alien_x"][0] == pytest.approx(20.0) and positions["Alien_y"][0] == pytest.approx(30.0)
+    assert positions["Player_x"][0] == pytest.approx(50.0)
+    only_aliens = _objects_at(centres[:, :2], [0, 0], ("Alien", "Player"))
+    assert "Player_x" not in metrics.class_positions(only_aliens)
+    two = ObjectSet.from_frames([
+        {"bbox": np.array([[0.1, 0.1, 0.12, 0.12]]), "label": np.array([1])},
+        {"bbox": np.zeros((0, 4)), "label": np.zeros(0, int)},
+    ], ("Alien", "Player"))
+    assert math.isnan(metrics.class_positions(two)["Player_x"][1])
