@@ -147,7 +147,7 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
       source: "checkpoint" (keras.models.load_model of best.keras), "savedmodel" (the export's
         serving_default signature) or "auto" (the checkpoint when present).
       batch_statistics: normalise with the batch's statistics instead of BatchNorm's moving
-        averages (REFERENCE.md section 10: the moving averages can invert PermaKey's error
+        averages (docs/BACKGROUND.md section 10: the moving averages can invert PermaKey's error
         maps early in training). Checkpoint only.
     """
     import tensorflow as tf

@@ -2,7 +2,7 @@
 # Main comparison (paper Figure 2 / Table 1 games): PermaKey vs Transporter on clean frames,
 # each game with the authors' K (tfds_atari/games.py), 5 seeds, then evaluate.py side by side.
 #
-# Compute (REFERENCE.md section 9): PermaKey forward ~11.8 GFLOP/frame, a training step ~3x that,
+# Compute (docs/BACKGROUND.md section 9): PermaKey forward ~11.8 GFLOP/frame, a training step ~3x that,
 # so 85,000 frames x up to 100 epochs = 8.5M frames ~ 3e17 FLOP per PermaKey run (early stopping
 # may end sooner). Time = 8.5M frames / throughput: ~18 days at the ~5.5 frames/s a 2-core CPU
 # reaches in float32, ~2.4 hours at 1,000 frames/s. Plus 5,000 validation frames per epoch.

@@ -45,7 +45,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
       inputs ``[B, H, W, C]`` (normalised over B, H, W) -> same shape, the layer's compute dtype.
       ``batch_statistics=True`` (inference only) normalises with the statistics of this batch and
       the learned scale and offset, leaving the moving averages alone: PermaKey's scoring mode
-      (REFERENCE.md section 10). Other ranks and options fall back to the Keras computation.
+      (docs/BACKGROUND.md section 10). Other ranks and options fall back to the Keras computation.
     """
 
     def _fusable(self, inputs, mask) -> bool:

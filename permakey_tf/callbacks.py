@@ -2,7 +2,7 @@
 stopping, resume backups, NaN stop and a one-line summary per epoch.
 
 Everything that writes TensorBoard summaries does it from a callback with its own
-``tf.summary`` writer and an explicit step (REFERENCE.md section 6: ``tf.summary`` inside a
+``tf.summary`` writer and an explicit step (docs/BACKGROUND.md section 6: ``tf.summary`` inside a
 custom ``train_step`` logs at step 0 before Keras 3.15). Steps are *global*: a resumed run continues
 the curves where the interrupted one stopped instead of starting again at 0.
 

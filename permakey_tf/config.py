@@ -1,4 +1,4 @@
-"""Configuration dataclasses with the paper's defaults (REFERENCE.md sections 2-5).
+"""Configuration dataclasses with the paper's defaults (docs/BACKGROUND.md sections 2-5).
 
 Where the authors' code differs from the paper, a field selects the behaviour; the default is the
 paper's, and the docstring says what the reference code does.
@@ -41,35 +41,61 @@ NORMS = ("batch", "layer", "instance")
 KEYPOINT_REDUCTIONS = ("spatial", "marginal")
 PADDING_MODES = ("zero", "reflect", "symmetric")
 
-KEYPOINT_HEAD_DOC = """The keypoint bottleneck's fields, shared by PermaKeyConfig and TransporterConfig.
 
-  keypoint_reduction: how heatmap logits become coordinates: "spatial" (a softmax over all
-    positions of the map, then the expected position) or "marginal" (the authors' and DeepMind's
-    Transporter code: the logits averaged over rows / columns, a softmax per axis).
-  keypoint_padding: border filling of the keypoint network's convolutions: "zero" (Keras'
-    "same", both reference codes), "reflect" or "symmetric" (mirrored).
-  heatmap_temperature: the heatmap logits are divided by it before the softmax (1.0 = none).
-  learn_heatmap_temperature: train the inverse temperature (a scalar, starting at
-    1 / heatmap_temperature) with the keypoint network.
-"""
+@dataclasses.dataclass(frozen=True)
+class KeypointHeadConfig:
+    """The keypoint bottleneck, the same fields (and code) for PermaKey and Transporter.
 
+    The papers are silent on the fields after keypoint_sigma; their defaults are what measured
+    best (docs/RESULTS.md, "The keypoint bottleneck"), the authors' behaviour is one switch away.
 
-def check_keypoint_head(config) -> None:
-    """Raises ValueError naming the bad keypoint-bottleneck field of a model config."""
-    if config.num_keypoints < 1:
-        raise ValueError(f"num_keypoints must be >= 1, got {config.num_keypoints}")
-    if not config.keypoint_sigma > 0:
-        raise ValueError(f"keypoint_sigma must be > 0, got {config.keypoint_sigma}")
-    if not config.heatmap_temperature > 0:
-        raise ValueError(f"heatmap_temperature must be > 0, got {config.heatmap_temperature}")
-    for name, valid in (("keypoint_reduction", KEYPOINT_REDUCTIONS),
-                        ("keypoint_padding", PADDING_MODES)):
-        if getattr(config, name) not in valid:
-            raise ValueError(f"{name} must be one of {valid}, got {getattr(config, name)!r}")
+    Attributes:
+      num_keypoints: K.
+      keypoint_sigma: Gaussian width in [-1, 1] units, exp(-d^2 / sigma^2) (0.1 in both papers,
+        0.12 in later PermaKey code).
+      keypoint_reduction: how heatmap logits become coordinates: "spatial" (default: a softmax over
+        all positions of the map, then the expected position) or "marginal" (the authors' and
+        DeepMind's Transporter code: the logits averaged over rows / columns, a softmax per axis).
+      keypoint_padding: border filling of the keypoint network's convolutions: "reflect" (default)
+        or "symmetric" (mirrored), or "zero" (Keras' "same", both reference codes).
+      heatmap_temperature: the heatmap logits are divided by it before the softmax (default 0.2;
+        1.0 = the reference's plain logits, whose softmax over a 42x42 map starts out nearly
+        uniform, so every keypoint starts at the centre with almost no gradient).
+      learn_heatmap_temperature: train the inverse temperature (a scalar, starting at
+        1 / heatmap_temperature) with the keypoint network.
+      keypoint_prior_steps / keypoint_prior_width: for the first keypoint_prior_steps updates of
+        the keypoint network, a Gaussian prior (width in [-1, 1] units) around K homes on a grid is
+        added to the heatmap logits, fading linearly to nothing, so that the keypoints start spread
+        over the frame rather than stacked at its centre (0 steps = no prior).
+    """
+
+    num_keypoints: int = 8
+    keypoint_sigma: float = 0.1
+    keypoint_reduction: str = "spatial"
+    keypoint_padding: str = "reflect"
+    heatmap_temperature: float = 0.2
+    learn_heatmap_temperature: bool = False
+    keypoint_prior_steps: int = 0
+    keypoint_prior_width: float = 0.25
+
+    def __post_init__(self):
+        if self.num_keypoints < 1:
+            raise ValueError(f"num_keypoints must be >= 1, got {self.num_keypoints}")
+        if not self.keypoint_sigma > 0:
+            raise ValueError(f"keypoint_sigma must be > 0, got {self.keypoint_sigma}")
+        if not self.heatmap_temperature > 0:
+            raise ValueError(f"heatmap_temperature must be > 0, got {self.heatmap_temperature}")
+        if self.keypoint_prior_steps < 0 or not self.keypoint_prior_width > 0:
+            raise ValueError("keypoint_prior_steps must be >= 0 and keypoint_prior_width > 0, got "
+                             f"{self.keypoint_prior_steps} and {self.keypoint_prior_width}")
+        for name, valid in (("keypoint_reduction", KEYPOINT_REDUCTIONS),
+                            ("keypoint_padding", PADDING_MODES)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
 
 
 @dataclasses.dataclass(frozen=True)
-class PermaKeyConfig(ConfigMixin):
+class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     """PermaKey's hyperparameters; defaults are the paper's configuration.
 
     Attributes:
@@ -94,15 +120,19 @@ class PermaKeyConfig(ConfigMixin):
       error_map_denominator_epsilon: the 1e-3 in error / (mean centre activation + eps).
       normalize_epsilon: guards the per-image min-max normalisation of error maps (the reference
         has none and gives NaN on a constant map).
-      num_keypoints: K.
       pointnet_second_stride: 1 (paper-era code, 42x42 heatmaps) or 2 (later code, 21x21).
-      keypoint_sigma: Gaussian width in [-1, 1] units (0.1 paper, 0.12 later code).
-      keypoint_reduction / keypoint_padding / heatmap_temperature / learn_heatmap_temperature:
-        the keypoint bottleneck, see :data:`KEYPOINT_HEAD_DOC` below.
+      num_keypoints, keypoint_sigma, keypoint_reduction, keypoint_padding, heatmap_temperature,
+        learn_heatmap_temperature, keypoint_prior_steps, keypoint_prior_width: the keypoint
+        bottleneck (:class:`KeypointHeadConfig`).
       pointnet_norm: normalisation in the PointNet: "batch" (paper), "layer" or "instance".
-      pointnet_loss_extent: "frame" (the paper: the loss over the error maps' pixels) or
-        "padded" (also over a 3-sigma band around the frame, where the maps count as 0, so the
-        part of a Gaussian beyond the edge is not free: see permakey.pointnet_loss).
+      pointnet_loss_extent: "padded" (default: the loss also covers a 3-sigma band around the
+        frame, where the maps count as 0, so the part of a Gaussian beyond the edge is not free
+        and keypoints gain nothing by leaning out of the frame; see permakey.pointnet_loss) or
+        "frame" (the paper: only the error maps' pixels).
+      pointnet_coarse_weight / pointnet_coarse_blur: weight of a second PointNet loss term that
+        compares the summed windows and the error maps both blurred by a Gaussian of std
+        pointnet_coarse_blur ([-1, 1] units; see permakey._coarse_loss), giving keypoints a pull
+        toward unexplained error from further away; 0 = none (the paper).
       gaussian_combination: how the K Gaussian maps make the map compared with the error maps:
         "sum" (the paper) or "max" (two keypoints on one object cost nothing extra, so a
         surplus keypoint is not pushed off the objects into empty space, where it gets no
@@ -140,16 +170,12 @@ class PermaKeyConfig(ConfigMixin):
     error_map_mode: str = "rmse"
     error_map_denominator_epsilon: float = 1e-3
     normalize_epsilon: float = 1e-6
-    num_keypoints: int = 8
     pointnet_second_stride: int = 1
-    keypoint_sigma: float = 0.1
-    keypoint_reduction: str = "marginal"
-    keypoint_padding: str = "zero"
-    heatmap_temperature: float = 1.0
-    learn_heatmap_temperature: bool = False
     pointnet_norm: str = "batch"
-    pointnet_loss_extent: str = "frame"
+    pointnet_loss_extent: str = "padded"
     gaussian_combination: str = "sum"
+    pointnet_coarse_weight: float = 0.0
+    pointnet_coarse_blur: float = 0.2
     pointnet_updates_per_step: int = 1
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
@@ -179,7 +205,7 @@ class PermaKeyConfig(ConfigMixin):
         n = len(self.encoder_filters)
         if not (len(self.encoder_kernels) == len(self.encoder_strides) == n):
             raise ValueError("encoder_kernels, encoder_filters and encoder_strides need equal lengths")
-        check_keypoint_head(self)
+        super().__post_init__()
         if self.pointnet_updates_per_step < 1:
             raise ValueError(
                 f"pointnet_updates_per_step must be >= 1, got {self.pointnet_updates_per_step}"
@@ -225,11 +251,11 @@ class PermaKeyConfig(ConfigMixin):
 
 
 @dataclasses.dataclass(frozen=True)
-class TransporterConfig(ConfigMixin):
-    """Transporter's hyperparameters (REFERENCE.md section 5).
+class TransporterConfig(KeypointHeadConfig, ConfigMixin):
+    """Transporter's hyperparameters (docs/BACKGROUND.md section 5).
 
     Defaults follow the authors' re-implementation (the baseline behind the PermaKey paper's
-    comparisons) with the training schedule the issue and paper state; the module docstring of
+    comparisons) with the training schedule the Transporter paper states; the module docstring of
     ``permakey_tf/transporter.py`` lists every difference from DeepMind's description.
 
     Attributes:
@@ -246,14 +272,12 @@ class TransporterConfig(ConfigMixin):
         re-implementation: conv -> BatchNorm -> sigmoid).
       norm: "batch" (both papers' BatchNorm), "layer" or "instance" (DeepMind's code notes these are
         "quite a lot more stable").
-      num_keypoints: K.
-      keypoint_sigma: Gaussian width in [-1, 1] units, exp(-d^2 / sigma^2) (0.1).
-      keypoint_reduction / keypoint_padding / heatmap_temperature / learn_heatmap_temperature:
-        the keypoint bottleneck, the same options as PermaKey's (:data:`KEYPOINT_HEAD_DOC`).
+      num_keypoints, keypoint_sigma and the other keypoint-bottleneck fields: as PermaKey's
+        (:class:`KeypointHeadConfig`).
       l2_weight: weight of sum(kernel^2) over all conv kernels added to the loss. The
         re-implementation declares l2(0.1) on every kernel but its custom loop never adds it, so
         its effective value is 0 (the default); DeepMind's code declares l2(1.0).
-      learning_rate: Adam's initial learning rate (2e-4 as the re-implementation; REFERENCE.md
+      learning_rate: Adam's initial learning rate (2e-4 as the re-implementation; docs/BACKGROUND.md
         gives 5e-4 for the Transporter paper).
       lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
         (InverseTimeDecay(lr, lr_decay_steps, lr_decay_rate, staircase) as the authors' code).
@@ -268,12 +292,6 @@ class TransporterConfig(ConfigMixin):
     decoder_upsample_after: tuple[int, ...] = (1,)
     decoder_output: str = "bn_sigmoid"
     norm: str = "batch"
-    num_keypoints: int = 8
-    keypoint_sigma: float = 0.1
-    keypoint_reduction: str = "marginal"
-    keypoint_padding: str = "zero"
-    heatmap_temperature: float = 1.0
-    learn_heatmap_temperature: bool = False
     l2_weight: float = 0.0
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
@@ -290,7 +308,7 @@ class TransporterConfig(ConfigMixin):
             raise ValueError(
                 "encoder_kernels, encoder_filters and encoder_strides need equal, non-zero lengths"
             )
-        check_keypoint_head(self)
+        super().__post_init__()
         if self.l2_weight < 0:
             raise ValueError(f"l2_weight must be >= 0, got {self.l2_weight}")
         for name, value, valid in (

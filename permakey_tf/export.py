@@ -17,7 +17,7 @@ is a float tensor"). Its declared shape is *not* checked by a SavedModel signatu
 serving function runs ``tf.ensure_shape`` first: a wrong shape is an InvalidArgumentError "Shape of
 tensor frames [...] is not compatible with expected shape [?,84,84,3]".
 
-Export is built with ``keras.export.ExportArchive`` (REFERENCE.md section 6) on a model that has been
+Export is built with ``keras.export.ExportArchive`` (docs/BACKGROUND.md section 6) on a model that has been
 called on a batch (a custom ``train_step`` can leave a model not counted as built).
 """
 

@@ -1,7 +1,7 @@
 """Keypoint <-> object metrics and the baselines they are compared with (pure numpy).
 
 The paper shows keypoints only in pictures; the dataset knows where every object is, so this module
-turns "do the keypoints sit on objects?" into numbers (REFERENCE.md section 8).
+turns "do the keypoints sit on objects?" into numbers (docs/BACKGROUND.md section 8).
 
 Conventions (docs/ARCHITECTURE.md):
   * Keypoints are ``[N, K, 2]`` arrays of ``(x, y)`` continuous pixel coordinates in the
@@ -32,7 +32,7 @@ import numpy as np
 from permakey_tf import probe
 
 # Static / background classes of OCAtari that are excluded from the targets by default
-# (REFERENCE.md section 8). Compared case-insensitively with the dataset's class names.
+# (docs/BACKGROUND.md section 8). Compared case-insensitively with the dataset's class names.
 STATIC_CLASS_NAMES: tuple[str, ...] = (
     "Pill",
     "PowerPill",
@@ -62,11 +62,11 @@ class MetricSettings:
         hits it (1).
       image_size: side of the (square) frame the keypoints live in (84).
       exclude_classes: class names never counted as targets (default: the static classes of
-        REFERENCE.md section 8). Needs the dataset's class names to take effect.
+        docs/BACKGROUND.md section 8). Needs the dataset's class names to take effect.
       include_classes: if given, only these class names are targets (after the exclusions).
       exclude_static: objects flagged ``is_static`` by the dataset are not targets (True).
       border_margin: a keypoint closer than this many pixels to the frame's edge counts as "on the
-        border" (REFERENCE.md section 10: collapsed keypoints gather there).
+        border" (docs/BACKGROUND.md section 10: collapsed keypoints gather there).
       track_max_distance: to follow an object from one frame to the next (the dataset has no
         object ids), the nearest object of the same class within this many pixels is taken.
       min_object_motion: tracking error relative to object motion only uses objects that moved at
@@ -625,7 +625,7 @@ def grid_keypoints(num_frames: int, num_keypoints: int, image_size: int = 84) ->
 def fixed_layout_keypoints(keypoints: np.ndarray) -> np.ndarray:
     """The model's own average layout: each keypoint's mean position, placed on every frame.
 
-    A model that does not beat this has not learned per-frame keypoints (REFERENCE.md section 8).
+    A model that does not beat this has not learned per-frame keypoints (docs/BACKGROUND.md section 8).
     """
     keypoints = _check_keypoints(keypoints)
     return np.broadcast_to(keypoints.mean(0, keepdims=True), keypoints.shape).copy()

@@ -33,7 +33,7 @@ def apply_batch_norm(norm, x, training=None, batch_statistics=False):
 
     ``batch_statistics=True`` (and not training) makes a batch norm normalise with the statistics
     of this batch (over every axis but the last) and its learned scale and offset, WITHOUT touching
-    its moving averages: the scoring mode PermaKey uses for error maps at inference (REFERENCE.md
+    its moving averages: the research switch PermaKeyConfig.inference_batch_statistics uses (docs/BACKGROUND.md
     section 10). Layer / group norms always use per-example statistics and ignore it.
     """
     if isinstance(norm, FusedBatchNormalization):
@@ -137,7 +137,7 @@ class GaussianLatentHead(keras.layers.Layer):
     """VAE latent head: flattened features -> mean and softplus standard deviation.
 
     ``mean = x W_m / sqrt(n) + b_m``; ``scale = softplus(x W_s / sqrt(n) + b_s) + min_scale`` with n
-    the flattened feature size (56,448 for 21x21x128). Guard against the collapse of REFERENCE.md
+    the flattened feature size (56,448 for 21x21x128). Guard against the collapse of docs/BACKGROUND.md
     section 10: with a plain Dense each Adam step moves a pre-activation by about
     ``lr * n * mean|x|`` (several units at lr 2e-4), so the scale falls to the softplus floor within
     a few steps, its gradient vanishes and the KL term freezes; the mean oscillates likewise. Here
@@ -410,6 +410,8 @@ class KeypointNet(keras.layers.Layer):
         temperature sharpens the softmax of the keypoint reduction.
       learn_temperature: the inverse temperature becomes a trained scalar (stored as its log,
         float32), starting at ``1 / temperature``.
+      prior_width: > 0 adds :meth:`spread_prior` to the logits, scaled by a non-trained weight
+        that the training step fades from 1 to 0 (:meth:`fade_prior`); 0 = none.
 
     Call:
       maps ``[B, H, W, C]`` -> heatmap logits ``[B, H / prod(strides), W / prod(strides), K]``,
@@ -418,10 +420,14 @@ class KeypointNet(keras.layers.Layer):
 
     def __init__(self, kernels, filters, strides, num_keypoints: int, norm: str = "batch",
                  padding: str = "zero", temperature: float = 1.0, learn_temperature: bool = False,
-                 **kwargs):
+                 prior_width: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if prior_width < 0:
+            raise ValueError(f"prior_width must be >= 0, got {prior_width}")
+        self.prior_width = float(prior_width)
+        self.prior_weight = None
         self.kernels = tuple(int(k) for k in kernels)
         self.filters = tuple(int(f) for f in filters)
         self.strides = tuple(int(s) for s in strides)
@@ -443,15 +449,40 @@ class KeypointNet(keras.layers.Layer):
                 name="log_inverse_temperature", shape=(), dtype="float32",
                 initializer=keras.initializers.Constant(-math.log(self.temperature)),
             )
+        if self.prior_width > 0:
+            self.prior_weight = self.add_weight(
+                name="prior_weight", shape=(), dtype="float32", trainable=False,
+                initializer=keras.initializers.Constant(1.0),
+            )
         self.built = True
+
+    def spread_prior(self, height: int, width: int) -> tf.Tensor:
+        """``[1, height, width, K]`` logits ``-d_k^2 / (2 prior_width^2)``, d_k the distance (in
+        [-1, 1] units) to keypoint k's home on a regular grid over the map
+        (``ops.grid_positions``): with it, the K keypoints start spread over the frame instead of
+        stacked at its centre."""
+        homes = ops.grid_positions(self.num_keypoints)  # [K, 2] (y, x)
+        ys = tf.linspace(-1.0, 1.0, height)[None, :, None, None]
+        xs = tf.linspace(-1.0, 1.0, width)[None, None, :, None]
+        squared = (ys - homes[:, 0]) ** 2 + (xs - homes[:, 1]) ** 2
+        return -squared / (2.0 * self.prior_width**2)
+
+    def fade_prior(self, step, steps: int) -> None:
+        """Sets the spread prior's weight to ``max(0, 1 - step / steps)`` (a linear warm-up)."""
+        if self.prior_weight is not None:
+            fraction = tf.cast(step, tf.float32) / float(max(1, steps))
+            self.prior_weight.assign(tf.maximum(0.0, 1.0 - fraction))
 
     def call(self, maps, training=None, batch_statistics=False):
         features = self.trunk(maps, training=training, batch_statistics=batch_statistics)
         logits = tf.cast(self.heatmap_conv(features[-1]), tf.float32)
         if self.log_inverse_temperature is not None:
-            return logits * tf.exp(tf.convert_to_tensor(self.log_inverse_temperature))
-        if self.temperature != 1.0:
-            return logits / self.temperature
+            logits = logits * tf.exp(tf.convert_to_tensor(self.log_inverse_temperature))
+        elif self.temperature != 1.0:
+            logits = logits / self.temperature
+        if self.prior_weight is not None:
+            prior = self.spread_prior(logits.shape[1], logits.shape[2])
+            logits = logits + tf.convert_to_tensor(self.prior_weight) * prior
         return logits
 
     def compute_output_shape(self, input_shape):
@@ -469,5 +500,6 @@ class KeypointNet(keras.layers.Layer):
             padding=self.padding,
             temperature=self.temperature,
             learn_temperature=self.learn_temperature,
+            prior_width=self.prior_width,
         )
         return config

@@ -1,4 +1,4 @@
-"""Noisy Atari: coloured bars drawn over uint8 frames (REFERENCE.md section 5).
+"""Noisy Atari: coloured bars drawn over uint8 frames (docs/BACKGROUND.md section 5).
 
 Every frame gets its own bar positions, drawn with stateless random ops (Philox) from an explicit
 seed, so one seed always gives the same bars on any machine. Besides the noisy frames the

@@ -11,6 +11,8 @@ Conventions (see docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from permakey_tf.config import KEYPOINT_REDUCTIONS, PADDING_MODES
@@ -297,6 +299,20 @@ def keypoints_to_gaussian_maps(
     return tf.exp(-squared / tf.cast(sigma, dtype) ** 2)
 
 
+def gaussian_blur(maps: tf.Tensor, sigma_pixels: float) -> tf.Tensor:
+    """Blurs every channel of ``[B, H, W, C]`` with a normalised Gaussian of standard deviation
+    ``sigma_pixels`` (separable, zeros beyond the edge, radius 3 sigma)."""
+    radius = max(1, int(math.ceil(3.0 * sigma_pixels)))
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / sigma_pixels))
+    kernel = tf.cast(kernel / tf.reduce_sum(kernel), maps.dtype)
+    channels = maps.shape[-1]
+    rows = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    cols = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
+    blurred = tf.nn.depthwise_conv2d(maps, rows, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(blurred, cols, [1, 1, 1, 1], "SAME")
+
+
 def normalize_maps(maps: tf.Tensor, epsilon: float = 1e-6) -> tf.Tensor:
     """Min-max normalises each image's channels to ``[0, 1]``; a constant map becomes zeros (no NaN).
 
@@ -310,6 +326,18 @@ def normalize_maps(maps: tf.Tensor, epsilon: float = 1e-6) -> tf.Tensor:
     low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
     high = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
     return (maps - low) / (high - low + tf.cast(epsilon, maps.dtype))
+
+
+def grid_positions(count: int) -> tf.Tensor:
+    """``[count, 2]`` (y, x) in ``[-1, 1]``: the first ``count`` cell centres (row-major) of a
+    ceil(sqrt count)-column grid over the map."""
+    import math
+
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    ys = [(r + 0.5) / rows * 2.0 - 1.0 for r in range(rows) for _ in range(cols)]
+    xs = [(c + 0.5) / cols * 2.0 - 1.0 for _ in range(rows) for c in range(cols)]
+    return tf.constant(list(zip(ys, xs))[:count], tf.float32)
 
 
 def keypoints_to_pixels(keypoints: tf.Tensor, image_size: int = 84) -> tf.Tensor:
@@ -413,3 +441,10 @@ def scale_frames(frames, image_size: int, model: str = "the model") -> tf.Tensor
               tf.debugging.assert_less_equal(frames, high, message=message)]
     with tf.control_dependencies(checks):
         return tf.identity(frames)
+
+
+def empty_like_outputs(call_one, image_size: int) -> dict:
+    """A model's outputs for an empty batch: ``call_one`` on one black uint8 frame, every output
+    cut to 0 frames (a normalisation over an empty batch would fail or give NaN)."""
+    outputs = call_one(tf.zeros([1, image_size, image_size, 3], tf.uint8))
+    return {name: value[:0] for name, value in outputs.items()}

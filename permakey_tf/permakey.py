@@ -27,16 +27,16 @@ sets). Each loss is divided by ``num_replicas_in_sync`` inside the tape, so a Mi
 update equals the single-device one, and passed through ``optimizer.scale_loss`` (a no-op unless
 the optimizer is a LossScaleOptimizer, which ``compile`` uses under ``mixed_float16``).
 
-Deliberate differences from the authors' code (REFERENCE.md), each with its switch if any:
+Deliberate differences from the authors' code (docs/BACKGROUND.md), each with its switch if any:
   * Learning rate: the paper's Adam 2e-4 x 0.85 every 10,000 steps (staircase), one optimizer per
     module. ``lr_schedule="reference"`` gives an InverseTimeDecay whose step counter advances 4x
     per batch, imitating the reference's shared optimizer (its exact decay constants are not in
-    REFERENCE.md; we use lr_decay_steps / lr_decay_rate).
+    docs/BACKGROUND.md; we use lr_decay_steps / lr_decay_rate).
   * Decoder: bilinear upsampling (paper; ``decoder_upsampling="nearest"`` = reference). The
     reference ends with BatchNorm -> sigmoid; we end with a 3x3 conv -> sigmoid (a BatchNorm
     right before the output would tie the output's statistics to the batch).
   * Latent head: mean and softplus scale as the reference, but guarded against the scale's
-    collapse to its floor (REFERENCE.md section 10): products divided by sqrt(fan_in) (equalised
+    collapse to its floor (docs/BACKGROUND.md section 10): products divided by sqrt(fan_in) (equalised
     learning rate), scale kernel zero-initialised with a bias for scale 1; see
     networks.GaussianLatentHead. In evaluation/inference the decoder uses the posterior mean.
   * Odd feature sizes: ``odd_size_rule="pad"`` (21x21 -> 11x11 cells, every feature predicted)
@@ -89,7 +89,8 @@ def build_pointnet(config: PermaKeyConfig, name: str = "pointnet") -> KeypointNe
     return KeypointNet(
         c.encoder_kernels, c.encoder_filters, strides, c.num_keypoints, norm=c.pointnet_norm,
         padding=c.keypoint_padding, temperature=c.heatmap_temperature,
-        learn_temperature=c.learn_heatmap_temperature, name=name,
+        learn_temperature=c.learn_heatmap_temperature,
+        prior_width=c.keypoint_prior_width if c.keypoint_prior_steps else 0.0, name=name,
     )
 
 
@@ -123,6 +124,13 @@ def pointnet_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tenso
       outputs: :func:`keypoint_outputs` (``gaussian_maps``, ``keypoints``).
       error_maps: ``[B, S, S, L]``.
     """
+    loss = _fine_loss(outputs, error_maps, config)
+    if config.pointnet_coarse_weight > 0:
+        loss = loss + config.pointnet_coarse_weight * _coarse_loss(outputs["keypoints"], error_maps, config)
+    return loss
+
+
+def _fine_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tensor:
     margin = loss_margin(config)
     combine = tf.reduce_sum if config.gaussian_combination == "sum" else tf.reduce_max
     if margin == 0:
@@ -135,6 +143,56 @@ def pointnet_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tenso
     padded = tf.pad(error_maps, [[0, 0], [margin, margin], [margin, margin], [0, 0]])
     squared = tf.reduce_sum(tf.square(rendered - padded), axis=[1, 2])  # [B, L]
     return tf.reduce_mean(squared) / float(size * size)
+
+
+def _coarse_loss(keypoints, error_maps, config: PermaKeyConfig) -> tf.Tensor:
+    """The same comparison after blurring both sides with a Gaussian of std
+    ``pointnet_coarse_blur`` ([-1, 1] units): the summed windows blur in closed form (a window
+    ``exp(-d^2 / s^2)`` has variance s^2 / 2 per axis), the error maps by convolution. A keypoint
+    far from any unexplained error then still feels it (within a few blur widths instead of a
+    few sigma)."""
+    size = config.image_size
+    s2, b2 = config.keypoint_sigma**2, config.pointnet_coarse_blur**2
+    windows = ops.keypoints_to_gaussian_maps(keypoints, size, size, math.sqrt(s2 + 2.0 * b2))
+    rendered = (s2 / (s2 + 2.0 * b2)) * tf.reduce_sum(windows, axis=-1, keepdims=True)
+    blurred = ops.gaussian_blur(tf.cast(error_maps, tf.float32),
+                                config.pointnet_coarse_blur * (size - 1) / 2.0)
+    return tf.reduce_mean(tf.square(rendered - blurred))
+
+
+def pointnet_update(pointnet: KeypointNet, config: PermaKeyConfig, optimizer, error_maps,
+                    replicas: int = 1) -> tf.Tensor:
+    """One optimizer step of the PointNet alone on (stop-gradient) error maps; returns the loss."""
+    variables = pointnet.trainable_variables
+    with tf.GradientTape() as tape:
+        outputs = keypoint_outputs(pointnet, config, error_maps, training=True)
+        loss = pointnet_loss(outputs, error_maps, config)
+        scaled = optimizer.scale_loss(loss / replicas)
+    optimizer.apply(tape.gradient(scaled, variables), variables)
+    return loss
+
+
+def fit_pointnet(config: PermaKeyConfig, maps, steps: int, batch_size: int = 32,
+                 learning_rate: float = 1e-3, seed: int = 0) -> KeypointNet:
+    """A fresh PointNet trained on fixed error maps ``[N, S, S, L]`` alone (random batches, Adam):
+    the keypoint bottleneck without the networks that make the maps (tests, experiments/)."""
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    pointnet = build_pointnet(config)
+    pointnet.build((None,) + tuple(maps.shape[1:]))
+    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(pointnet.trainable_variables)
+
+    @tf.function
+    def step(batch):
+        pointnet.fade_prior(optimizer.iterations, config.keypoint_prior_steps)
+        return pointnet_update(pointnet, config, optimizer, batch)
+
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        step(tf.constant(maps[rng.integers(0, len(maps), batch_size)], tf.float32))
+    return pointnet
 
 
 def loss_margin(config: PermaKeyConfig) -> int:
@@ -421,6 +479,10 @@ class PermaKey(keras.Model):
 
     def call(self, frames, training=False, with_reconstruction=True):
         x = scale_frames(frames, self.config.image_size)
+        if x.shape[0] == 0:  # an empty batch: empty outputs of the right shapes
+            return ops.empty_like_outputs(
+                lambda one: self.call(one, training=False, with_reconstruction=with_reconstruction),
+                self.config.image_size)
         outputs = self._forward(x, training=bool(training), with_reconstruction=with_reconstruction)
         names = ["keypoints", "keypoints_pixels", "heatmaps", "gaussian_maps", "error_maps"]
         if with_reconstruction:
@@ -463,6 +525,7 @@ class PermaKey(keras.Model):
         x = scale_frames(_frames_from_data(data), self.config.image_size)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.module_variables()
+        self.pointnet.fade_prior(self.pointnet_optimizer.iterations, self.config.keypoint_prior_steps)
         loss_names = {"vae": "vae_loss", "lsp": "lsp_loss", "pointnet": "pointnet_loss"}
         with tf.GradientTape() as vae_tape, tf.GradientTape() as lsp_tape, tf.GradientTape() as pn_tape:
             outputs = self._forward(x, training=True)
@@ -476,19 +539,11 @@ class PermaKey(keras.Model):
             gradients = tapes[module].gradient(scaled[module], variables[module])
             self._module_optimizer(module).apply(gradients, variables[module])
         for _ in range(self.config.pointnet_updates_per_step - 1):
-            self._pointnet_update(outputs["error_maps"], variables["pointnet"], replicas)
+            pointnet_update(self.pointnet, self.config, self.pointnet_optimizer, outputs["error_maps"],
+                            replicas)
         for name, tracker in self.trackers.items():
             tracker.update_state(losses[name])
         return self._logs()
-
-    def _pointnet_update(self, error_maps, variables, replicas) -> None:
-        """One more PointNet step on the same batch's (stop-gradient) error maps."""
-        optimizer = self.pointnet_optimizer
-        with tf.GradientTape() as tape:
-            outputs = keypoint_outputs(self.pointnet, self.config, error_maps, training=True)
-            loss = pointnet_loss(outputs, error_maps, self.config)
-            scaled = optimizer.scale_loss(loss / replicas)
-        optimizer.apply(tape.gradient(scaled, variables), variables)
 
     def test_step(self, data):
         x = scale_frames(_frames_from_data(data), self.config.image_size)

@@ -6,7 +6,7 @@ A run is described by a :class:`RunConfig`: which model and game, the model's ow
 (``PermaKeyConfig`` / ``TransporterConfig``), the data it trains on (:class:`DataSettings`) and how
 the loop runs (:class:`TrainConfig`). Values are resolved in three layers, later ones winning:
 
-  1. the paper's settings (REFERENCE.md section 5; the dataclass defaults),
+  1. the paper's settings (docs/BACKGROUND.md section 5; the dataclass defaults),
   2. a preset (``paper`` = nothing changed, ``quick``, ``smoke``),
   3. the flags the user passed explicitly.
 
@@ -67,7 +67,7 @@ class DataSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """How the training loop runs; defaults are the paper's (REFERENCE.md section 5).
+    """How the training loop runs; defaults are the paper's (docs/BACKGROUND.md section 5).
 
     Attributes:
       epochs: maximum number of epochs (100).
@@ -170,7 +170,7 @@ def model_config_class(model: str):
     raise ConfigError(f"Unknown model {model!r}; choose one of {', '.join(MODELS)}")
 
 
-# The paper's per-model loop settings (REFERENCE.md section 5).
+# The paper's per-model loop settings (docs/BACKGROUND.md section 5).
 PAPER_BATCH_SIZE = {"permakey": 32, "transporter": 64}
 PAPER_PATIENCE = {"permakey": 10, "transporter": 5}
 
@@ -185,6 +185,7 @@ class Preset:
     permakey: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     transporter: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    epochs: Mapping[str, int] = dataclasses.field(default_factory=dict)  # per model, over train
     pairs: Optional[Mapping[str, Any]] = None
 
 
@@ -193,19 +194,20 @@ PRESET_TABLE: dict[str, Preset] = {
         description="the paper's experiment: 85k/5k/5k frames, batch 32 (Transporter 64), "
         "up to 100 epochs, early stopping, layers (0, 1), float32",
     ),
-    # REFERENCE.md section 10: what trained best in 15 minutes on a 2-core CPU.
+    # Sized for the README's 12 minutes on the slowest 2-core machine measured (docs/TRAINING.md).
     "quick": Preset(
-        description="sized for 15 minutes on an idle 2-core CPU (2,250 steps at the ~3 steps/s "
-        "REFERENCE.md section 10 measured): 6,000 training frames, batch 16, 6 epochs, "
-        "mixed_bfloat16; PermaKey with layer 0 only, LSPN widths (128, 64, 32), Adam 1e-3",
-        train={"epochs": 6, "precision": "auto", "image_frames": 8},
+        description="about 11 minutes on an idle 2-core CPU: 6,000 training frames, batch 16, "
+        "6 epochs (2,250 steps), precision auto; PermaKey with encoder widths (16, 32, 32, 64), "
+        "layer 0 only, LSPN widths (64, 32, 32), Adam 1e-3; Transporter batch 16 (1,000 steps)",
+        train={"epochs": 6, "precision": "auto", "image_frames": 8, "quality_frames": 128,
+               "statistics_batches": 32},
         data={"train_frames": 6_000, "validation_frames": 256, "test_frames": 512},
-        batch_size={"permakey": 16, "transporter": 32},
+        batch_size={"permakey": 16, "transporter": 16},
         permakey={
             "encoder_filters": (16, 32, 32, 64),
             "lsp_layers": (0,),
             "patch_size": 2,
-            "lsp_hidden_widths": (128, 64, 32),
+            "lsp_hidden_widths": (64, 32, 32),
             "learning_rate": 1e-3,
         },
         transporter={"learning_rate": 1e-3},
@@ -345,6 +347,8 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
 
     train_values = dict(preset.train)
     train_values["batch_size"] = preset.batch_size.get(model, PAPER_BATCH_SIZE[model])
+    if model in preset.epochs:
+        train_values["epochs"] = preset.epochs[model]
     train_values["early_stopping_patience"] = PAPER_PATIENCE[model]
     train_values.update({_TRAIN_FLAGS[k]: v for k, v in flags.items() if k in _TRAIN_FLAGS})
     train = TrainConfig(**train_values)

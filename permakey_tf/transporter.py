@@ -21,7 +21,7 @@ Public API:
   * ``transport(source, target)``: the pair forward pass (reconstruction, both keypoint sets), for
     figures and tests.
 
-Choices where the authors' re-implementation (REFERENCE.md section 5) and DeepMind's description /
+Choices where the authors' re-implementation (docs/BACKGROUND.md section 5) and DeepMind's description /
 code disagree. Every one is a ``TransporterConfig`` field; the default is the re-implementation's
 *effective* behaviour because the PermaKey paper's Transporter numbers come from it:
   * first encoder kernel: 3 (re-implementation) vs 7 (DeepMind's code) -> ``encoder_kernels``.
@@ -40,8 +40,8 @@ code disagree. Every one is a ``TransporterConfig`` field; the default is the re
   * normalisation: BatchNorm in both papers; DeepMind's code says layer / instance norm are much
     more stable -> ``norm`` ("batch" default, "layer", "instance": GroupNormalization with 1 group
     or one group per channel, i.e. per-channel scale/offset as Sonnet's LayerNorm).
-  * learning rate: 2e-4 (re-implementation; REFERENCE.md gives 5e-4 for the Transporter paper);
-    schedule "paper" = x0.9 every 30,000 steps, staircase (as the issue states), "reference" =
+  * learning rate: 2e-4 (re-implementation; docs/BACKGROUND.md gives 5e-4 for the Transporter paper);
+    schedule "paper" = x0.9 every 30,000 steps, staircase (docs/BACKGROUND.md section 5), "reference" =
     InverseTimeDecay as the authors' code actually ran -> ``lr_schedule``.
   * BatchNorm runs on source and target in two separate calls (as both codes), so each frame set
     is normalised with its own batch statistics and nothing from the target leaks into the
@@ -265,7 +265,9 @@ class Transporter(keras.Model):
         self.keypointer = KeypointNet(
             **stack, num_keypoints=config.num_keypoints, padding=config.keypoint_padding,
             temperature=config.heatmap_temperature,
-            learn_temperature=config.learn_heatmap_temperature, name="keypointer",
+            learn_temperature=config.learn_heatmap_temperature,
+            prior_width=config.keypoint_prior_width if config.keypoint_prior_steps else 0.0,
+            name="keypointer",
         )
         self.decoder = RefineNet(
             config.decoder_filters, config.decoder_upsample_after, config.decoder_output,
@@ -366,6 +368,9 @@ class Transporter(keras.Model):
           dict with ``keypoints`` [B,K,2] (y, x) in [-1, 1], ``keypoints_pixels`` [B,K,2] (x, y)
           pixels, ``heatmaps`` [B,h,w,K] logits, ``gaussian_maps`` [B,H,W,K] (float32).
         """
+        if tf.convert_to_tensor(frames).shape[0] == 0:  # empty outputs of the right shapes
+            return ops.empty_like_outputs(lambda one: self.call(one, training=False),
+                                          self.config.image_size)
         heatmaps, keypoints = self._keypoints(self._scale(frames), training)
         size = self.config.image_size
         return {
@@ -408,6 +413,7 @@ class Transporter(keras.Model):
 
     def train_step(self, data):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.keypointer.fade_prior(self.optimizer.iterations, self.config.keypoint_prior_steps)
         with tf.GradientTape() as tape:
             loss, reconstruction_loss = self._pair_losses(data, training=True)
             # Gradients are summed over replicas; scale so the update equals one device's.

@@ -41,8 +41,16 @@ CLIENT = textwrap.dedent(
                 errors[label] = None
             except Exception as error:  # noqa: BLE001
                 errors[label] = str(error)
+        empty = serve(frames=tf.constant(frames[:0]))
+        alone = np.concatenate([serve(frames=tf.constant(frames[i:i + 1]))["keypoints_pixels"].numpy()
+                                for i in range(len(frames))])
+        reversed_batch = serve(frames=tf.constant(frames[::-1]))["keypoints_pixels"].numpy()[::-1]
+        batch = outputs["keypoints_pixels"].numpy()
         _, inputs = serve.structured_input_signature
         report["models"][name] = {
+            "empty": {k: v.shape.as_list() for k, v in empty.items()},
+            "alone_vs_batch_px": float(np.abs(alone - batch).max()),
+            "reversed_vs_batch_px": float(np.abs(reversed_batch - batch).max()),
             "inputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in inputs.items()},
             "outputs": sorted(outputs),
             "errors": errors,
@@ -115,6 +123,11 @@ def test_saved_model_in_a_fresh_process_matches_the_keras_model(tmp_path):
                                        err_msg=f"{name} {key}")
         # The keypoints are per-frame, not one constant layout (the test would be weak otherwise).
         assert np.abs(served["keypoints_pixels"][0] - served["keypoints_pixels"][1]).max() > 1e-3
+        # A frame's keypoints do not depend on its batch (alone, in a batch, in any order), and
+        # an empty request gets empty outputs.
+        assert info["alone_vs_batch_px"] < 1e-3 and info["reversed_vs_batch_px"] < 1e-3, info
+        assert all(shape[0] == 0 for shape in info["empty"].values())
+        assert sorted(info["empty"]) == expected_outputs[name]
         errors = info["errors"]
         assert "uint8" in errors["float32"]
         for label in ("no_batch_axis", "64x64", "grayscale"):

@@ -204,11 +204,15 @@ def test_a_variant_folder_without_dataset_info_is_set_aside_and_built(built_pong
     import tfds_atari
 
     (Path(built_pong.data_dir) / "dataset_info.json").unlink()
+    stale = Path(built_pong.data_dir).parent / "incomplete.ABC123_1.0.0"  # a killed build's folder
+    (stale / "atari_frames-train.tfrecord-00000-of-00001").parent.mkdir()
+    (stale / "atari_frames-train.tfrecord-00000-of-00001").write_bytes(b"half")
     builder = tfds_atari.get_builder("pong", data_dir=str(tmp_path), **TINY_DATA)
     assert not builder.is_prepared()
     rebuilt = tfds_atari.ensure_prepared(builder)
     assert rebuilt.is_prepared() and rebuilt.info.splits["train"].num_examples == 40
     assert (tmp_path / "atari_frames-set-aside").is_dir()
+    assert not stale.exists()
 
 
 # ----------------------------------------------------------------------------- bad paths and flags

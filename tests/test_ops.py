@@ -93,7 +93,7 @@ def test_keypoints_from_whole_rows_and_columns():
 
 
 def test_single_corner_spike_does_not_reach_the_corner():
-    # REFERENCE.md section 4: averaging over the other axis dilutes a one-pixel spike.
+    # docs/BACKGROUND.md section 4: averaging over the other axis dilutes a one-pixel spike.
     heatmaps = np.zeros((1, 42, 42, 1), np.float32)
     heatmaps[0, 0, 0, 0] = 50.0
     keypoints = ops.heatmaps_to_keypoints(heatmaps, "marginal").numpy()[0, 0]

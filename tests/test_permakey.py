@@ -313,12 +313,12 @@ def test_learns_keypoints_and_error_maps_on_shapes():
     Chance: uniform random points lie ~24 px from the nearest shape on average. Measured when
     this test was written: error-map peaks ~2 px (the LSPN finds the shapes at once), keypoints
     ~18 px, the keypoints' own fixed mean layout ~20.5 px (the PointNet is the slow part,
-    REFERENCE.md section 10). Margins: error-map peaks within a quarter of chance (a peak off the
+    docs/BACKGROUND.md section 10). Margins: error-map peaks within a quarter of chance (a peak off the
     shapes lands ~24 px away, so this only passes if peaks sit on shapes); keypoints below 0.9 x
     chance and not farther than their own fixed layout, i.e. they moved with the shapes at least
     a little. sigma 0.05 instead of 0.1: with ~9 px shapes and sparse RMSE maps, a sigma 0.1
     Gaussian costs more than the error mass it covers, so keypoints leave the picture
-    (REFERENCE.md section 10); at sigma 0.05 covering a blob lowers the PointNet loss.
+    (docs/BACKGROUND.md section 10); at sigma 0.05 covering a blob lowers the PointNet loss.
     """
     rng = np.random.default_rng(0)
     train, _ = _shape_frames(512, rng)

@@ -369,8 +369,10 @@ def test_interrupted_build_leaves_nothing_that_reads_as_complete(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         api.ensure_prepared(builder)
     assert not builder.is_prepared() and not builder.data_path.exists()
-    # TFDS keeps only a config note (atari_frames/.config/metadata.json); no data or info files.
-    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and ".config" not in p.parts]
+    # TFDS keeps only a config note (atari_frames/.config/metadata.json) and the build's lock
+    # file (atari_frames/<config>.lock, empty); no data or info files.
+    leftovers = [p for p in tmp_path.rglob("*")
+                 if p.is_file() and ".config" not in p.parts and p.suffix != ".lock"]
     assert not leftovers, leftovers
     with pytest.raises(api.DatasetNotPreparedError):
         api.ensure_prepared(api.get_builder("pong", data_dir=str(tmp_path), **TINY), build_if_missing=False)

@@ -114,6 +114,57 @@ def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Build
     Raises DatasetNotPreparedError (naming the command that builds it) when the data are missing
     and build_if_missing is False.
     """
+    if builder.is_prepared() or not build_if_missing:
+        return _check_prepared(builder)
+    with _build_lock(builder):  # one builder per variant; a second one waits, then finds it built
+        if builder.is_prepared():
+            return _check_prepared(builder)
+        for path in remove_incomplete_builds(builder):
+            print(f"Removed {path}, left by an interrupted build.", flush=True)
+        if os.path.exists(os.fspath(builder.data_dir)):
+            moved = set_aside(builder)
+            print(f"{os.fspath(builder.data_dir)} held an incomplete dataset (no dataset_info.json); "
+                  f"moved it to {moved} and building again.", flush=True)
+        builder.download_and_prepare()
+    return builder
+
+
+def _build_lock(builder: Builder):
+    """An exclusive flock on ``<data_dir>/atari_frames/<config>.lock`` (released when the
+    process ends, however it ends)."""
+    import contextlib
+    import fcntl
+
+    @contextlib.contextmanager
+    def locked():
+        root = os.path.join(os.fspath(builder.data_dir_root), builder.name)
+        os.makedirs(root, exist_ok=True)
+        with open(os.path.join(root, f"{builder.builder_config.name}.lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    return locked()
+
+
+def remove_incomplete_builds(builder: Builder) -> list[str]:
+    """Deletes the ``incomplete.*`` folders an interrupted build of this variant left (TFDS
+    writes into one and renames it when done). Only call it holding the build lock."""
+    import glob
+    import shutil
+
+    pattern = os.path.join(os.fspath(builder.data_dir_root), builder.name, builder.builder_config.name,
+                           "incomplete.*")
+    removed = sorted(glob.glob(pattern))
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _check_prepared(builder: Builder) -> Builder:
+    """``builder`` if its data are complete; DatasetDamagedError / DatasetNotPreparedError if not."""
     if builder.is_prepared():
         problems = damaged_files(builder)
         if problems:
@@ -123,15 +174,8 @@ def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Build
                 f"not deleted) with:\n  {build_command(builder)} --rebuild"
             )
         return builder
-    if not build_if_missing:
-        config = builder.builder_config
-        raise DatasetNotPreparedError(
-            f"Dataset atari_frames/{config.name} is not built in {os.fspath(builder.data_dir_root)}. "
-            f"Build it with:\n  {build_command(builder)}\nor in Python:\n  {build_call(builder)}"
-        )
-    if os.path.exists(os.fspath(builder.data_dir)):
-        moved = set_aside(builder)
-        print(f"{os.fspath(builder.data_dir)} held an incomplete dataset (no dataset_info.json); "
-              f"moved it to {moved} and building again.", flush=True)
-    builder.download_and_prepare()
-    return builder
+    config = builder.builder_config
+    raise DatasetNotPreparedError(
+        f"Dataset atari_frames/{config.name} is not built in {os.fspath(builder.data_dir_root)}. "
+        f"Build it with:\n  {build_command(builder)}\nor in Python:\n  {build_call(builder)}"
+    )

@@ -2,7 +2,7 @@
 
 The ALE screen is 210 rows x 160 columns of RGB. Every frame that enters the dataset, a figure or a
 served model goes through `resize_frame`, so there is exactly one resize in the project (area
-interpolation, which keeps 1-pixel bullets visible; REFERENCE.md section 7).
+interpolation, which keeps 1-pixel bullets visible; docs/BACKGROUND.md section 7).
 """
 
 from __future__ import annotations

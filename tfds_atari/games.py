@@ -17,7 +17,7 @@ class Game:
       name: the CLI / dataset-config name, e.g. ``"spaceinvaders"``.
       rom_id: ale-py ROM id, e.g. ``"space_invaders"``.
       ocatari_name: the game name OCAtari expects (``"SpaceInvaders"``).
-      num_keypoints: K used by the paper's authors for this game (REFERENCE.md section 4).
+      num_keypoints: K used by the paper's authors for this game (docs/BACKGROUND.md section 4).
     """
 
     name: str

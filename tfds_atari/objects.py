@@ -5,7 +5,7 @@ own ALEInterface, not through its gymnasium env, so the boxes describe exactly t
 we read the RAM after (the last of the 4 skipped frames; checked against the Pong ball's pixels).
 Boxes are in the native 160 wide x 210 tall screen; we normalise them by 160 and 210.
 
-Known OCAtari quirks handled here (REFERENCE.md section 7): `hud=True` crashes on Enduro (and
+Known OCAtari quirks handled here (docs/BACKGROUND.md section 7): `hud=True` crashes on Enduro (and
 Enduro has no HUD extractor anyway), so Enduro runs with `hud=False`; boxes that leave the screen
 are clipped; boxes with no area after clipping are dropped.
 """
@@ -26,7 +26,7 @@ from ocatari.ram.game_objects import GameObject
 from tfds_atari import frames
 from tfds_atari.games import Game
 
-# Static / background classes (REFERENCE.md section 8), plus ones found here: Frostbite's igloo
+# Static / background classes (docs/BACKGROUND.md section 8), plus ones found here: Frostbite's igloo
 # Door, Montezuma's Disappearing_Platform and laser Beam (fixed positions, part of the level).
 STATIC_CLASSES = frozenset({
     "Pill", "PowerPill", "Shield", "House", "FloatingBlock", "Block", "Ladder", "Platform",
@@ -37,7 +37,7 @@ STATIC_CLASSES = frozenset({
 # BattleZone's Score/Life. Objects are HUD if OCAtari says so or their class is listed here.
 HUD_CLASSES = frozenset({"Score", "Life", "Lives"})
 # Per-game additions. BattleZone's "Player" is the fixed cockpit and its crosshair never moves
-# (REFERENCE.md section 7); its radar and radar blips are part of the cockpit display (HUD).
+# (docs/BACKGROUND.md section 7); its radar and radar blips are part of the cockpit display (HUD).
 EXTRA_STATIC_CLASSES: dict[str, frozenset] = {"battlezone": frozenset({"Player", "Crosshair"})}
 EXTRA_HUD_CLASSES: dict[str, frozenset] = {"battlezone": frozenset({"Radar", "Radar_Content"})}
 # Games whose OCAtari HUD extraction is broken (hud=True crashes).
