@@ -367,7 +367,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
     out_dir = run_dir if chief else run_dir / "workers" / str(worker_index)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        lock = runs.RunLock(out_dir).acquire()  # held until the process ends
+        lock = runs.RunLock(out_dir).acquire()  # noqa: F841 (kept referenced: held to the end)
     except runs.RunFolderBusyError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BUSY

@@ -22,12 +22,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common  # noqa: E402
 from bench.train_throughput import smoke_config  # noqa: E402

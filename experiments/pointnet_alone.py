@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Changes to the run's PermaKeyConfig; "reference" is the authors' bottleneck, "default" ours.
 REFERENCE = {"keypoint_reduction": "marginal", "keypoint_padding": "zero", "heatmap_temperature": 1.0,

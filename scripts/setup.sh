@@ -10,3 +10,6 @@ fi
 # OCAtari drags GUI opencv, pandas, seaborn and scikit-learn with it; its runtime needs are in
 # requirements.txt, so it is installed on its own without dependencies.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps ocatari==2.2.1
+# The project itself, editable: train, evaluate, permakey_tf, tfds_atari and bench import from
+# anywhere, and permakey-train / permakey-evaluate / permakey-build-data are on .venv/bin.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .

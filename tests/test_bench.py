@@ -4,7 +4,6 @@ script running end to end on tiny models (--smoke)."""
 import re
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 

@@ -32,7 +32,6 @@ MIRRORED = textwrap.dedent(
     import keras
     import numpy as np
 
-    sys.path.insert(0, sys.argv[1])
     import train
     from permakey_tf import training
     from permakey_tf.permakey import PermaKey

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 from permakey_tf import metrics  # noqa: E402

@@ -11,14 +11,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import evaluate  # noqa: E402
 import train  # noqa: E402
@@ -39,8 +37,7 @@ def _env():
 def test_run_lock_refuses_a_second_writer_and_dies_with_its_holder(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import sys, time
-            sys.path.insert(0, {str(REPO)!r})
+            import time
             from permakey_tf.runs import RunLock
             lock = RunLock({str(tmp_path)!r}).acquire()
             print("locked", flush=True)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import train  # noqa: E402
 from permakey_tf import training  # noqa: E402
