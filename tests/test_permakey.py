@@ -227,8 +227,11 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
     for a, b in zip(fast_logs, plain_logs):
         for name in LOSSES:
             np.testing.assert_allclose(float(a[name]), float(b[name]), rtol=1e-4, err_msg=name)
+    # Float32 rounding differs between the fused and the plain ops; the heatmap temperature
+    # (logits x 5) amplifies it in the PointNet to a few 1e-5 after 3 steps. A wrong tap order
+    # changes weights by 1e-2 and more.
     for a, b in zip(fast.weights, plain.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5, err_msg=a.path)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4, err_msg=a.path)
 
 
 def test_save_and_load_continue_training_identically(tmp_path):
