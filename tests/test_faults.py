@@ -303,3 +303,15 @@ def test_the_same_seed_trains_the_same_with_and_without_building_the_dataset(tmp
     without_build = capsys.readouterr().out
     assert "Building the dataset" not in without_build
     assert _first_epoch(with_build) == _first_epoch(without_build)
+
+
+def test_a_corrupt_config_json_is_named_by_train_and_evaluate(tmp_path, capsys):
+    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "bad"})
+    run_dir = training.create_run_dir(config)
+    (run_dir / "config.json").write_text('{"model": "permakey", "game": ')
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--resume", str(run_dir)])
+    assert exit_info.value.code == train.EXIT_BAD_FLAGS
+    assert "is not a valid run config" in capsys.readouterr().err
+    assert evaluate.main([str(run_dir)]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
