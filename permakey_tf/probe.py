@@ -99,7 +99,7 @@ def r2_score(y: np.ndarray, prediction: np.ndarray) -> float:
 
 
 def probe_r2(features: np.ndarray, variables: Mapping[str, np.ndarray], fit_mask: np.ndarray,
-             min_frames: int = 20, min_std: float = 1.0) -> dict[str, float]:
+             min_frames: int = 20, min_std: float = 3.0) -> dict[str, float]:
     """Held-out R^2 of a linear probe from ``features`` to each variable.
 
     Args:

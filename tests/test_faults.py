@@ -315,3 +315,20 @@ def test_a_corrupt_config_json_is_named_by_train_and_evaluate(tmp_path, capsys):
     assert "is not a valid run config" in capsys.readouterr().err
     assert evaluate.main([str(run_dir)]) == 2
     assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_a_finished_checkpoint_is_exported_once_by_training_and_again_only_on_request(saved_run):
+    # saved_run's version 1 was written without a record: the end-of-training export adds one ...
+    assert train.export_run(saved_run, skip_if_exported=True) == 0
+    assert sorted(p.name for p in (saved_run / "export").iterdir() if p.is_dir()) == ["1", "2"]
+    # ... and a --resume of the finished run (same checkpoint) adds none ...
+    assert train.export_run(saved_run, skip_if_exported=True) == 0
+    assert sorted(p.name for p in (saved_run / "export").iterdir() if p.is_dir()) == ["1", "2"]
+    # ... while a changed checkpoint, or --export-only, does.
+    checkpoint = saved_run / "checkpoints" / "best.keras"
+    os.utime(checkpoint)  # same bytes: still the same checkpoint
+    assert train.export_run(saved_run, skip_if_exported=True) == 0
+    assert train.export_run(saved_run) == 0
+    assert sorted(p.name for p in (saved_run / "export").iterdir() if p.is_dir()) == ["1", "2", "3"]
+    record = json.loads((saved_run / "export" / "exported.json").read_text())
+    assert set(record) == {"2", "3"} and len(set(record.values())) == 1
