@@ -36,13 +36,13 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from permakey_tf import metrics  # noqa: E402  (numpy only)
+from permakey_tf.registry import MODEL_SPECS, get_model_spec, register_all_models  # noqa: E402
 
 NOISE_MODES = ("none", "horizontal", "vertical", "both")
 CHECKPOINT = Path("checkpoints") / "best.keras"
 EXPORT_DIR = "export"
 CONFIG_FILE = "config.json"
 FIGURE_FRAMES = 8
-MODEL_TITLES = {"permakey": "PermaKey", "transporter": "Transporter"}
 # model_config fields an ablation may vary (x axis label, field).
 ABLATION_FIELDS = {
     "num_keypoints": "K",
@@ -117,9 +117,9 @@ def inspect_run(path: os.PathLike | str) -> Run:
     missing = [k for k in ("model", "game", "model_config") if k not in config]
     if missing:
         raise NotARunError(f"{config_path} lacks the fields {missing}; was it written by train.py?")
-    if config["model"] not in MODEL_TITLES:
+    if config["model"] not in MODEL_SPECS:
         raise NotARunError(
-            f"{config_path} names model {config['model']!r}; evaluate.py knows {sorted(MODEL_TITLES)}"
+            f"{config_path} names model {config['model']!r}; evaluate.py knows {sorted(MODEL_SPECS)}"
         )
     checkpoint = path / CHECKPOINT
     versions = sorted(
@@ -159,9 +159,7 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
             raise NotARunError(f"{run.path} has no {CHECKPOINT}")
         import keras
 
-        import permakey_tf.permakey  # noqa: F401  (registers the classes for load_model)
-        import permakey_tf.transporter  # noqa: F401
-
+        register_all_models()
         try:
             model = keras.models.load_model(run.checkpoint, compile=False)
         except Exception as error:  # zip / h5 / config errors all mean the same to the user
@@ -170,10 +168,8 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
                 "It may be truncated or corrupt: evaluate the exported SavedModel instead "
                 "(--source savedmodel), or retrain / resume the run."
             ) from None
-        if run.model == "permakey":
-            step = tf.function(lambda x: model(x, training=batch_statistics, with_reconstruction=False))
-        else:
-            step = tf.function(lambda x: model(x, training=batch_statistics))
+        options = dict(get_model_spec(run.model).inference_kwargs)
+        step = tf.function(lambda x: model(x, training=batch_statistics, **options))
         return lambda frames: {k: v.numpy() for k, v in step(tf.convert_to_tensor(frames)).items()}
     if source == "savedmodel":
         if run.saved_model is None:
@@ -484,17 +480,17 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
         for noise in entry["predictions"]:
             by_game.setdefault((entry["game"], entry["data_key"], noise), []).append(entry)
     for (game, data_key, noise), group in by_game.items():
-        if not any(e["model"] == "permakey" for e in group):
+        with_maps = [e for e in group if get_model_spec(e["model"]).has_error_maps]
+        if not with_maps:
             continue
-        group = sorted(group, key=lambda e: (e["model"] != "transporter", e["label"]))
+        group = sorted(group, key=lambda e: (get_model_spec(e["model"]).has_error_maps, e["label"]))
         data = eval_sets[(data_key, noise)]
         every_other = slice(None, None, 2)  # 4 of the 8 figure frames, spread over the split
         shown = figure_indices(len(data.frames))[every_other]
-        rows = {f"{MODEL_TITLES[e['model']]}\n{e['label'].split('/')[-1]}":
+        rows = {f"{get_model_spec(e['model']).title}\n{e['label'].split('/')[-1]}":
                 e["predictions"][noise].keypoints_pixels[shown] for e in group}
-        permakey = next(e for e in group if e["model"] == "permakey")
-        error_maps = permakey["predictions"][noise].figure_error_maps
-        layers = permakey["config"]["model_config"].get("lsp_layers", [])
+        error_maps = with_maps[0]["predictions"][noise].figure_error_maps
+        layers = with_maps[0]["config"]["model_config"].get("lsp_layers", [])
         save(viz.plot_figure2, f"figure2_{game}_{noise}.png", data.frames[shown], rows,
              error_maps[every_other] if error_maps is not None else None,
              layer_names=[f"error map\nlayer {l}" for l in layers] if error_maps is not None else None)
@@ -517,7 +513,7 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
                  for e in group}
         name = group[0]["label"].split("/")
         save(viz.plot_seed_overlay, f"figure3_{name[0]}_{name[1]}_seeds.png", data.frames[0], seeds,
-             title=f"{MODEL_TITLES[group[0]['model']]} on {group[0]['game']}: {len(seeds)} seeds")
+             title=f"{get_model_spec(group[0]['model']).title} on {group[0]['game']}: {len(seeds)} seeds")
 
     # Ablations: runs that differ only in one model_config field (seeds averaged).
     for field, axis_label in ABLATION_FIELDS.items():
@@ -543,10 +539,9 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
                     f1s = [e["results"][noise][key]["f1"] for e in members if noise in e["results"]]
                     series[key].append(float(np.nanmean(f1s)) if f1s else math.nan)
                     errors[key].append(float(np.nanstd(f1s)) if len(f1s) > 1 else 0.0)
-            title = f"{MODEL_TITLES[entry['model']]} on {entry['game']} (noise {noise})"
+            title = f"{get_model_spec(entry['model']).title} on {entry['game']} (noise {noise})"
             labels = [", ".join(map(str, json.loads(v))) if v.startswith("[") else v for v in values]
-            series = {("PermaKey" if k == "model" and entry["model"] == "permakey" else
-                       "Transporter" if k == "model" else k.replace("_", " ")): v
+            series = {(get_model_spec(entry["model"]).title if k == "model" else k.replace("_", " ")): v
                       for k, v in series.items()}
             errors = dict(zip(series, errors.values()))
             save(viz.plot_ablation, f"ablation_{entry['game']}_{entry['model']}_{field}.png", labels,
@@ -655,7 +650,7 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
             data = eval_sets[(data_key, noise)]
             pred = predict(predictor, data.frames, args.batch_size,
                            desc=f"{run.label} (noise {noise})", progress=progress,
-                           all_error_maps=run.model == "permakey")
+                           all_error_maps=get_model_spec(run.model).has_error_maps)
             if pred.keypoints_pixels.shape[1] != run.num_keypoints:
                 raise ValueError(
                     f"{run.label}: the model gave {pred.keypoints_pixels.shape[1]} keypoints but "

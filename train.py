@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from permakey_tf import runs, training
+from permakey_tf.registry import get_model_spec
 from permakey_tf.training import ConfigError, RunConfig
 
 EXIT_BAD_FLAGS = 2
@@ -202,13 +203,14 @@ class _Data:
         self.train_examples = data.load_split(config.game, "train", build_if_missing=False, **kwargs)
         self.val_examples = data.load_split(config.game, "validation", build_if_missing=False, **kwargs)
         self.batch_size = config.train.batch_size
-        if config.model == "permakey":
+        self.examples = get_model_spec(config.model).examples
+        if self.examples == "frames":
             self.steps_per_epoch = self.split_sizes["train"] // self.batch_size
         else:  # whole batches of pairs (the number of pairs depends on the episodes)
             self.steps_per_epoch = self._count_pairs(self._epoch(0, training=False)) // self.batch_size
         if self.steps_per_epoch < 1:
             raise ConfigError(
-                f"The training split has too few {'frames' if config.model == 'permakey' else 'pairs'} "
+                f"The training split has too few {self.examples} "
                 f"for one batch of {self.batch_size}: lower --batch-size or raise --train-frames"
             )
 
@@ -219,7 +221,7 @@ class _Data:
     def _epoch(self, epoch: int, training: bool, examples=None):
         examples = self.train_examples if examples is None else examples
         seed = _epoch_seed(self.config.seed, epoch) if training else self.config.seed
-        if self.config.model == "permakey":
+        if self.examples == "frames":
             return self._data.frame_batches(examples, batch_size=self.batch_size, training=training,
                                             seed=seed, noise=self.noise)
         return self._data.pair_batches(examples, batch_size=self.batch_size, training=training,
@@ -241,7 +243,7 @@ class _Data:
         import tensorflow as tf
 
         ds = self._epoch(0, training=False, examples=self.val_examples)
-        if self.config.model == "transporter":
+        if self.examples == "pairs":
             # Pair pipelines have unknown cardinality; Keras warns "ran out of data" without it.
             batches = sum(1 for _ in ds)
             if batches == 0:
@@ -278,11 +280,7 @@ class _Data:
 
 
 def _build_model(config: RunConfig):
-    from permakey_tf.permakey import PermaKey
-    from permakey_tf.transporter import Transporter
-
-    cls = PermaKey if config.model == "permakey" else Transporter
-    model = cls(config.model_config)
+    model = get_model_spec(config.model).model_class(config.model_config)
     model.compile(jit_compile=bool(config.train.jit))
     return model
 
@@ -502,8 +500,10 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
     was made from the same checkpoint (e.g. --resume of a finished run)."""
     import keras
 
-    from permakey_tf import permakey, transporter  # noqa: F401  (registers the classes)
     from permakey_tf.export import export_saved_model
+    from permakey_tf.registry import register_all_models
+
+    register_all_models()
 
     config = config or training.load_config(run_dir)
     checkpoint = Path(run_dir) / "checkpoints" / "best.keras"

@@ -16,6 +16,7 @@ import sys
 
 from bench import common  # noqa: E402
 from bench.train_throughput import build_model  # noqa: E402
+from permakey_tf.registry import MODELS, get_model_spec  # noqa: E402
 
 
 def report(name: str, count: common.FlopCount, per: int, v1: float | None) -> None:
@@ -31,7 +32,7 @@ def report(name: str, count: common.FlopCount, per: int, v1: float | None) -> No
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=("permakey", "transporter", "all"), default="all")
+    parser.add_argument("--model", choices=MODELS + ("all",), default="all")
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--batch-size", type=int, default=None, help="default 32 (PermaKey) / 64 (Transporter)")
     parser.add_argument("--v1-profiler", action="store_true")
@@ -40,19 +41,20 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     common.set_precision(args.precision)
-    models = ("permakey", "transporter") if args.model == "all" else (args.model,)
+    models = MODELS if args.model == "all" else (args.model,)
     for name in models:
-        batch = args.batch_size or (2 if args.smoke else {"permakey": 32, "transporter": 64}[name])
+        spec = get_model_spec(name)
+        batch = args.batch_size or (2 if args.smoke else spec.paper_batch_size)
         model, data = build_model(name, args.smoke, batch, jit=False)
         modules = common.model_modules(model)
         specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), data)
         train_cf = tf.function(model.train_step).get_concrete_function(specs)
         frame_spec = tf.TensorSpec((batch, 84, 84, 3), tf.uint8)
         fwd_cf = tf.function(lambda f: model(f, training=False)).get_concrete_function(frame_spec)
-        print(f"{name} (batch {batch}, {args.precision}; per example = per {'frame' if name == 'permakey' else 'pair'}):")
+        print(f"{name} (batch {batch}, {args.precision}; per example = per {spec.examples[:-1]}):")
         fwd = common.graph_flops(fwd_cf, modules)
         report("forward (call, training=False)", fwd, batch, common.v1_profiler_flops(fwd_cf) if args.v1_profiler else None)
-        if name == "permakey":
+        if spec.has_error_maps:  # PermaKey: its decoder is training-only
             kp_cf = tf.function(lambda f: model.predict_keypoints(f)).get_concrete_function(frame_spec)
             report("forward without decoder (predict_keypoints)", common.graph_flops(kp_cf, modules), batch, None)
         train = common.graph_flops(train_cf, modules)

@@ -28,12 +28,13 @@ import tempfile
 
 
 from bench import common  # noqa: E402
-from bench.train_throughput import smoke_config  # noqa: E402
+from bench.train_throughput import model_config  # noqa: E402
+from permakey_tf.registry import MODELS, get_model_spec  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=("permakey", "transporter"), default="permakey")
+    parser.add_argument("--model", choices=MODELS, default="permakey")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
     parser.add_argument("--jit", choices=("off", "on"), default="off", help="XLA for the Keras paths")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -50,16 +51,10 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from permakey_tf import export
-    from permakey_tf.config import PermaKeyConfig, TransporterConfig
-    from permakey_tf.permakey import PermaKey
-    from permakey_tf.transporter import Transporter
 
     common.set_precision(args.precision)
     keras.utils.set_random_seed(0)
-    if args.model == "permakey":
-        model = PermaKey(smoke_config("permakey") if args.smoke else PermaKeyConfig())
-    else:
-        model = Transporter(smoke_config("transporter") if args.smoke else TransporterConfig())
+    model = get_model_spec(args.model).model_class(model_config(args.model, args.smoke))
     frames = common.random_frames(args.batch_size, seed=0)
     model(frames[:1], training=False)
     modules = common.model_modules(model)
@@ -70,8 +65,7 @@ def main(argv=None) -> int:
         "keras_call": tf.function(lambda f: model(f, training=False), jit_compile=jit),
         "savedmodel_graph": tf.function(export.serving_function(model)),
     }
-    if args.model == "permakey":
-        functions["keras_keypoints"] = tf.function(model.predict_keypoints, jit_compile=jit)
+    functions["keras_keypoints"] = tf.function(model.predict_keypoints, jit_compile=jit)
     flops = {name: common.graph_flops(fn.get_concrete_function(spec), modules).model_flops / args.batch_size
              for name, fn in functions.items()}
 

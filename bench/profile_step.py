@@ -36,7 +36,7 @@ import tempfile
 
 
 from bench import common  # noqa: E402
-from bench.train_throughput import smoke_config  # noqa: E402
+from bench.train_throughput import model_config  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -59,12 +59,11 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from permakey_tf.config import PermaKeyConfig
     from permakey_tf.permakey import PermaKey, keypoint_outputs, pointnet_loss, scale_frames
 
     common.set_precision(args.precision)
     keras.utils.set_random_seed(0)
-    config = smoke_config("permakey") if args.smoke else PermaKeyConfig()
+    config = model_config("permakey", args.smoke)
     model = PermaKey(config)
     model.compile()
     jit = args.jit == "on"

@@ -29,35 +29,32 @@ import sys
 
 
 from bench import common  # noqa: E402
+from permakey_tf.registry import MODELS, get_model_spec  # noqa: E402
 
-MODELS = ("permakey", "transporter")
 PRECISIONS = ("float32", "mixed_bfloat16")
-PAPER_BATCH = {"permakey": 32, "transporter": 64}
+# Tiny networks for --smoke (seconds), per model.
+SMOKE_CHANGES = {
+    "permakey": dict(encoder_filters=(4, 8, 8, 8), lsp_hidden_widths=(16, 8), num_keypoints=2),
+    "transporter": dict(encoder_filters=(4, 4, 8, 8), decoder_filters=(8, 8, 8, 8), num_keypoints=2),
+}
 
 
-def smoke_config(model: str):
-    from permakey_tf.config import PermaKeyConfig, TransporterConfig
-
-    if model == "permakey":
-        return PermaKeyConfig(encoder_filters=(4, 8, 8, 8), lsp_hidden_widths=(16, 8), num_keypoints=2)
-    return TransporterConfig(encoder_filters=(4, 4, 8, 8), decoder_filters=(8, 8, 8, 8), num_keypoints=2)
+def model_config(model: str, smoke: bool):
+    """The paper's config of ``model``, or its tiny --smoke version."""
+    return get_model_spec(model).config_class(**(SMOKE_CHANGES[model] if smoke else {}))
 
 
 def build_model(model_name: str, smoke: bool, batch_size: int, jit: bool):
     """A compiled model whose optimizers exist, and a function making its training batch."""
     import keras
 
-    from permakey_tf.config import PermaKeyConfig, TransporterConfig
-    from permakey_tf.permakey import PermaKey
-    from permakey_tf.transporter import Transporter
-
     keras.utils.set_random_seed(0)
     frames = common.random_frames(batch_size, seed=0)
-    if model_name == "permakey":
-        model = PermaKey(smoke_config("permakey") if smoke else PermaKeyConfig())
+    spec = get_model_spec(model_name)
+    model = spec.model_class(model_config(model_name, smoke))
+    if spec.examples == "frames":
         model.compile(jit_compile=jit)
         return model, frames
-    model = Transporter(smoke_config("transporter") if smoke else TransporterConfig())
     model(frames[:1])  # builds the layers
     model.compile(jit_compile=jit)
     model.optimizer.build(model.trainable_variables)
@@ -99,7 +96,7 @@ def run_one(args) -> None:
     rate = args.batch_size / median
     train_per_example = train_count.model_flops / args.batch_size
     forward_per_example = forward_count.model_flops / args.batch_size
-    unit = "frames/s" if args.model == "permakey" else "pairs/s"
+    unit = f"{get_model_spec(args.model).examples}/s"
     print(
         common.format_line(
             {
@@ -164,7 +161,7 @@ def main(argv=None) -> int:
     configs = [
         (m, p, j, b)
         for m in models
-        for b in (args.batch_size or [PAPER_BATCH[m]])
+        for b in (args.batch_size or [get_model_spec(m).paper_batch_size])
         for p in precisions
         for j in jits
     ]

@@ -65,6 +65,7 @@ import tensorflow as tf
 
 from permakey_tf import ops
 from permakey_tf.config import PermaKeyConfig
+from permakey_tf.schedules import adam_with_schedule
 from permakey_tf.networks import (
     ConvStack,
     Decoder,
@@ -326,15 +327,9 @@ class PermaKey(keras.Model):
     def default_optimizer(self, name: str) -> keras.optimizers.Optimizer:
         """Adam with the configured schedule (paper: x0.85 every 10,000 steps, staircase)."""
         c = self.config
-        if c.lr_schedule == "paper":
-            schedule = keras.optimizers.schedules.ExponentialDecay(
-                c.learning_rate, c.lr_decay_steps, c.lr_decay_rate, staircase=True
-            )
-        else:
-            schedule = keras.optimizers.schedules.InverseTimeDecay(
-                c.learning_rate, c.lr_decay_steps / REFERENCE_OPTIMIZER_STEPS_PER_BATCH, c.lr_decay_rate
-            )
-        return keras.optimizers.Adam(schedule, name=name)
+        # The reference's one optimizer steps several times per batch: its decay counts those steps.
+        decay_steps = c.lr_decay_steps / (REFERENCE_OPTIMIZER_STEPS_PER_BATCH if c.lr_schedule == "reference" else 1)
+        return adam_with_schedule(c.learning_rate, decay_steps, c.lr_decay_rate, c.lr_schedule, name=name)
 
     def compile(self, vae_optimizer=None, lsp_optimizer=None, pointnet_optimizer=None, **kwargs):
         """Sets the three optimizers (None = :meth:`default_optimizer`) and Keras options.

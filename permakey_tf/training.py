@@ -23,10 +23,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from permakey_tf.config import PermaKeyConfig, TransporterConfig
+from permakey_tf.registry import MODELS, UnknownModelError, get_model_spec
 from tfds_atari.games import GAMES, UnknownGameError, get_game
 
-MODELS = ("permakey", "transporter")
 NOISE_MODES = ("none", "horizontal", "vertical", "both")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")
@@ -163,16 +162,11 @@ def _from_dict(cls, values: Mapping[str, Any]):
 
 
 def model_config_class(model: str):
-    if model == "permakey":
-        return PermaKeyConfig
-    if model == "transporter":
-        return TransporterConfig
-    raise ConfigError(f"Unknown model {model!r}; choose one of {', '.join(MODELS)}")
-
-
-# The paper's per-model loop settings (docs/BACKGROUND.md section 5).
-PAPER_BATCH_SIZE = {"permakey": 32, "transporter": 64}
-PAPER_PATIENCE = {"permakey": 10, "transporter": 5}
+    """The config dataclass of ``model`` (permakey_tf.registry); ConfigError if unknown."""
+    try:
+        return get_model_spec(model).config_class
+    except UnknownModelError as error:
+        raise ConfigError(str(error)) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,8 +176,7 @@ class Preset:
     description: str
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    permakey: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    transporter: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # per model
     batch_size: Mapping[str, int] = dataclasses.field(default_factory=dict)
     epochs: Mapping[str, int] = dataclasses.field(default_factory=dict)  # per model, over train
     pairs: Optional[Mapping[str, Any]] = None
@@ -203,30 +196,34 @@ PRESET_TABLE: dict[str, Preset] = {
                "statistics_batches": 32},
         data={"train_frames": 6_000, "validation_frames": 256, "test_frames": 512},
         batch_size={"permakey": 16, "transporter": 16},
-        permakey={
-            "encoder_filters": (16, 32, 32, 64),
-            "lsp_layers": (0,),
-            "patch_size": 2,
-            "lsp_hidden_widths": (64, 32, 32),
-            "learning_rate": 1e-3,
+        models={
+            "permakey": {
+                "encoder_filters": (16, 32, 32, 64),
+                "lsp_layers": (0,),
+                "patch_size": 2,
+                "lsp_hidden_widths": (64, 32, 32),
+                "learning_rate": 1e-3,
+            },
+            "transporter": {"learning_rate": 1e-3},
         },
-        transporter={"learning_rate": 1e-3},
     ),
     "smoke": Preset(
         description="seconds, for tests: 64/16/16 frames, batch 8, 2 epochs, tiny networks",
         train={"epochs": 2, "image_frames": 4},
         data={"train_frames": 64, "validation_frames": 16, "test_frames": 16},
         batch_size={"permakey": 8, "transporter": 8},
-        permakey={
-            "encoder_filters": (8, 8, 8, 8),
-            "latent_dim": 4,
-            "lsp_layers": (0,),
-            "lsp_hidden_widths": (16, 8),
-            "num_keypoints": 4,
-            "learning_rate": 1e-3,
+        models={
+            "permakey": {
+                "encoder_filters": (8, 8, 8, 8),
+                "latent_dim": 4,
+                "lsp_layers": (0,),
+                "lsp_hidden_widths": (16, 8),
+                "num_keypoints": 4,
+                "learning_rate": 1e-3,
+            },
+            "transporter": {"encoder_filters": (4, 4, 8, 8), "decoder_filters": (8, 8, 8, 8),
+                            "num_keypoints": 4, "learning_rate": 1e-3},
         },
-        transporter={"encoder_filters": (4, 4, 8, 8), "decoder_filters": (8, 8, 8, 8),
-                     "num_keypoints": 4, "learning_rate": 1e-3},
         # 64 frames hold no complete 100-frame window: pair frames 4 steps apart instead.
         pairs={"sampling": "gap", "gap": 4},
     ),
@@ -328,6 +325,7 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
     preset = PRESET_TABLE[preset_name]
     model = flags.get("model", "permakey")
     model_cls = model_config_class(model)
+    spec = get_model_spec(model)
 
     try:
         game = get_game(flags.get("game", DataSettings.game)).name
@@ -337,7 +335,7 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
     data_values = dict(preset.data)
     data_values.update({_DATA_FLAGS[k]: v for k, v in flags.items() if k in _DATA_FLAGS})
     data_values["game"] = game
-    if model == "transporter" and preset.pairs is not None:
+    if spec.examples == "pairs" and preset.pairs is not None:
         data_values["pairs"] = dict(preset.pairs)
     data = DataSettings(**data_values)
     _check_choice("--noise", data.noise, NOISE_MODES)
@@ -346,10 +344,10 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
             raise ConfigError(f"{field} must be >= 1, got {getattr(data, field)}")
 
     train_values = dict(preset.train)
-    train_values["batch_size"] = preset.batch_size.get(model, PAPER_BATCH_SIZE[model])
+    train_values["batch_size"] = preset.batch_size.get(model, spec.paper_batch_size)
     if model in preset.epochs:
         train_values["epochs"] = preset.epochs[model]
-    train_values["early_stopping_patience"] = PAPER_PATIENCE[model]
+    train_values["early_stopping_patience"] = spec.paper_patience
     train_values.update({_TRAIN_FLAGS[k]: v for k, v in flags.items() if k in _TRAIN_FLAGS})
     train = TrainConfig(**train_values)
     _check_choice("--precision", train.precision, PRECISIONS)
@@ -376,17 +374,17 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
             "folder name, and a timestamp would differ between workers"
         )
 
-    model_changes = dict(preset.permakey if model == "permakey" else preset.transporter)
+    model_changes = dict(preset.models.get(model, {}))
     if "num_keypoints" in flags:
         model_changes["num_keypoints"] = int(flags["num_keypoints"])
     if "layers" in flags:
-        if model != "permakey":
-            raise ConfigError("--layers selects PermaKey's encoder layers; Transporter has none")
+        if not spec.has_field("lsp_layers"):
+            raise ConfigError(f"--layers selects PermaKey's encoder layers; {spec.title} has none")
         layers = flags["layers"]
         model_changes["lsp_layers"] = parse_layers(layers) if isinstance(layers, str) else tuple(layers)
     if flags.get("patch_size") is not None:
-        if model != "permakey":
-            raise ConfigError("--patch-size sets PermaKey's local prediction cells; Transporter has none")
+        if not spec.has_field("patch_size"):
+            raise ConfigError(f"--patch-size sets PermaKey's local prediction cells; {spec.title} has none")
         if int(flags["patch_size"]) < 1:
             raise ConfigError(f"--patch-size must be >= 1, got {flags['patch_size']}")
         model_changes["patch_size"] = int(flags["patch_size"])
@@ -533,7 +531,7 @@ def _flat_flags(config: RunConfig) -> dict:
         "seed": config.seed,
         "num_keypoints": config.model_config.num_keypoints,
     }
-    if config.model == "permakey":
+    if get_model_spec(config.model).has_field("lsp_layers"):
         flat["layers"] = tuple(config.model_config.lsp_layers)
         flat["patch_size"] = config.model_config.patch_size
     return flat

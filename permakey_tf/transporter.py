@@ -66,6 +66,7 @@ import tensorflow as tf
 from permakey_tf import ops
 from permakey_tf.batch_norm import FusedBatchNormalization
 from permakey_tf.config import TransporterConfig
+from permakey_tf.schedules import adam_with_schedule
 from permakey_tf.networks import ConvStack, KeypointNet
 
 
@@ -227,15 +228,8 @@ def _unpack_pair(data):
 
 def paper_optimizer(config: TransporterConfig) -> keras.optimizers.Optimizer:
     """Adam with the configured learning-rate schedule (see ``TransporterConfig.lr_schedule``)."""
-    if config.lr_schedule == "paper":
-        schedule = keras.optimizers.schedules.ExponentialDecay(
-            config.learning_rate, config.lr_decay_steps, config.lr_decay_rate, staircase=True
-        )
-    else:
-        schedule = keras.optimizers.schedules.InverseTimeDecay(
-            config.learning_rate, config.lr_decay_steps, config.lr_decay_rate, staircase=True
-        )
-    return keras.optimizers.Adam(learning_rate=schedule)
+    return adam_with_schedule(config.learning_rate, config.lr_decay_steps, config.lr_decay_rate,
+                              config.lr_schedule, inverse_time_staircase=True)
 
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
