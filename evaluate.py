@@ -36,12 +36,10 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from permakey_tf import metrics  # noqa: E402  (numpy only)
+from permakey_tf.config import NOISE_MODES  # noqa: E402
+from permakey_tf.runs import CHECKPOINT, CONFIG_FILE, EXPORT_DIR, dataset_arguments  # noqa: E402
 from permakey_tf.registry import MODEL_SPECS, get_model_spec, register_all_models  # noqa: E402
 
-NOISE_MODES = ("none", "horizontal", "vertical", "both")
-CHECKPOINT = Path("checkpoints") / "best.keras"
-EXPORT_DIR = "export"
-CONFIG_FILE = "config.json"
 FIGURE_FRAMES = 8
 # model_config fields an ablation may vary (x axis label, field).
 ABLATION_FIELDS = {
@@ -282,10 +280,7 @@ def load_eval_set(game: str, noise: str, dataset_kwargs: dict, max_frames: Optio
 
 def dataset_kwargs_for(run: Run, data_dir: Optional[str]) -> dict:
     """The arguments of permakey_tf.data loaders that select the run's dataset."""
-    settings = run.config.get("data", {})
-    kwargs = {k: settings[k] for k in ("train_frames", "validation_frames", "test_frames") if k in settings}
-    kwargs["data_dir"] = data_dir if data_dir is not None else settings.get("data_dir")
-    return kwargs
+    return dataset_arguments(run.config.get("data", {}), data_dir)
 
 
 # ---------------------------------------------------------------------------------- prediction

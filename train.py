@@ -13,6 +13,7 @@ docs/TRAINING.md describes it. Flags are checked before TensorFlow is imported.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -181,13 +182,9 @@ class _Data:
 
         self.config = config
         d = config.data
-        kwargs = dict(
-            data_dir=d.data_dir,
-            train_frames=d.train_frames,
-            validation_frames=d.validation_frames,
-            test_frames=d.test_frames,
-            seed=d.dataset_seed,
-        )
+        # get_builder / load_split name the collection seed "seed".
+        kwargs = {("seed" if k == "dataset_seed" else k): v
+                  for k, v in runs.dataset_arguments(dataclasses.asdict(d)).items()}
         builder = tfds_atari.get_builder(config.game, **kwargs)
         if not builder.is_prepared():
             print(f"Building the dataset atari_frames/{builder.builder_config.name} "
@@ -395,9 +392,9 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
 
     initial_epoch = 0
     best = cb.BestCheckpointAndEarlyStopping(
-        out_dir / "checkpoints" / "best.keras", patience=config.train.early_stopping_patience
+        out_dir / runs.CHECKPOINT, patience=config.train.early_stopping_patience
     )
-    backup_dir = out_dir / "backup"
+    backup_dir = out_dir / runs.BACKUP_DIR
     if resuming:
         try:
             state = cb.restore_backup(model, backup_dir)
@@ -429,12 +426,12 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
                 kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "
                 f"the resume state (last completed epoch) is in {backup_dir}."
             ),
-            cb.ScalarLogger(out_dir / "tensorboard", every_steps=config.train.scalar_every_steps),
-            cb.KeypointImages(out_dir / "tensorboard" / "images", image_frames),
+            cb.ScalarLogger(out_dir / runs.TENSORBOARD_DIR, every_steps=config.train.scalar_every_steps),
+            cb.KeypointImages(out_dir / runs.TENSORBOARD_DIR / "images", image_frames),
         ]
         if quality_set is not None:
             callbacks.append(KeypointQuality(
-                out_dir / "tensorboard" / "quality", quality_set, stream=sys.stdout if chief else False))
+                out_dir / runs.TENSORBOARD_DIR / "quality", quality_set, stream=sys.stdout if chief else False))
         callbacks += [
             best,
         ]
@@ -506,12 +503,12 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
     register_all_models()
 
     config = config or training.load_config(run_dir)
-    checkpoint = Path(run_dir) / "checkpoints" / "best.keras"
+    checkpoint = Path(run_dir) / runs.CHECKPOINT
     if not checkpoint.exists():
         print(f"error: {checkpoint} does not exist (no epoch finished yet?); nothing to export",
               file=sys.stderr)
         return EXIT_CORRUPT
-    record_path = Path(run_dir) / "export" / "exported.json"
+    record_path = Path(run_dir) / runs.EXPORT_RECORD
     try:
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
     except ValueError:
@@ -519,7 +516,7 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
     digest = _file_digest(checkpoint)
     from permakey_tf.export import next_version
 
-    newest = str(next_version(Path(run_dir) / "export") - 1)
+    newest = str(next_version(Path(run_dir) / runs.EXPORT_DIR) - 1)
     if skip_if_exported and record.get(newest) == digest:
         print(f"SavedModel {Path(run_dir) / 'export' / newest} already holds this checkpoint; "
               "no new version.", flush=True)
@@ -531,7 +528,7 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
         print(f"error: the checkpoint {checkpoint} cannot be loaded ({type(error).__name__}: "
               f"{error}). It may be corrupt; train again or resume the run.", file=sys.stderr)
         return EXIT_CORRUPT
-    target = export_saved_model(model, Path(run_dir) / "export", image_size=config.model_config.image_size)
+    target = export_saved_model(model, Path(run_dir) / runs.EXPORT_DIR, image_size=config.model_config.image_size)
     record[target.name] = digest
     tmp = record_path.with_name(record_path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from permakey_tf import runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Changes to the run's PermaKeyConfig; "reference" is the authors' bottleneck, "default" ours.
@@ -84,7 +86,7 @@ def cached_maps(run_dir: Path, config, train_frames: int, data):
     from permakey_tf import data as pipelines
 
     keras.mixed_precision.set_global_policy(config.train.precision)
-    model = keras.models.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
+    model = keras.models.load_model(run_dir / runs.CHECKPOINT, compile=False)
     d = config.data
     examples = pipelines.load_split(config.game, "train", data_dir=d.data_dir,
                                     train_frames=d.train_frames, validation_frames=d.validation_frames,

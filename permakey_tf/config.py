@@ -38,6 +38,7 @@ class ConfigMixin:
 
 
 NORMS = ("batch", "layer", "instance")
+NOISE_MODES = ("none", "horizontal", "vertical", "both")  # Noisy-Atari bars (permakey_tf.noise)
 KEYPOINT_REDUCTIONS = ("spatial", "marginal")
 PADDING_MODES = ("zero", "reflect", "symmetric")
 

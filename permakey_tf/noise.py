@@ -23,9 +23,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from permakey_tf.config import ConfigMixin
+from permakey_tf.config import NOISE_MODES, ConfigMixin
 
-NOISE_MODES = ("none", "horizontal", "vertical", "both")
 BLEND_MODES = ("overwrite", "additive")
 
 # Stateless RNG algorithm: fixed (not "auto_select") so CPU and GPU draw the same bars.

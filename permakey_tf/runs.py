@@ -18,9 +18,31 @@ import fcntl
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
+# The layout, relative to RUN_DIR: every module that reads or writes a run folder uses these.
+CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
+CHECKPOINT = Path("checkpoints") / "best.keras"
+BACKUP_DIR = "backup"
+TENSORBOARD_DIR = "tensorboard"
+EXPORT_DIR = "export"
+EXPORT_RECORD = Path(EXPORT_DIR) / "exported.json"
+
+# The fields of a run's ``data`` settings (training.DataSettings) that select its dataset variant.
+_DATASET_FIELDS = ("train_frames", "validation_frames", "test_frames", "data_dir", "dataset_seed")
+
+
+def dataset_arguments(data_settings: Mapping[str, Any], data_dir: Optional[str] = None) -> dict:
+    """Keyword arguments of ``permakey_tf.data``'s loaders that select the dataset a run trained
+    on, from its ``data`` settings (``DataSettings.to_dict()`` or config.json's ``data``).
+
+    ``data_dir`` (if given) replaces the recorded data directory. Train and evaluate both use
+    this, so that they never disagree on which variant (sizes, collection seed) a run used."""
+    arguments = {k: data_settings[k] for k in _DATASET_FIELDS if k in data_settings}
+    if data_dir is not None:
+        arguments["data_dir"] = data_dir
+    return arguments
 
 
 class RunFolderBusyError(RuntimeError):

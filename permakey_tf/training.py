@@ -23,15 +23,15 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from permakey_tf.config import NOISE_MODES
 from permakey_tf.registry import MODELS, UnknownModelError, get_model_spec
+from permakey_tf.runs import CONFIG_FILE
 from tfds_atari.games import GAMES, UnknownGameError, get_game
 
-NOISE_MODES = ("none", "horizontal", "vertical", "both")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")
 PRESETS = ("paper", "quick", "smoke")
 
-CONFIG_FILE = "config.json"
 
 
 class ConfigError(ValueError):
