@@ -421,6 +421,9 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
         callbacks = []
         if config.train.distribute == "none":  # under a strategy the moving averages are kept
             callbacks.append(cb.PreciseBatchNorm(data.statistics_batches(config.train.statistics_batches)))
+        restart_step = getattr(config.model_config, "pointnet_restart_step", 0)
+        if restart_step > 0:
+            callbacks.append(cb.RestartPointNet(restart_step, config.seed))
         callbacks += [
             cb.StopOnNonFiniteLoss(
                 kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "

@@ -105,6 +105,22 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message says what was kept and what to try."""
 
 
+class RestartPointNet(keras.callbacks.Callback):
+    """Calls ``model.restart_pointnet`` before the batch at which the VAE optimizer (whose step
+    count is never reset) reaches ``step`` (``PermaKeyConfig.pointnet_restart_step``).
+
+    The fresh weights are drawn with ``seed + step``, so a resumed run restarts exactly as an
+    uninterrupted one; a run resumed after the restart step keeps its restored PointNet."""
+
+    def __init__(self, step: int, seed: int):
+        super().__init__()
+        self.step, self.seed = int(step), int(seed)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(self.model.vae_optimizer.iterations) == self.step:
+            self.model.restart_pointnet(self.seed + self.step)
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first NaN/inf loss by raising :class:`NonFiniteLossError`.
 

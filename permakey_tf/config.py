@@ -138,6 +138,10 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         "sum" (the paper) or "max" (two keypoints on one object cost nothing extra, so a
         surplus keypoint is not pushed off the objects into empty space, where it gets no
         gradient).
+      pointnet_restart_step: 0 (never; the paper) or the optimizer step at which the PointNet
+        gets fresh weights and a fresh optimizer state (``PermaKey.restart_pointnet``, applied by
+        train.py's ``RestartPointNet`` callback), so that it learns on the error maps of a trained
+        VAE and LSPN instead of staying where it settled on the first, changing maps.
       pointnet_updates_per_step: Adam updates of the PointNet per training batch, each on that
         batch's (stop-gradient) error maps; 1 = the paper's single joint step.
       learning_rate: Adam's initial learning rate for all three modules (2e-4).
@@ -178,6 +182,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     pointnet_coarse_weight: float = 0.0
     pointnet_coarse_blur: float = 0.2
     pointnet_updates_per_step: int = 1
+    pointnet_restart_step: int = 0
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
     lr_decay_rate: float = 0.85
@@ -211,6 +216,8 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
             raise ValueError(
                 f"pointnet_updates_per_step must be >= 1, got {self.pointnet_updates_per_step}"
             )
+        if self.pointnet_restart_step < 0:
+            raise ValueError(f"pointnet_restart_step must be >= 0 (0 = never), got {self.pointnet_restart_step}")
         if not self.lsp_layers:
             raise ValueError("lsp_layers needs at least one encoder layer")
         bad = [i for i in self.lsp_layers if not 0 <= i < n]

@@ -500,6 +500,18 @@ class PermaKey(keras.Model):
         BatchNorm's statistics: what ``batch_norm.recompute_statistics`` averages over."""
         self._forward(scale_frames(frames, self.config.image_size), training=True, sample=False)
 
+    def restart_pointnet(self, seed: int) -> None:
+        """Fresh PointNet weights (drawn with ``seed``) and a zeroed PointNet optimizer state
+        (moments and step count); the VAE and LSPNs are untouched."""
+        keras.utils.set_random_seed(int(seed))
+        fresh = build_pointnet(self.config, name="pointnet_restarted")
+        fresh.build((None, self.config.image_size, self.config.image_size, len(self.lspns)))
+        self.pointnet.set_weights(fresh.get_weights())
+        if self.pointnet_optimizer is not None and self.pointnet_optimizer.built:
+            for variable in self.pointnet_optimizer.variables:
+                if not variable.path.endswith("/learning_rate"):  # a constant rate is a variable too
+                    variable.assign(tf.zeros_like(variable))
+
     def predict_keypoints(self, frames):
         """Inference without the latent head and decoder: call() minus ``reconstruction``."""
         return self(frames, training=False, with_reconstruction=False)

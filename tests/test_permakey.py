@@ -356,3 +356,30 @@ def test_learns_keypoints_and_error_maps_on_shapes():
     assert learned < 0.9 * chance
     assert learned <= _mean_nearest_distance(layout, centres)
 
+
+
+def test_pointnet_restart_renews_only_the_pointnet_and_is_reproducible():
+    from permakey_tf.callbacks import RestartPointNet
+
+    frames = _frames(batch=8, seed=3)
+
+    def trained(restart_step):
+        model = _model(seed=0)
+        model.compile()
+        callbacks = [RestartPointNet(restart_step, seed=11)] if restart_step else []
+        model.fit(frames, batch_size=2, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
+        return model
+
+    plain, restarted, again = trained(0), trained(2), trained(2)
+    # Four steps; the PointNet's optimizer started over before the third.
+    assert int(restarted.vae_optimizer.iterations) == 4
+    assert int(restarted.pointnet_optimizer.iterations) == 2
+    # No gradient crosses modules, so the VAE and the LSPNs train exactly as without a restart ...
+    for a, b in zip(plain.encoder.weights + plain.lspns[0].weights,
+                    restarted.encoder.weights + restarted.lspns[0].weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # ... while the PointNet differs, the same way every time.
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(plain.pointnet.weights, restarted.pointnet.weights))
+    for a, b in zip(restarted.pointnet.weights, again.pointnet.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
