@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from permakey_tf import runs, training
+from permakey_tf import distribute, runs, training
 from permakey_tf.registry import get_model_spec
 from permakey_tf.training import ConfigError, RunConfig
 
@@ -115,7 +115,7 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
             run_dir = None
             resuming = False
         if config.train.distribute == "multiworker":
-            _check_tf_config()
+            distribute.check_tf_config()
         for path, flag in ((config.train.logdir, "--logdir"), (config.data.data_dir, "--data-dir")):
             problem = path is not None and runs.check_writable_folder(path, flag)
             if problem:
@@ -125,46 +125,7 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
     return config, run_dir, resuming
 
 
-def _check_tf_config() -> dict:
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        raise ConfigError(
-            "--distribute multiworker reads the cluster from the TF_CONFIG environment variable, "
-            'which is not set. Example: TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", '
-            '"host2:12345"]}, "task": {"type": "worker", "index": 0}}\''
-        )
-    try:
-        tf_config = json.loads(raw)
-        workers = tf_config["cluster"]["worker"]
-        task = tf_config["task"]
-        int(task["index"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"TF_CONFIG is not valid ({error!r}): {raw}") from None
-    if not workers:
-        raise ConfigError("TF_CONFIG lists no workers")
-    return tf_config
-
-
-def _is_chief_worker() -> tuple[bool, int]:
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = tf_config.get("task", {})
-    kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    has_chief = "chief" in tf_config.get("cluster", {})
-    chief = kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
-    return chief, index
-
-
 # ----------------------------------------------------------------------------- heavy part
-
-
-def _make_strategy(mode: str):
-    import tensorflow as tf
-
-    if mode == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if mode == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -292,32 +253,6 @@ def _build_all(model, frames) -> None:
             optimizer.build(model.trainable_variables)
 
 
-def _skip_symbolic_build(model) -> None:
-    """Works around Keras 3.15 under tf.distribute: before the first step, fit/evaluate take one
-    batch from the iterator and all-reduce it (MEAN) to build the model symbolically. On uint8
-    frames MultiWorkerMirroredStrategy fails (CollectiveReduce has no uint8 kernel), and the batch
-    taken is lost from the epoch. Our model and optimizers are built before fit, so the build is a
-    no-op anyway: skip it."""
-    if not model.built or not all(layer.built for layer in model._flatten_layers()):
-        raise RuntimeError("the model must be built before skipping Keras's symbolic build")
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-
-def _vector_logs(model) -> None:
-    """Works around Keras 3.15 under MultiWorkerMirroredStrategy: it reduces every train/test step
-    output with strategy.reduce("MEAN", v, axis=0), which fails on the scalar logs every model
-    returns. Returning each log as a [1] vector makes that reduce the mean over replicas."""
-    import tensorflow as tf
-
-    train_step, test_step = model.train_step, model.test_step
-
-    def vectors(logs):
-        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-
-    model.train_step = lambda data: vectors(train_step(data))
-    model.test_step = lambda data: vectors(test_step(data))
-
-
 def _measured_precision(config: RunConfig) -> RunConfig:
     """--precision auto: the faster of float32 and mixed_bfloat16 on this machine."""
     import dataclasses
@@ -342,7 +277,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
 
     import tfds_atari
 
-    strategy = _make_strategy(config.train.distribute)  # before any other TF op
+    strategy = distribute.make_strategy(config.train.distribute)  # before any other TF op
     import keras
 
     if config.train.precision == "auto":
@@ -351,7 +286,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
     from permakey_tf import callbacks as cb
     from permakey_tf.quality import KeypointQuality
 
-    chief, worker_index = _is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
+    chief, worker_index = distribute.is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
     if run_dir is None:
         if chief:
             run_dir = training.create_run_dir(config)  # writes config.json
@@ -386,9 +321,9 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
         model = _build_model(config)
         _build_all(model, image_frames[:1])
     if config.train.distribute != "none":
-        _skip_symbolic_build(model)
+        distribute.skip_symbolic_build(model)
     if config.train.distribute == "multiworker":
-        _vector_logs(model)
+        distribute.vector_logs(model)
 
     initial_epoch = 0
     best = cb.BestCheckpointAndEarlyStopping(

@@ -32,7 +32,7 @@ MIRRORED = textwrap.dedent(
     import keras
     import numpy as np
 
-    import train
+    from permakey_tf import distribute
     from permakey_tf import training
     from permakey_tf.permakey import PermaKey
 
@@ -66,7 +66,7 @@ MIRRORED = textwrap.dedent(
         return model
 
     def one_step(model):
-        train._skip_symbolic_build(model)
+        distribute.skip_symbolic_build(model)
         model.fit(tf.data.Dataset.from_tensors(data), epochs=1, verbose=0)
         return [np.asarray(w) for w in model.get_weights()]
 
