@@ -87,9 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--export-only", metavar="RUN_DIR",
         help="Do not train: export RUN_DIR/checkpoints/best.keras as a new SavedModel version "
         "under RUN_DIR/export/.")
-    for action in parser._actions:
-        action.default = None if action.dest != "help" else action.default
-    return parser
+    return parser  # no flag has a default here: None means "not given" (presets fill it in)
 
 
 # ----------------------------------------------------------------------------- checks (no TF)

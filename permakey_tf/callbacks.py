@@ -76,17 +76,10 @@ def _scalar_logs(logs: Optional[Mapping]) -> dict[str, float]:
     return out
 
 
-def validation_loss(logs: Mapping) -> tuple[str, Optional[float]]:
-    """(name, value) of the validation loss used for the best checkpoint and early stopping:
-    ``val_loss`` if the model reports it, else the sum of every ``val_*loss`` metric
-    (PermaKey's modules each report their own)."""
-    scalars = _scalar_logs(logs)
-    if "val_loss" in scalars:
-        return "val_loss", scalars["val_loss"]
-    parts = [v for k, v in scalars.items() if k.startswith("val_") and k.endswith("loss")]
-    if not parts:
-        return "val_loss", None
-    return "val_total_loss", float(sum(parts))
+def validation_loss(logs: Mapping) -> Optional[float]:
+    """The validation loss used for the best checkpoint and early stopping: ``val_loss`` (both
+    models report their total loss as ``loss``), or None when the epoch had no validation."""
+    return _scalar_logs(logs).get("val_loss")
 
 
 def _atomic_json(path: Path, payload: dict) -> None:
@@ -369,8 +362,7 @@ class BestCheckpointAndEarlyStopping(keras.callbacks.Callback):
     """Saves the model whenever the validation loss improves, and stops after ``patience`` epochs
     without improvement.
 
-    The validation loss is ``val_loss`` or, if the model reports none, the sum of its ``val_*loss``
-    metrics (see :func:`validation_loss`). The state (best value, its epoch, epochs since) is part
+    The validation loss is ``val_loss`` (:func:`validation_loss`). The state (best value, its epoch, epochs since) is part
     of the resume backup, so early stopping counts across interruptions. Every save also writes
     ``best.json`` beside the checkpoint (its validation loss and epoch); a run that starts without
     resume state in a folder that already holds a checkpoint (e.g. after its backup was deleted)
@@ -423,26 +415,24 @@ class BestCheckpointAndEarlyStopping(keras.callbacks.Callback):
         self.stopped_early = bool(state.get("stopped_early", False))
 
     def on_epoch_end(self, epoch, logs=None):
-        name, value = validation_loss(logs or {})
+        value = validation_loss(logs or {})
         if value is None:
             raise ValueError(
                 "No validation loss in the epoch logs: the best checkpoint and early stopping need "
                 "fit(..., validation_data=...) and a model whose test_step reports losses."
             )
-        if logs is not None and name not in logs:
-            logs[name] = value
         if value < self.best:
             self.best, self.best_epoch, self.epochs_since_best = value, epoch + 1, 0
             if self.save:
                 save_model_atomically(self.model, self.path)
-                _atomic_json(self.record_path, {"val_loss": value, "epoch": epoch + 1, "metric": name})
+                _atomic_json(self.record_path, {"val_loss": value, "epoch": epoch + 1, "metric": "val_loss"})
         else:
             self.epochs_since_best += 1
         if self.patience is not None and self.epochs_since_best >= self.patience:
             self.model.stop_training = True
             self.stopped_early = True
             print(
-                f"Early stopping: {name} has not improved for {self.epochs_since_best} epochs "
+                f"Early stopping: val_loss has not improved for {self.epochs_since_best} epochs "
                 f"(best {self.best:.5g} at epoch {self.best_epoch}).",
                 file=self.stream,
                 flush=True,

@@ -91,6 +91,8 @@ def test_help_explains_every_flag(capsys):
     parser = train.build_parser()
     undocumented = [a.dest for a in parser._actions if a.dest != "help" and not a.help]
     assert undocumented == []
+    # Every flag left out parses as None, so that the preset, not argparse, supplies its value.
+    assert set(vars(parser.parse_args([])).values()) == {None}
 
 
 def test_defaults_are_the_papers_and_flags_override_presets():
@@ -200,8 +202,9 @@ def test_early_stopping_counts_epochs_without_improvement(tmp_path):
         best.on_epoch_end(epoch, {"val_loss": value})
     assert (best.best, best.best_epoch, best.epochs_since_best) == (2.0, 2, 2)
     assert model.stop_training and best.stopped_early
-    summed = cb.validation_loss({"val_a_loss": 1.0, "val_b_loss": 2.0, "a_loss": 9.0})
-    assert summed == ("val_total_loss", 3.0)
+    # An epoch without validation cannot choose a checkpoint: a clear error, not a silent pass.
+    with pytest.raises(ValueError, match="No validation loss"):
+        best.on_epoch_end(4, {"loss": 1.0, "vae_loss": 0.5})
 
 
 # ----------------------------------------------------------------------------- CLI end to end
