@@ -29,19 +29,13 @@ import tensorflow as tf
 
 
 def model_optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
-    """The model's optimizers by attribute name (``model.optimizer`` plus any others it holds,
-    e.g. PermaKey's three), each listed once."""
-    found: dict[str, keras.optimizers.Optimizer] = {}
-    seen: set[int] = set()
-    for name, value in sorted(vars(model).items()):
-        name = name.lstrip("_")
-        if name != "optimizer" and isinstance(value, keras.optimizers.Optimizer) and id(value) not in seen:
-            seen.add(id(value))
-            found[name] = value
+    """The model's optimizers by name (the names key the resume backup): the model's own
+    ``named_optimizers()`` where it has several (PermaKey: one per module), else
+    ``{"optimizer": model.optimizer}``."""
+    if hasattr(model, "named_optimizers"):
+        return dict(model.named_optimizers())
     main = getattr(model, "optimizer", None)
-    if isinstance(main, keras.optimizers.Optimizer) and id(main) not in seen:
-        found["optimizer"] = main
-    return found
+    return {"optimizer": main} if isinstance(main, keras.optimizers.Optimizer) else {}
 
 
 def learning_rates(model: keras.Model) -> dict[str, float]:

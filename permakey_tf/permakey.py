@@ -331,6 +331,11 @@ class PermaKey(keras.Model):
         decay_steps = c.lr_decay_steps / (REFERENCE_OPTIMIZER_STEPS_PER_BATCH if c.lr_schedule == "reference" else 1)
         return adam_with_schedule(c.learning_rate, decay_steps, c.lr_decay_rate, c.lr_schedule, name=name)
 
+    def named_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        """The three module optimizers (after compile), by the names the resume backup uses."""
+        named = {f"{module}_optimizer": getattr(self, f"{module}_optimizer") for module in MODULES}
+        return {name: optimizer for name, optimizer in sorted(named.items()) if optimizer is not None}
+
     def compile(self, vae_optimizer=None, lsp_optimizer=None, pointnet_optimizer=None, **kwargs):
         """Sets the three optimizers (None = :meth:`default_optimizer`) and Keras options.
 
