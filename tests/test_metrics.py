@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from permakey_tf import metrics
+from permakey_tf import metrics, stability
 from permakey_tf.metrics import MetricSettings, ObjectSet
 
 SIZE = 84
@@ -266,6 +266,6 @@ def test_evaluate_with_baselines_runs_every_baseline_through_the_same_code():
 def test_stability_is_the_same_when_pairs_are_processed_in_chunks(monkeypatch):
     objects, points, eps, steps = _moving_square_episode(num_frames=9, speed=1, jitter=1.0)
     whole = metrics.stability_metrics(points, objects, eps, steps)
-    monkeypatch.setattr(metrics, "_PAIR_CHUNK", 2)
+    monkeypatch.setattr(stability, "_PAIR_CHUNK", 2)
     assert metrics.stability_metrics(points, objects, eps, steps) == pytest.approx(whole, nan_ok=True)
     assert whole["num_tracked"] > 0
