@@ -7,22 +7,7 @@ hits, per-frame metrics), ``permakey_tf.stability`` (consecutive frames), ``perm
 (fixed layout, random, grid, frame difference); this module adds the object-position probe and the
 whole-set evaluation.
 
-Conventions (docs/ARCHITECTURE.md):
-  * Keypoints are ``[N, K, 2]`` arrays of ``(x, y)`` continuous pixel coordinates in the
-    ``image_size x image_size`` frame (84), x right, y down; pixel ``(row i, column j)`` spans
-    ``[j, j+1) x [i, i+1)``.
-  * Objects are the dataset's boxes ``(ymin, xmin, ymax, xmax)`` normalised to ``[0, 1]`` (the TFDS
-    BBox convention). The original frame is 160 wide x 210 tall, but normalised boxes already
-    account for the anisotropic resize: multiplying by 84 gives pixel coordinates.
-
-A keypoint *hits* an object when it lies within ``hit_radius`` pixels of the object's box centre, or
-inside its box dilated by ``box_dilation`` pixels on every side (bounds inclusive).
-
-Objects fall in three groups:
-  * targets: objects the keypoints should find (not HUD, not static, class filters applied);
-    recall, class-macro recall, (dynamic) precision and F1 use these.
-  * HUD / score objects: never targets; the share of keypoints spent on them is reported.
-  * everything recorded (targets, HUD, static): ``precision_any`` counts a keypoint on any of them.
+Conventions (keypoints, boxes, hits, target groups): the docstring of permakey_tf.matching.
 """
 
 from __future__ import annotations
