@@ -15,7 +15,7 @@ Fraction of held-out frames with both blobs found (K = 6, 800 steps), seeds 0 / 
     0.05 / 0.16.
 Which frames a given seed gets right depends on the machine's float rounding, so the test
 averages two seeds and uses sigma 0.05, the steadier setting here (and the best PointNet-alone
-variant on a trained Pong model's maps, docs/RESULTS.md); the issue's target of 0.9 in every run
+variant on a trained Pong model's maps, docs/RESULTS.md); a target of 0.9 in every run
 is not met reliably.
 """
 
