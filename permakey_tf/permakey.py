@@ -507,7 +507,9 @@ class PermaKey(keras.Model):
 
     def restart_pointnet(self, seed: int) -> None:
         """Fresh PointNet weights (drawn with ``seed``) and a zeroed PointNet optimizer state
-        (moments and step count); the VAE and LSPNs are untouched."""
+        (moments and step count); the VAE and LSPNs are untouched. Draws through
+        ``keras.utils.set_random_seed(seed)``, so the global Python / NumPy / TF generators are
+        reseeded too (the model's own sampling state is not)."""
         keras.utils.set_random_seed(int(seed))
         fresh = build_pointnet(self.config, name="pointnet_restarted")
         fresh.build((None, self.config.image_size, self.config.image_size, len(self.lspns)))
