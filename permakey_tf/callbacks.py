@@ -34,8 +34,10 @@ class NonFiniteLossError(RuntimeError):
 
 
 class RestartPointNet(keras.callbacks.Callback):
-    """Calls ``model.restart_pointnet`` before the batch at which the VAE optimizer (whose step
-    count is never reset) reaches ``step`` (``PermaKeyConfig.pointnet_restart_step``).
+    """Calls ``model.restart_pointnet`` before the batch at which the global step (the VAE
+    optimizer's, never reset: :func:`global_step`) reaches ``step``
+    (``PermaKeyConfig.pointnet_restart_step``). The step is read once when training starts and
+    then counted here, so no batch waits on a variable read.
 
     The fresh weights are drawn with ``seed + step``, so a resumed run restarts exactly as an
     uninterrupted one; a run resumed after the restart step keeps its restored PointNet."""
@@ -43,10 +45,17 @@ class RestartPointNet(keras.callbacks.Callback):
     def __init__(self, step: int, seed: int):
         super().__init__()
         self.step, self.seed = int(step), int(seed)
+        self._current = 0
+
+    def on_train_begin(self, logs=None):
+        self._current = global_step(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if int(self.model.vae_optimizer.iterations) == self.step:
+        if self._current == self.step:
             self.model.restart_pointnet(self.seed + self.step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._current += 1
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
