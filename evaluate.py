@@ -207,6 +207,7 @@ class EvalSet:
       objects: the frames' objects.
       episode_ids, steps: ``[N]``.
       noise: the noise mode.
+      ram: uint8 ``[N, 128]`` console RAM, None when the dataset version has none.
     """
 
     frames: np.ndarray
@@ -216,6 +217,7 @@ class EvalSet:
     episode_ids: np.ndarray
     steps: np.ndarray
     noise: str
+    ram: Optional[np.ndarray] = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -247,7 +249,7 @@ def load_eval_set(game: str, noise: str, dataset_kwargs: dict, max_frames: Optio
 
     ds = data.load_evaluation(game, split, batch_size=batch_size, seed=noise_seed,
                               noise=NoiseConfig(mode=noise), **dataset_kwargs)
-    frames, clean, masks, episodes, steps, objects = [], [], [], [], [], []
+    frames, clean, masks, episodes, steps, objects, ram = [], [], [], [], [], [], []
     total = 0
     bar = tqdm(desc=f"reading {game} {split} (noise {noise})", unit="frame", total=max_frames,
                disable=not progress, file=sys.stdout)
@@ -263,6 +265,8 @@ def load_eval_set(game: str, noise: str, dataset_kwargs: dict, max_frames: Optio
         masks.append(batch["bar_mask"][:count])
         episodes.append(batch["episode_id"][:count])
         steps.append(batch["step"][:count])
+        if "ram" in batch:
+            ram.append(batch["ram"][:count])
         total += count
         bar.update(count)
         if max_frames is not None and total >= max_frames:
@@ -275,6 +279,7 @@ def load_eval_set(game: str, noise: str, dataset_kwargs: dict, max_frames: Optio
         objects=metrics.ObjectSet.from_frames(
             objects, _class_names_cached(game, json.dumps(dataset_kwargs, sort_keys=True))),
         episode_ids=np.concatenate(episodes), steps=np.concatenate(steps), noise=noise,
+        ram=np.concatenate(ram) if ram else None,
     )
 
 
@@ -599,12 +604,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--batch-size must be >= 1")
     if not 0 <= args.shift_px < 42:
         parser.error("--shift-px must be between 0 (skip) and 41 pixels")
-    if args.out is not None:
-        from permakey_tf.runs import check_writable_folder
+    from permakey_tf.runs import refuse_unwritable_flag
 
-        problem = check_writable_folder(args.out, "--out")
-        if problem:
-            parser.error(problem)
+    refuse_unwritable_flag(parser, args.out, "--out")
     return args
 
 

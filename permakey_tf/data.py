@@ -394,9 +394,11 @@ def evaluation_batches(
       ``[B, 84, 84]``; ``episode_id``, ``step`` int32 ``[B]``; ``num_objects`` int32 ``[B]``;
       ``objects``: ``bbox`` float32 ``[B, M, 4]`` (ymin, xmin, ymax, xmax) in [0, 1] (padding 0),
       ``label`` int64 ``[B, M]`` (padding -1), ``is_hud`` / ``is_static`` bool ``[B, M]``
-      (padding False), M = ``max_objects`` or the batch's largest count.
+      (padding False), M = ``max_objects`` or the batch's largest count; ``ram`` uint8
+      ``[B, 128]`` when the examples carry the console RAM (dataset version >= 1.1.0).
     """
     _check_frames_spec(examples)
+    with_ram = "ram" in examples.element_spec
     if "objects" not in examples.element_spec:
         raise TypeError("evaluation_batches needs examples with an 'objects' feature")
 
@@ -415,7 +417,7 @@ def evaluation_batches(
                 max_objects,
                 message=f"a frame has more objects than max_objects={max_objects}; raise it",
             )
-        return {
+        prepared = {
             "image": image,
             "noisy_image": noisy,
             "bar_mask": mask,
@@ -429,6 +431,9 @@ def evaluation_batches(
                 "is_static": tf.cast(objects["is_static"], tf.bool),
             },
         }
+        if with_ram:
+            prepared["ram"] = tf.cast(example["ram"], tf.uint8)
+        return prepared
 
     ds = examples.map(prepare, num_parallel_calls=AUTOTUNE)
     m = max_objects
@@ -455,6 +460,9 @@ def evaluation_batches(
             "is_static": False,
         },
     }
+    if with_ram:
+        padded_shapes["ram"] = [None]
+        padding_values["ram"] = tf.constant(0, tf.uint8)
     ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, padding_values=padding_values)
     return _deterministic(ds.prefetch(AUTOTUNE))
 

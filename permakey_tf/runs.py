@@ -119,6 +119,14 @@ def nearest_existing_parent(path: os.PathLike | str) -> Optional[Path]:
     return None
 
 
+def refuse_unwritable_flag(parser, path: Optional[os.PathLike | str], flag: str) -> None:
+    """``parser.error`` (exit 2 with the message) when the folder given to ``flag`` cannot be
+    written (:func:`check_writable_folder`); nothing when it can or ``path`` is None."""
+    problem = None if path is None else check_writable_folder(path, flag)
+    if problem:
+        parser.error(problem)
+
+
 def check_writable_folder(path: os.PathLike | str, what: str) -> Optional[str]:
     """A message saying why ``path`` cannot be (or become) a folder we write, or None if it can:
     it is a file, or lies under one, or its nearest existing parent is not writable."""

@@ -184,3 +184,18 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     saved_model = json.loads((out_saved / "metrics.json").read_text())["runs"][0]["results"]["none"]
     for name in ("recall", "precision", "f1", "border_share"):
         assert saved_model["model"][name] == pytest.approx(run["results"]["none"]["model"][name], abs=1e-6)
+    # The state probes (probe_state.py) on the same run: every representation and baseline, with
+    # the benchmark's published numbers for Pong beside them.
+    probe = subprocess.run([sys.executable, str(ROOT / "probe_state.py"), run_dir, "--out", tmp_path / "probe",
+                            "--no-progress"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-3000:]
+    (game,) = json.loads((tmp_path / "probe" / "probe.json").read_text())["games"]
+    assert game["game"] == "pong" and game["published"]["ST-DIM"] == 0.81
+    assert set(game["results"]) == {"majority", "pixels", "random_cnn"} | {
+        f"pong/permakey/smoke:{name}" for name in ("keypoints", "keypoints_encoded", "keypoints_colours",
+                                                    "fixed_layout")}
+    assert set(game["variables"]) <= {"player_y", "player_x", "enemy_y", "enemy_x", "ball_x", "ball_y",
+                                      "enemy_score", "player_score"} and game["variables"]
+    for row in game["results"].values():
+        assert 0.0 <= row["summary"]["mean_over_categories"] <= 1.0
+    assert "AtariARI published" in probe.stdout

@@ -243,6 +243,55 @@ def test_pong_objects_have_hud_and_static_flags(pong):
     assert seen["Player"] == (False, False) and seen["Enemy"] == (False, False)
 
 
+def test_ram_is_stored_per_frame_and_its_documented_bytes_move_with_the_boxes(pong):
+    """Pong's RAM byte 51 is the player paddle's y and byte 49 the ball's x (AtariARI's table):
+    across frames they must rise and fall with the Player / Ball boxes of the same example."""
+    from permakey_tf.ram_annotations import ram_variables
+
+    assert pong.info.features["ram"].shape == (128,) and pong.info.features["ram"].dtype == np.uint8
+    names = _label_names(pong)
+    byte = ram_variables("pong")
+    paddle, paddle_y, ball, ball_x = [], [], [], []
+    for e in _examples(pong, "train"):
+        labels = [names[i] for i in e["objects"]["label"]]
+        box = lambda name: e["objects"]["bbox"][labels.index(name)]
+        if "Player" in labels:
+            paddle.append(int(e["ram"][byte["player_y"]]))
+            paddle_y.append((box("Player")[0] + box("Player")[2]) / 2)
+        if "Ball" in labels:
+            ball.append(int(e["ram"][byte["ball_x"]]))
+            ball_x.append((box("Ball")[1] + box("Ball")[3]) / 2)
+    assert len(set(paddle)) > 3 and len(set(ball)) > 3, "the bytes must vary over the frames"
+    assert np.corrcoef(paddle, paddle_y)[0, 1] > 0.95
+    assert np.corrcoef(ball, ball_x)[0, 1] > 0.95
+    # Stored RAM = the RAM the objects were read from: replaying the first chunk gives the same.
+    first = collect.collect_chunk(collect.ChunkSpec("pong", "train", 0, 5, 0, 25))
+    stored = [e["ram"] for e in _examples(pong, "train")[:5]]
+    for record, ram in zip(first, stored):
+        np.testing.assert_array_equal(record.ram, ram)
+
+
+def test_a_version_1_0_0_dataset_stays_readable_without_ram_and_is_never_rebuilt(tmp_path, monkeypatch):
+    """Data prepared by a 1.0.0 release (no `ram`) read through version="1.0.0" with their own
+    features; asking to build 1.0.0 now is refused with a message, and nothing is written."""
+    from permakey_tf import data
+
+    with monkeypatch.context() as patch:  # write a 1.0.0 dataset as the old release did
+        patch.setattr(Builder, "VERSION", tfds.core.Version("1.0.0"))
+        patch.setattr(Builder, "SUPPORTED_VERSIONS", [])
+        _build("pong", tmp_path)
+    old = api.get_builder("pong", data_dir=str(tmp_path), version="1.0.0", **TINY)
+    assert old.is_prepared() and "ram" not in old.info.features
+    examples = _examples(old, "test")
+    assert len(examples) == TINY["test_frames"] and "ram" not in examples[0]
+    batch = next(iter(data.evaluation_batches(old.as_dataset(split="test", shuffle_files=False))))
+    assert "ram" not in batch and batch["image"].shape[1:] == (84, 84, 3)
+    other = tmp_path / "other"
+    with pytest.raises(tfds_atari.DatasetNotPreparedError, match="only the current version"):
+        api.ensure_prepared(api.get_builder("pong", data_dir=str(other), version="1.0.0", **TINY))
+    assert not (other / "atari_frames" / "pong_tr60_va20_te20_len25" / "1.0.0").exists()
+
+
 def test_fast_object_encoder_matches_tfds_sequence_and_is_stored_as_one():
     """ObjectSequence must encode exactly as tfds.features.Sequence, and save as a plain one."""
     from tensorflow_datasets.core import example_serializer

@@ -27,18 +27,22 @@ RECORD_FRAMING_BYTES = 16
 def get_builder(game: str, *, data_dir: Optional[str] = None, train_frames: int = DEFAULT_TRAIN_FRAMES,
                 validation_frames: int = DEFAULT_VALIDATION_FRAMES, test_frames: int = DEFAULT_TEST_FRAMES,
                 seed: int = DEFAULT_SEED, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
-                num_workers: Optional[int] = None) -> Builder:
+                num_workers: Optional[int] = None, version: Optional[str] = None) -> Builder:
     """The (not necessarily prepared) atari_frames builder of one game and size.
 
     Raises tfds_atari.UnknownGameError (listing the valid games) for an unknown game.
     data_dir: TFDS data directory (default: TFDS's, ~/tensorflow_datasets or $TFDS_DATA_DIR).
     num_workers: processes used when building (does not change the data).
+    version: None = the current version (Builder.VERSION); an older supported version (e.g.
+      "1.0.0", without the `ram` feature) reads data prepared by an older release but cannot be
+      built any more.
     """
     config = AtariFramesConfig.make(
         game, train_frames=train_frames, validation_frames=validation_frames, test_frames=test_frames,
         seed=seed, max_episode_steps=max_episode_steps,
     )
-    return Builder(config=Builder.get_builder_config(config.name), data_dir=data_dir, num_workers=num_workers)
+    return Builder(config=Builder.get_builder_config(config.name), data_dir=data_dir, num_workers=num_workers,
+                   version=version)
 
 
 _FIELDS = ("train_frames", "validation_frames", "test_frames", "seed", "max_episode_steps")
@@ -116,6 +120,12 @@ def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Build
     """
     if builder.is_prepared() or not build_if_missing:
         return _check_prepared(builder)
+    if str(builder.version) != str(Builder.VERSION):
+        raise DatasetNotPreparedError(
+            f"Dataset atari_frames/{builder.builder_config.name} version {builder.version} is not in "
+            f"{os.fspath(builder.data_dir_root)}, and only the current version {Builder.VERSION} can be "
+            f"built; leave out version= to build and read {Builder.VERSION} (the same frames)."
+        )
     with _build_lock(builder):  # one builder per variant; a second one waits, then finds it built
         if builder.is_prepared():
             return _check_prepared(builder)

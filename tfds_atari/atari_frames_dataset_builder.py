@@ -1,4 +1,4 @@
-"""atari_frames: Atari 2600 frames (84x84 RGB) with per-frame OCAtari object boxes.
+"""atari_frames: Atari 2600 frames (84x84 RGB) with per-frame OCAtari object boxes and console RAM.
 
 One BuilderConfig per game (`atari_frames/pong`, ...) with the paper's split sizes; smaller or
 differently seeded variants are AtariFramesConfig instances whose name encodes what differs
@@ -31,6 +31,8 @@ DEFAULT_VALIDATION_FRAMES = 5_000
 DEFAULT_TEST_FRAMES = 5_000
 DEFAULT_SEED = 0
 DEFAULT_MAX_EPISODE_STEPS = 2_000
+RAM_BYTES = 128  # the Atari 2600's console RAM
+RAM_VERSION = "1.1.0"  # the first version that stores it
 
 
 _CONFIGS: dict = {}  # config name -> the AtariFramesConfig of that name
@@ -195,10 +197,16 @@ def object_features(class_names) -> dict:
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for atari_frames."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    # Older versions already on disk stay readable (`get_builder(..., version="1.0.0")`): TFDS
+    # reads their features from their own features.json. Nothing here rebuilds or removes them.
+    SUPPORTED_VERSIONS = [tfds.core.Version("1.0.0")]
     RELEASE_NOTES = {
         "1.0.0": "Initial release: 84x84 RGB frames (frameskip 4, max-pooled), OCAtari RAM objects "
                  "with HUD/static flags, per-game seeded collection policies, episode-disjoint splits.",
+        "1.1.0": "New feature `ram`: the 128-byte console RAM of every example, read after the same "
+                 "emulator frame as the objects (for RAM-variable probes). Frames, objects, ids and "
+                 "splits are the same as 1.0.0's for the same config.",
     }
     BUILDER_CONFIGS = [AtariFramesConfig.make(name) for name in GAMES]
     DEFAULT_BUILDER_CONFIG_NAME = "spaceinvaders"
@@ -230,13 +238,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         config: AtariFramesConfig = self.builder_config
         game = get_game(config.game)
         size = frames.FRAME_SIZE
+        features = {
+            "image": tfds.features.Image(shape=(size, size, 3), dtype=np.uint8),
+            "episode_id": np.int32,
+            "step": np.int32,
+            "objects": ObjectSequence(object_features(object_class_names(game))),
+        }
+        if self.version >= RAM_VERSION:  # older versions on disk are read with their own features
+            features["ram"] = tfds.features.Tensor(shape=(RAM_BYTES,), dtype=np.uint8)
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(size, size, 3), dtype=np.uint8),
-                "episode_id": np.int32,
-                "step": np.int32,
-                "objects": ObjectSequence(object_features(object_class_names(game))),
-            }),
+            features=tfds.features.FeaturesDict(features),
             supervised_keys=None,
             disable_shuffling=True,
             metadata=tfds.core.MetadataDict(collection=collection_metadata(config)),
@@ -252,10 +263,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             config.game, split, config.split_frames[split], config.seed, config.max_episode_steps,
             num_workers=self._num_workers,
         )
+        with_ram = "ram" in self.info.features  # the features of the version being written
         for record in records:
-            yield f"{record.episode_id:010d}_{record.step:06d}", {
+            example = {
                 "image": record.png,
                 "episode_id": record.episode_id,
                 "step": record.step,
                 "objects": record.objects,
             }
+            if with_ram:
+                example["ram"] = record.ram
+            yield f"{record.episode_id:010d}_{record.step:06d}", example

@@ -45,12 +45,14 @@ class ChunkSpec:
 
 @dataclasses.dataclass(frozen=True)
 class FrameRecord:
-    """One example: PNG bytes of the uint8 [84, 84, 3] frame, ids and the frame's objects."""
+    """One example: PNG bytes of the uint8 [84, 84, 3] frame, ids, the frame's objects and the
+    uint8 [128] console RAM the objects were read from (after the step's last emulator frame)."""
 
     episode_id: int
     step: int
     png: bytes
     objects: dict
+    ram: np.ndarray
 
 
 def chunk_specs(game: str, split: str, num_frames: int, seed: int, max_episode_steps: int) -> list[ChunkSpec]:
@@ -86,8 +88,10 @@ def collect_chunk(spec: ChunkSpec) -> list[FrameRecord]:
         step = 0
         while len(records) < spec.num_frames and step < max_steps:
             frame = emulator.step(sampler.next_action())
-            objects = detector.detect(emulator.ram())
-            records.append(FrameRecord(id_base + episode, step, frames.encode_png(frame), objects.to_feature_dict()))
+            ram = np.array(emulator.ram(), dtype=np.uint8)  # a copy: the objects and the stored RAM agree
+            objects = detector.detect(ram)
+            records.append(FrameRecord(id_base + episode, step, frames.encode_png(frame),
+                                       objects.to_feature_dict(), ram))
             step += 1
             if emulator.game_over():
                 break

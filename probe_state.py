@@ -1,0 +1,244 @@
+"""Probe trained keypoint models for the game's state, AtariARI-style (RAM variables, linear probes).
+
+    python probe_state.py RUN_DIR [RUN_DIR ...] [--out DIR] [--data-dir DIR] [--noise none]
+
+For every run folder (train.py's) the model runs over the train / validation / test splits of its
+game; one linear classifier per annotated RAM variable (permakey_tf.ram_annotations) is trained
+on the train split's representation, early-stopped on validation and scored by weighted F1 on the
+test split (permakey_tf.state_probe has the protocol). Representations of each run:
+  keypoints            the 2K keypoint coordinates (pixels);
+  keypoints_encoded    the same coordinates, each expanded over fixed Gaussian bumps
+                       (permakey_tf.representations: no information added, linearly readable);
+  keypoints_colours    keypoints_encoded plus the mean colour under each keypoint's window;
+  fixed_layout         the run's mean keypoint layout on every frame (holds nothing).
+Baselines of each game, computed by the same code: majority (the most common training value),
+random_cnn (a randomly initialised encoder of the PermaKey run's shape, flattened and randomly
+projected to 256 numbers, the benchmark's RANDOM-CNN) and pixels (21x21x3 block means).
+Prints F1 per category and averaged across categories, with the benchmark's published numbers for
+the game beside them, and writes OUT/probe.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from permakey_tf import ram_annotations, representations, state_probe  # noqa: E402  (numpy only)
+from permakey_tf.config import NOISE_MODES  # noqa: E402
+
+SPLITS = ("train", "validation", "test")
+RANDOM_CNN_FEATURES = 256
+SUMMARY_COLUMNS = (*ram_annotations.CATEGORIES, "mean_over_categories")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="AtariARI-style linear probes of keypoint models for the game's RAM state.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders written by train.py")
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
+    parser.add_argument("--out", default=None,
+                        help="folder for probe.json (default: RUN_DIR/probe for one run, "
+                        "runs/probe/<UTC timestamp> for several)")
+    parser.add_argument("--noise", default="none", choices=NOISE_MODES,
+                        help="Noisy-Atari bars on every split's frames before the models see them")
+    parser.add_argument("--max-train-frames", type=int, default=None,
+                        help="probe-train on the first N training frames only (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="probe initialisation, batch order, noise")
+    parser.add_argument("--batch-size", type=int, default=64, help="frames per model call")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the random-CNN and pixel baselines (majority is always shown)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    if args.max_train_frames is not None and args.max_train_frames < 64:
+        parser.error("--max-train-frames must be >= 64 (one probe batch)")
+    from permakey_tf.runs import refuse_unwritable_flag
+
+    refuse_unwritable_flag(parser, args.out, "--out")
+    return args
+
+
+@dataclasses.dataclass
+class ProbeSplits:
+    """One game's splits as the probes read them: frames the models see and the RAM."""
+
+    frames: dict  # split -> uint8 [N, 84, 84, 3]
+    ram: dict  # split -> uint8 [N, 128]
+    test_mask: np.ndarray  # [N_test] bool: test frames seen in no train / validation frame
+
+
+def load_probe_splits(game: str, dataset_kwargs: dict, noise: str, seed: int,
+                      max_train_frames: Optional[int], progress: bool) -> ProbeSplits:
+    import evaluate
+
+    frames, ram = {}, {}
+    for split in SPLITS:
+        data = evaluate.load_eval_set(game, noise, dataset_kwargs,
+                                      max_train_frames if split == "train" else None, seed,
+                                      split=split, progress=progress)
+        if data.ram is None:
+            raise evaluate.NotARunError(
+                f"the {game} dataset has no console RAM (dataset version < 1.1.0); rebuild it with "
+                f"the current tfds_atari (python -m tfds_atari.build --game {game} ...)")
+        frames[split], ram[split] = data.frames, data.ram
+    seen = np.concatenate([frames["train"], frames["validation"]])
+    return ProbeSplits(frames, ram, state_probe.unique_frame_mask(frames["test"], seen))
+
+
+def run_representations(predictor, frames: dict, batch_size: int) -> dict:
+    """{representation: {split: [N, F]}} of one model (see the module docstring)."""
+    coordinates, encoded, colours = {}, {}, {}
+    for split, split_frames in frames.items():
+        points, windows = [], []
+        for start in range(0, len(split_frames), batch_size):
+            batch = split_frames[start:start + batch_size]
+            outputs = predictor(batch)
+            points.append(np.asarray(outputs["keypoints_pixels"], np.float64))
+            windows.append(representations.window_colours(batch, outputs["gaussian_maps"]))
+        keypoints = np.concatenate(points)
+        coordinates[split] = representations.keypoint_coordinates(keypoints)
+        encoded[split] = representations.encode_coordinates(keypoints)
+        colours[split] = np.concatenate([encoded[split], np.concatenate(windows)], 1)
+    layout = coordinates["train"].mean(0, keepdims=True)
+    fixed = {split: np.repeat(layout, len(values), 0) for split, values in coordinates.items()}
+    return {"keypoints": coordinates, "keypoints_encoded": encoded, "keypoints_colours": colours,
+            "fixed_layout": fixed}
+
+
+def random_cnn_features(frames: dict, model_config: Optional[dict], seed: int, batch_size: int) -> dict:
+    """{split: [N, 256]}: a randomly initialised encoder of the PermaKey config's shape (paper
+    defaults without one), its last block flattened and projected by a fixed random matrix."""
+    import keras
+    import tensorflow as tf
+
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.networks import ConvStack
+    from permakey_tf.ops import scale_frames
+
+    config = PermaKeyConfig.from_dict(model_config) if model_config else PermaKeyConfig()
+    keras.utils.set_random_seed(seed)
+    encoder = ConvStack(config.encoder_kernels, config.encoder_filters, config.encoder_strides,
+                        name="random_encoder")
+    projection = None
+    features = {}
+    for split, split_frames in frames.items():
+        rows = []
+        for start in range(0, len(split_frames), batch_size):
+            x = scale_frames(tf.convert_to_tensor(split_frames[start:start + batch_size]), config.image_size)
+            last = encoder(x, training=False)[-1].numpy().reshape(len(x), -1)
+            if projection is None:
+                rng = np.random.default_rng(seed)
+                projection = rng.normal(0, 1 / np.sqrt(last.shape[1]), (last.shape[1], RANDOM_CNN_FEATURES))
+            rows.append(last @ projection)
+        features[split] = np.concatenate(rows)
+    return features
+
+
+def _print_table(game: str, rows: dict, kept: dict) -> None:
+    header = f"{'representation':<34}" + "".join(f"{c[:14]:>16}" for c in SUMMARY_COLUMNS)
+    print(f"\n{game}: {len(kept)} RAM variables probed ({', '.join(kept)})")
+    print(header)
+    for name, result in rows.items():
+        summary = result["summary"]
+        print(f"{name:<34}" + "".join(
+            f"{summary[c]:>16.3f}" if c in summary else f"{'-':>16}" for c in SUMMARY_COLUMNS))
+    published = ram_annotations.published_f1(game)
+    if published:
+        print("AtariARI published (mean over categories; Anand et al. 2019, Table 2): " +
+              ", ".join(f"{method} {value:.2f}" for method, value in published.items()))
+    else:
+        print("AtariARI published: none for this game")
+
+
+def probe_runs(args: argparse.Namespace) -> dict:
+    import evaluate
+
+    runs = [evaluate.inspect_run(path) for path in args.run_dirs]
+    for run in runs:
+        ram_annotations.ram_variables(run.game)  # fail fast: a game without annotation
+    if args.out is not None:
+        out = Path(args.out)
+    elif len(runs) == 1:
+        out = runs[0].path / "probe"
+    else:
+        out = Path("runs") / "probe" / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    settings = state_probe.ProbeSettings(seed=args.seed)
+    progress = not args.no_progress
+    games: dict[str, dict] = {}
+    for run in runs:
+        kwargs = evaluate.dataset_kwargs_for(run, args.data_dir)
+        key = json.dumps([run.game, kwargs], sort_keys=True)
+        if key not in games:
+            splits = load_probe_splits(run.game, kwargs, args.noise, args.seed, args.max_train_frames, progress)
+            kept = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
+                                              settings.entropy_threshold)
+            games[key] = {"game": run.game, "splits": splits, "variables": kept, "rows": {
+                "majority": state_probe.majority_baseline(splits.ram, kept, splits.test_mask)}}
+            if not args.no_baselines:
+                pixels = {s: representations.downsampled_pixels(f) for s, f in splits.frames.items()}
+                games[key]["rows"]["pixels"] = state_probe.probe_representation(
+                    state_probe.ProbeData(pixels, splits.ram, splits.test_mask), kept, settings)
+        entry = games[key]
+        if not args.no_baselines and "random_cnn" not in entry["rows"] and run.model == "permakey":
+            features = random_cnn_features(entry["splits"].frames, run.config["model_config"], args.seed,
+                                           args.batch_size)
+            entry["rows"]["random_cnn"] = state_probe.probe_representation(
+                state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
+                entry["variables"], settings)
+        predictor = evaluate.load_predictor(run)
+        for name, features in run_representations(predictor, entry["splits"].frames, args.batch_size).items():
+            entry["rows"][f"{run.label}:{name}"] = state_probe.probe_representation(
+                state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
+                entry["variables"], settings)
+    for entry in games.values():
+        if not args.no_baselines and "random_cnn" not in entry["rows"]:  # only Transporter runs
+            features = random_cnn_features(entry["splits"].frames, None, args.seed, args.batch_size)
+            entry["rows"]["random_cnn"] = state_probe.probe_representation(
+                state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
+                entry["variables"], settings)
+        _print_table(entry["game"], entry["rows"], entry["variables"])
+    report = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "noise": args.noise,
+        "settings": dataclasses.asdict(settings),
+        "games": [
+            {"game": e["game"], "variables": e["variables"],
+             "frames": {s: int(len(f)) for s, f in e["splits"].frames.items()},
+             "test_frames_kept": int(e["splits"].test_mask.sum()),
+             "published": ram_annotations.published_f1(e["game"]), "results": e["rows"]}
+            for e in games.values()
+        ],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out / 'probe.json'}")
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    import evaluate
+    import tfds_atari
+
+    try:
+        probe_runs(args)
+    except (evaluate.NotARunError, ram_annotations.NoRamAnnotationError, tfds_atari.DatasetDamagedError,
+            tfds_atari.DatasetNotPreparedError) as error:
+        print(f"probe_state.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
