@@ -37,8 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from permakey_tf import metrics  # noqa: E402  (numpy only)
 from permakey_tf.config import NOISE_MODES  # noqa: E402
-from permakey_tf.runs import CHECKPOINT, CONFIG_FILE, EXPORT_DIR, dataset_arguments  # noqa: E402
-from permakey_tf.registry import MODEL_SPECS, get_model_spec, register_all_models  # noqa: E402
+from permakey_tf import runs  # noqa: E402
+from permakey_tf.runs import CHECKPOINT, EXPORT_DIR, dataset_arguments  # noqa: E402
+from permakey_tf.registry import get_model_spec, register_all_models  # noqa: E402
 
 FIGURE_FRAMES = 8
 # model_config fields an ablation may vary (x axis label, field).
@@ -56,82 +57,10 @@ TABLE_METRICS = (
 COLUMNS = ("model", *metrics.BASELINE_NAMES)
 
 
-class NotARunError(ValueError):
-    """The folder given is not a run folder written by train.py; the message says what is missing."""
-
-
-# ------------------------------------------------------------------------------------------ runs
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """A run folder and what it holds.
-
-    Attributes:
-      path: the run folder.
-      config: config.json as a dict (``model``, ``game``, ``model_config``, ``data``, ``seed``...).
-      checkpoint: ``checkpoints/best.keras`` if present.
-      saved_model: the newest ``export/<version>`` holding ``saved_model.pb``, if any.
-    """
-
-    path: Path
-    config: dict
-    checkpoint: Optional[Path]
-    saved_model: Optional[Path]
-
-    @property
-    def model(self) -> str:
-        return self.config["model"]
-
-    @property
-    def game(self) -> str:
-        return self.config["game"]
-
-    @property
-    def label(self) -> str:
-        """``<game>/<model>/<name>`` (the last three path parts of a train.py run folder)."""
-        return "/".join(self.path.resolve().parts[-3:])
-
-    @property
-    def num_keypoints(self) -> int:
-        return int(self.config["model_config"]["num_keypoints"])
-
-
-def inspect_run(path: os.PathLike | str) -> Run:
-    """Checks that ``path`` is a run folder; raises NotARunError naming what is missing."""
-    path = Path(path)
-    if not path.is_dir():
-        raise NotARunError(f"{path} is not a run folder: it does not exist or is not a directory")
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file():
-        raise NotARunError(
-            f"{path} is not a run folder: it has no {CONFIG_FILE}. Pass the folder train.py "
-            "created (LOGDIR/<game>/<model>/<name>), which holds config.json and checkpoints/."
-        )
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise NotARunError(f"{config_path} is not valid JSON ({error})") from None
-    missing = [k for k in ("model", "game", "model_config") if k not in config]
-    if missing:
-        raise NotARunError(f"{config_path} lacks the fields {missing}; was it written by train.py?")
-    if config["model"] not in MODEL_SPECS:
-        raise NotARunError(
-            f"{config_path} names model {config['model']!r}; evaluate.py knows {sorted(MODEL_SPECS)}"
-        )
-    checkpoint = path / CHECKPOINT
-    versions = sorted(
-        (p for p in (path / EXPORT_DIR).glob("*") if (p / "saved_model.pb").is_file()),
-        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
-    ) if (path / EXPORT_DIR).is_dir() else []
-    saved_model = versions[-1] if versions else None
-    if not checkpoint.is_file() and saved_model is None:
-        raise NotARunError(
-            f"{path} has no trained model: neither {CHECKPOINT} nor {EXPORT_DIR}/<version>/"
-            "saved_model.pb exists. Has training finished its first epoch? Export one with "
-            "train.py's export option."
-        )
-    return Run(path, config, checkpoint if checkpoint.is_file() else None, saved_model)
+# The run folder's reader lives in permakey_tf.runs; these names stay importable from here.
+NotARunError = runs.NotARunError
+Run = runs.RunFolder
+inspect_run = runs.read_run_folder
 
 
 Predictor = Callable[[np.ndarray], dict]
@@ -285,7 +214,7 @@ def load_eval_set(game: str, noise: str, dataset_kwargs: dict, max_frames: Optio
 
 def dataset_kwargs_for(run: Run, data_dir: Optional[str]) -> dict:
     """The arguments of permakey_tf.data loaders that select the run's dataset."""
-    return dataset_arguments(run.config.get("data", {}), data_dir)
+    return dataset_arguments(dataclasses.asdict(run.config.data), data_dir)
 
 
 # ---------------------------------------------------------------------------------- prediction
@@ -360,10 +289,10 @@ def model_diagnostics(run: Run, predictor: Predictor, frames: np.ndarray, pred: 
         result.update(diagnostics.shift_equivariance_gain(
             keypoints_of, frames, args.shift_px, keypoints=pred.keypoints_pixels))
     if pred.error_maps is not None and len(pred.error_maps) == len(frames):
-        model_config = run.config["model_config"]
+        model_config = run.config.model_config
         result.update(diagnostics.pointnet_loss_ratio(
-            pred.keypoints_pixels, pred.error_maps, float(model_config["keypoint_sigma"]),
-            model_config.get("gaussian_combination", "sum")))
+            pred.keypoints_pixels, pred.error_maps, float(model_config.keypoint_sigma),
+            model_config.gaussian_combination))
     return result
 
 
@@ -615,15 +544,19 @@ def _metric_default(field: str):
     return {f.name: f.default for f in dataclasses.fields(metrics.MetricSettings)}[field]
 
 
+def output_folder(out: Optional[str], runs: Sequence[Run], kind: str) -> Path:
+    """``out`` if given; else RUN_DIR/<kind> for one run, runs/<kind>/<UTC timestamp> for several."""
+    if out is not None:
+        return Path(out)
+    if len(runs) == 1:
+        return runs[0].path / kind
+    return Path("runs") / kind / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
 def evaluate_runs(args: argparse.Namespace) -> dict:
     """Everything evaluate.py does after parsing flags; returns the metrics.json content."""
     runs = [inspect_run(path) for path in args.run_dirs]  # fail fast, before loading anything
-    if args.out is not None:
-        out = Path(args.out)
-    elif len(runs) == 1:
-        out = runs[0].path / "eval"
-    else:
-        out = Path("runs") / "eval" / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = output_folder(args.out, runs, "eval")
     out.mkdir(parents=True, exist_ok=True)
     settings = metrics.MetricSettings(
         hit_radius=args.hit_radius, box_dilation=args.box_dilation,
@@ -638,7 +571,7 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
         data_key = (run.game, json.dumps(kwargs, sort_keys=True))
         predictor = load_predictor(run, args.source, args.batch_statistics)
         entry = {"label": run.label, "path": str(run.path), "model": run.model, "game": run.game,
-                 "config": run.config, "data_key": data_key, "results": {}, "predictions": {}}
+                 "config": run.config.to_dict(), "data_key": data_key, "results": {}, "predictions": {}}
         for noise in args.noise:
             if (data_key, noise) not in eval_sets:
                 eval_sets[(data_key, noise)] = load_eval_set(

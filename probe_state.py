@@ -26,7 +26,6 @@ import datetime
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -115,8 +114,8 @@ def run_representations(predictor, frames: dict, batch_size: int) -> dict:
             "fixed_layout": fixed}
 
 
-def random_cnn_features(frames: dict, model_config: Optional[dict], seed: int, batch_size: int) -> dict:
-    """{split: [N, 256]}: a randomly initialised encoder of the PermaKey config's shape (paper
+def random_cnn_features(frames: dict, model_config, seed: int, batch_size: int) -> dict:
+    """{split: [N, 256]}: a randomly initialised encoder of the PermaKeyConfig's shape (paper
     defaults without one), its last block flattened and projected by a fixed random matrix."""
     import keras
     import tensorflow as tf
@@ -125,7 +124,7 @@ def random_cnn_features(frames: dict, model_config: Optional[dict], seed: int, b
     from permakey_tf.networks import ConvStack
     from permakey_tf.ops import scale_frames
 
-    config = PermaKeyConfig.from_dict(model_config) if model_config else PermaKeyConfig()
+    config = model_config if model_config is not None else PermaKeyConfig()
     keras.utils.set_random_seed(seed)
     encoder = ConvStack(config.encoder_kernels, config.encoder_filters, config.encoder_strides,
                         name="random_encoder")
@@ -166,12 +165,7 @@ def probe_runs(args: argparse.Namespace) -> dict:
     runs = [evaluate.inspect_run(path) for path in args.run_dirs]
     for run in runs:
         ram_annotations.ram_variables(run.game)  # fail fast: a game without annotation
-    if args.out is not None:
-        out = Path(args.out)
-    elif len(runs) == 1:
-        out = runs[0].path / "probe"
-    else:
-        out = Path("runs") / "probe" / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = evaluate.output_folder(args.out, runs, "probe")
     settings = state_probe.ProbeSettings(seed=args.seed)
     progress = not args.no_progress
     games: dict[str, dict] = {}
@@ -190,7 +184,7 @@ def probe_runs(args: argparse.Namespace) -> dict:
                     state_probe.ProbeData(pixels, splits.ram, splits.test_mask), kept, settings)
         entry = games[key]
         if not args.no_baselines and "random_cnn" not in entry["rows"] and run.model == "permakey":
-            features = random_cnn_features(entry["splits"].frames, run.config["model_config"], args.seed,
+            features = random_cnn_features(entry["splits"].frames, run.config.model_config, args.seed,
                                            args.batch_size)
             entry["rows"]["random_cnn"] = state_probe.probe_representation(
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),

@@ -102,10 +102,10 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
                 run_dir = Path(args.resume)
             elif args.name is not None:
                 probe = training.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir", "name", "preset")})
-                run_dir = training.run_dir_for(probe)
+                run_dir = runs.run_dir_for(probe)
             else:
                 probe = training.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir")})
-                run_dir = training.latest_run_dir(probe.train.logdir, probe.game, probe.model)
+                run_dir = runs.latest_run_dir(probe.train.logdir, probe.game, probe.model)
             config = training.resume_config(run_dir, flags)
             resuming = True
         else:
@@ -287,9 +287,9 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
     chief, worker_index = distribute.is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
     if run_dir is None:
         if chief:
-            run_dir = training.create_run_dir(config)  # writes config.json
+            run_dir = runs.create_run_dir(config)  # writes config.json
         else:  # the chief writes config.json; multiworker runs always have a --name
-            run_dir = training.run_dir_for(config)
+            run_dir = runs.run_dir_for(config)
     # Non-chief workers take part in every collective (saving reads synchronised variables)
     # but write into their own folder, so that the chief's files are the run's.
     out_dir = run_dir if chief else run_dir / "workers" / str(worker_index)
@@ -438,7 +438,7 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
 
     register_all_models()
 
-    config = config or training.load_config(run_dir)
+    config = config or runs.load_config(run_dir)
     checkpoint = Path(run_dir) / runs.CHECKPOINT
     if not checkpoint.exists():
         print(f"error: {checkpoint} does not exist (no epoch finished yet?); nothing to export",
@@ -479,7 +479,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.export_only is not None:
         try:
-            config = training.load_config(args.export_only)
+            config = runs.load_config(args.export_only)
         except ConfigError as error:
             parser.error(str(error))
         try:

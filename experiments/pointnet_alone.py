@@ -139,10 +139,9 @@ COLUMNS = ("recall", "precision", "f1", "fixed_layout_f1", "border_share", "hud_
 def main(argv=None) -> int:
     args = parse_args(argv)
     import evaluate
-    from permakey_tf import training
 
     run_dir = Path(args.run_dir)
-    config = training.load_config(run_dir)
+    config = runs.load_config(run_dir)
     data = evaluate.load_eval_set(config.game, "none", evaluate.dataset_kwargs_for(
         evaluate.inspect_run(run_dir), None), progress=False)
     train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data)

@@ -9,16 +9,24 @@ Layout (docs/ARCHITECTURE.md)::
            /tensorboard/           train / validation / images / quality
            /export/<version>/      SavedModels for TF Serving
 
-Nothing here imports TensorFlow.
+This module is the one reader and writer of a run folder's config and layout: train.py creates
+and resumes run folders through it, evaluate.py and probe_state.py read them through
+:func:`read_run_folder` (a typed :class:`RunFolder`). Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import fcntl
+import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+if TYPE_CHECKING:  # training imports this module; the config classes are imported where used
+    from permakey_tf.training import RunConfig
 
 # The layout, relative to RUN_DIR: every module that reads or writes a run folder uses these.
 CONFIG_FILE = "config.json"
@@ -139,3 +147,169 @@ def check_writable_folder(path: os.PathLike | str, what: str) -> Optional[str]:
     if parent is not None and not os.access(parent, os.W_OK):
         return f"{what} {path}: cannot write into {parent} (permission denied)"
     return None
+
+
+# ------------------------------------------------------------------ the config, typed
+
+
+def run_dir_for(config: RunConfig, now: Optional[datetime.datetime] = None) -> Path:
+    """LOGDIR/<game>/<model>/<name or UTC timestamp YYYYmmdd-HHMMSS>."""
+    name = config.train.name
+    if name is None:
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        name = now.strftime("%Y%m%d-%H%M%S")
+    return Path(config.train.logdir) / config.game / config.model / name
+
+
+def create_run_dir(config: RunConfig) -> Path:
+    """Creates a fresh run folder and writes config.json; refuses to reuse an existing run.
+
+    With a timestamp name, a clash (two runs in one second) gets a numeric suffix.
+    """
+    run_dir = run_dir_for(config)
+    if run_dir.exists() and config.train.name is None:
+        base = run_dir
+        suffix = 1
+        while run_dir.exists():
+            run_dir = base.with_name(f"{base.name}-{suffix}")
+            suffix += 1
+    if run_dir.exists() and (run_dir / CONFIG_FILE).exists():
+        from permakey_tf.training import ConfigError
+
+        raise ConfigError(
+            f"Run folder {run_dir} already exists. Continue it with --resume {run_dir}, "
+            "or choose another --name."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.train.name is None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, name=run_dir.name))
+    write_config(config, run_dir)
+    return run_dir
+
+
+def write_config(config: RunConfig, run_dir: Path) -> Path:
+    """Writes RUN_DIR/config.json atomically (temporary file + rename)."""
+    path = Path(run_dir) / CONFIG_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_config(run_dir: os.PathLike | str) -> RunConfig:
+    """Reads RUN_DIR/config.json; raises ConfigError saying what is wrong with the folder."""
+    from permakey_tf.training import ConfigError, RunConfig
+
+    path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).is_dir():
+        raise ConfigError(f"{run_dir} is not a run folder (it does not exist)")
+    if not path.exists():
+        raise ConfigError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}")
+    try:
+        return RunConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path} is not a valid run config ({error!r})") from None
+
+
+def latest_run_dir(logdir: str, game: str, model: str) -> Path:
+    """The most recently modified run folder (one holding config.json) under LOGDIR/game/model."""
+    root = Path(logdir) / game / model
+    runs = [p for p in root.glob("*") if (p / CONFIG_FILE).exists()] if root.is_dir() else []
+    if not runs:
+        from permakey_tf.training import ConfigError
+
+        raise ConfigError(
+            f"--resume found no run under {root}; pass the run folder (--resume RUN_DIR) or the "
+            "--logdir/--game/--model/--name it was started with"
+        )
+    return max(runs, key=lambda p: (p / CONFIG_FILE).stat().st_mtime)
+
+
+# ------------------------------------------------------------------ reading a finished run
+
+
+class NotARunError(ValueError):
+    """The folder given is not a run folder written by train.py; the message says what is missing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """A run folder and what it holds, as evaluate.py and probe_state.py read it.
+
+    Attributes:
+      path: the run folder.
+      config: its RunConfig (config.json, typed).
+      checkpoint: ``checkpoints/best.keras`` if present.
+      saved_model: the newest ``export/<version>`` holding ``saved_model.pb``, if any.
+    """
+
+    path: Path
+    config: "RunConfig"
+    checkpoint: Optional[Path]
+    saved_model: Optional[Path]
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    @property
+    def game(self) -> str:
+        return self.config.game
+
+    @property
+    def label(self) -> str:
+        """``<game>/<model>/<name>`` (the last three path parts of a train.py run folder)."""
+        return "/".join(self.path.resolve().parts[-3:])
+
+    @property
+    def num_keypoints(self) -> int:
+        return int(self.config.model_config.num_keypoints)
+
+
+def newest_saved_model(run_dir: os.PathLike | str) -> Optional[Path]:
+    """The highest-numbered ``export/<version>`` holding ``saved_model.pb`` (None if none)."""
+    export = Path(run_dir) / EXPORT_DIR
+    versions = sorted(
+        (p for p in export.glob("*") if (p / "saved_model.pb").is_file()),
+        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
+    ) if export.is_dir() else []
+    return versions[-1] if versions else None
+
+
+def read_run_folder(path: os.PathLike | str) -> RunFolder:
+    """Checks that ``path`` is a run folder with a trained model and reads its config; raises
+    NotARunError naming what is missing or wrong."""
+    from permakey_tf.registry import MODEL_SPECS
+    from permakey_tf.training import ConfigError
+
+    path = Path(path)
+    if not path.is_dir():
+        raise NotARunError(f"{path} is not a run folder: it does not exist or is not a directory")
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise NotARunError(
+            f"{path} is not a run folder: it has no {CONFIG_FILE}. Pass the folder train.py "
+            "created (LOGDIR/<game>/<model>/<name>), which holds config.json and checkpoints/."
+        )
+    try:
+        values = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise NotARunError(f"{config_path} is not valid JSON ({error})") from None
+    missing = [k for k in ("model", "game", "model_config") if k not in values]
+    if missing:
+        raise NotARunError(f"{config_path} lacks the fields {missing}; was it written by train.py?")
+    if values["model"] not in MODEL_SPECS:
+        raise NotARunError(f"{config_path} names model {values['model']!r}; known models: {sorted(MODEL_SPECS)}")
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        raise NotARunError(str(error)) from None
+    checkpoint = path / CHECKPOINT
+    saved_model = newest_saved_model(path)
+    if not checkpoint.is_file() and saved_model is None:
+        raise NotARunError(
+            f"{path} has no trained model: neither {CHECKPOINT} nor {EXPORT_DIR}/<version>/"
+            "saved_model.pb exists. Has training finished its first epoch? Export one with "
+            "train.py's export option."
+        )
+    return RunFolder(path, config, checkpoint if checkpoint.is_file() else None, saved_model)

@@ -1,4 +1,4 @@
-"""Training-run configuration: presets, flag resolution, the run folder.
+"""Training-run configuration: presets and flag resolution.
 
 Nothing here imports TensorFlow, so that ``train.py`` can reject bad flags before any heavy work.
 
@@ -10,22 +10,19 @@ the loop runs (:class:`TrainConfig`). Values are resolved in three layers, later
   2. a preset (``paper`` = nothing changed, ``quick``, ``smoke``),
   3. the flags the user passed explicitly.
 
-The resolved config is written to ``RUN_DIR/config.json`` (layout in docs/ARCHITECTURE.md) and read
-back by ``--resume`` / ``--export-only`` and by evaluate.py.
+The resolved config is written to ``RUN_DIR/config.json`` and read back (by ``--resume`` /
+``--export-only``, evaluate.py and probe_state.py) through ``permakey_tf.runs``, the run folder's
+one reader and writer (layout in docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
-import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from permakey_tf.config import NOISE_MODES
 from permakey_tf.registry import MODELS, UnknownModelError, get_model_spec
-from permakey_tf.runs import CONFIG_FILE
 from tfds_atari.games import GAMES, UnknownGameError, get_game
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
@@ -419,79 +416,11 @@ def valid_games() -> list[str]:
     return sorted(GAMES)
 
 
-# ----------------------------------------------------------------------------- run folder
-
-
-def run_dir_for(config: RunConfig, now: Optional[datetime.datetime] = None) -> Path:
-    """LOGDIR/<game>/<model>/<name or UTC timestamp YYYYmmdd-HHMMSS>."""
-    name = config.train.name
-    if name is None:
-        now = now or datetime.datetime.now(datetime.timezone.utc)
-        name = now.strftime("%Y%m%d-%H%M%S")
-    return Path(config.train.logdir) / config.game / config.model / name
-
-
-def create_run_dir(config: RunConfig) -> Path:
-    """Creates a fresh run folder and writes config.json; refuses to reuse an existing run.
-
-    With a timestamp name, a clash (two runs in one second) gets a numeric suffix.
-    """
-    run_dir = run_dir_for(config)
-    if run_dir.exists() and config.train.name is None:
-        base = run_dir
-        suffix = 1
-        while run_dir.exists():
-            run_dir = base.with_name(f"{base.name}-{suffix}")
-            suffix += 1
-    if run_dir.exists() and (run_dir / CONFIG_FILE).exists():
-        raise ConfigError(
-            f"Run folder {run_dir} already exists. Continue it with --resume {run_dir}, "
-            "or choose another --name."
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if config.train.name is None:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, name=run_dir.name))
-    write_config(config, run_dir)
-    return run_dir
-
-
-def write_config(config: RunConfig, run_dir: Path) -> Path:
-    """Writes RUN_DIR/config.json atomically (temporary file + rename)."""
-    path = Path(run_dir) / CONFIG_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def load_config(run_dir: os.PathLike | str) -> RunConfig:
-    """Reads RUN_DIR/config.json; raises ConfigError saying what is wrong with the folder."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not Path(run_dir).is_dir():
-        raise ConfigError(f"{run_dir} is not a run folder (it does not exist)")
-    if not path.exists():
-        raise ConfigError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}")
-    try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{path} is not a valid run config ({error!r})") from None
-
-
-def latest_run_dir(logdir: str, game: str, model: str) -> Path:
-    """The most recently modified run folder (one holding config.json) under LOGDIR/game/model."""
-    root = Path(logdir) / game / model
-    runs = [p for p in root.glob("*") if (p / CONFIG_FILE).exists()] if root.is_dir() else []
-    if not runs:
-        raise ConfigError(
-            f"--resume found no run under {root}; pass the run folder (--resume RUN_DIR) or the "
-            "--logdir/--game/--model/--name it was started with"
-        )
-    return max(runs, key=lambda p: (p / CONFIG_FILE).stat().st_mtime)
-
-
 def resume_config(run_dir: Path, flags: Mapping[str, Any]) -> RunConfig:
     """The saved config of ``run_dir``; --epochs, --jit and --distribute may change (they do not
     change the computation), other flags must agree with it."""
+    from permakey_tf.runs import load_config
+
     saved = load_config(run_dir)
     flags = {k: v for k, v in flags.items() if v is not None}
     saved_flat = _flat_flags(saved)

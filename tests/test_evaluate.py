@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 import evaluate  # noqa: E402
-from permakey_tf import metrics  # noqa: E402
+from permakey_tf import metrics, runs, training  # noqa: E402
 
 SIZE = 84
 
@@ -35,6 +35,10 @@ def test_refuses_a_missing_folder_and_a_run_without_a_model(tmp_path):
         evaluate.inspect_run(tmp_path / "nope")
     (tmp_path / "config.json").write_text(json.dumps(
         {"model": "permakey", "game": "pong", "model_config": {"num_keypoints": 4}}))
+    with pytest.raises(evaluate.NotARunError, match=r"not a valid run config.*seed"):
+        evaluate.inspect_run(tmp_path)  # config.json is read typed: every field must be there
+    config = training.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path)})
+    runs.write_config(config, tmp_path)
     with pytest.raises(evaluate.NotARunError, match=r"checkpoints/best.keras.*saved_model.pb"):
         evaluate.inspect_run(tmp_path)
     (tmp_path / "export" / "3").mkdir(parents=True)
@@ -43,6 +47,7 @@ def test_refuses_a_missing_folder_and_a_run_without_a_model(tmp_path):
     (tmp_path / "export" / "12" / "saved_model.pb").write_bytes(b"")
     run = evaluate.inspect_run(tmp_path)
     assert run.checkpoint is None and run.saved_model.name == "12"  # newest version, numerically
+    assert run.config == config and run.num_keypoints == config.model_config.num_keypoints
 
 
 def test_rejects_bad_flags():

@@ -59,7 +59,7 @@ def test_run_lock_refuses_a_second_writer_and_dies_with_its_holder(tmp_path):
 
 def test_resume_of_a_run_that_is_being_written_is_refused(tmp_path, capsys):
     config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "busy"})
-    run_dir = training.create_run_dir(config)
+    run_dir = runs.create_run_dir(config)
     with runs.RunLock(run_dir):
         assert train.main(["--resume", str(run_dir)]) == train.EXIT_BUSY
         assert train.main(["--export-only", str(run_dir)]) == train.EXIT_BUSY
@@ -249,7 +249,7 @@ def saved_run(tmp_path):
     from permakey_tf.permakey import PermaKey
 
     config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "saved"})
-    run_dir = training.create_run_dir(config)
+    run_dir = runs.create_run_dir(config)
     model = PermaKey(config.model_config)
     model.compile()
     (run_dir / "checkpoints").mkdir()
@@ -307,7 +307,7 @@ def test_the_same_seed_trains_the_same_with_and_without_building_the_dataset(tmp
 
 def test_a_corrupt_config_json_is_named_by_train_and_evaluate(tmp_path, capsys):
     config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "bad"})
-    run_dir = training.create_run_dir(config)
+    run_dir = runs.create_run_dir(config)
     (run_dir / "config.json").write_text('{"model": "permakey", "game": ')
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--resume", str(run_dir)])

@@ -12,7 +12,7 @@ def test_train_and_evaluate_select_the_same_dataset_variant(tmp_path):
     config = training.resolve_config({"preset": "quick", "logdir": str(tmp_path), "name": "r",
                                       "data_dir": str(tmp_path / "data")})
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset_seed=3))
-    run_dir = training.create_run_dir(config)
+    run_dir = runs.create_run_dir(config)
     (run_dir / runs.CHECKPOINT).parent.mkdir()
     (run_dir / runs.CHECKPOINT).write_bytes(b"")  # inspect_run only needs it to exist
     run = evaluate.inspect_run(run_dir)

@@ -118,7 +118,6 @@ def test_window_colours_and_downsampled_pixels():
 
 
 def test_the_cli_refuses_a_game_without_ram_annotation_before_loading_anything(tmp_path):
-    import json
     import subprocess
     import sys
     from pathlib import Path
@@ -127,8 +126,9 @@ def test_the_cli_refuses_a_game_without_ram_annotation_before_loading_anything(t
     run = tmp_path / "enduro" / "permakey" / "r"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "best.keras").write_bytes(b"not loaded")
-    (run / "config.json").write_text(json.dumps(
-        {"model": "permakey", "game": "enduro", "model_config": {"num_keypoints": 4}}))
+    from permakey_tf import runs, training
+
+    runs.write_config(training.resolve_config({"game": "enduro", "preset": "smoke"}), run)
     result = subprocess.run([sys.executable, str(root / "probe_state.py"), str(run), "--no-progress"],
                             capture_output=True, text=True, timeout=120, cwd=root)
     assert result.returncode == 2 and "enduro has no RAM annotation" in result.stderr

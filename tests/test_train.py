@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 import train  # noqa: E402
-from permakey_tf import training  # noqa: E402
+from permakey_tf import runs, training  # noqa: E402
 
 
 def _env():
@@ -131,13 +131,13 @@ def test_defaults_are_the_papers_and_flags_override_presets():
 
 def test_config_json_round_trip(tmp_path):
     config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "r"})
-    run_dir = training.create_run_dir(config)
+    run_dir = runs.create_run_dir(config)
     assert run_dir == tmp_path / "spaceinvaders" / "permakey" / "r"
-    assert training.load_config(run_dir) == config
+    assert runs.load_config(run_dir) == config
     saved = json.loads((run_dir / "config.json").read_text())
     assert set(saved) >= {"model", "game", "model_config", "data", "train", "seed"}
     with pytest.raises(training.ConfigError, match="already exists"):
-        training.create_run_dir(config)
+        runs.create_run_dir(config)
     with pytest.raises(training.ConfigError, match="conflict"):
         training.resume_config(run_dir, {"batch_size": 4})
     assert training.resume_config(run_dir, {"epochs": 7}).train.epochs == 7
@@ -290,7 +290,7 @@ def test_resume_after_kill_continues_from_the_next_epoch(smoke_data_dir, tmp_pat
         process.communicate()
     assert 1 <= done < epochs, "the kill must land before the run finished"
     done = int(json.loads((run_dir / "backup" / "latest.json").read_text())["folder"].split("-")[1])
-    steps_per_epoch = training.load_config(run_dir).steps_per_epoch
+    steps_per_epoch = runs.load_config(run_dir).steps_per_epoch
 
     result = subprocess.run(_train_cmd("--resume", str(run_dir)), env=_env(), capture_output=True,
                             text=True, timeout=300)
@@ -312,7 +312,7 @@ def test_cli_trains_and_exports_transporter_on_noisy_frames(smoke_data_dir, tmp_
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "spaceinvaders" / "transporter" / "tr"
-    config = training.load_config(run_dir)
+    config = runs.load_config(run_dir)
     assert config.model == "transporter" and config.data.noise == "vertical"
     assert config.train.early_stopping_patience == 5
     events = _events(run_dir / "tensorboard")
@@ -360,7 +360,7 @@ def test_resumed_data_stream_equals_the_uninterrupted_one(smoke_data_dir):
 
 def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
     config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "broken"})
-    run_dir = training.create_run_dir(config)
+    run_dir = runs.create_run_dir(config)
     assert train.main(["--export-only", str(run_dir)]) == train.EXIT_CORRUPT
     assert "does not exist" in capsys.readouterr().err
     (run_dir / "checkpoints").mkdir()
