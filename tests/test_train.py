@@ -346,7 +346,9 @@ def test_map_panels_lay_out_frame_gaussians_error_maps_reconstruction():
 
 def test_resumed_data_stream_equals_the_uninterrupted_one(smoke_data_dir):
     config = training.resolve_config({"preset": "smoke", "data_dir": str(smoke_data_dir)})
-    data = train._Data(config)
+    from permakey_tf.run_data import RunData
+
+    data = RunData(config)
     steps = data.steps_per_epoch
     assert steps == config.data.train_frames // config.train.batch_size
     full = [np.asarray(batch) for batch in data.training(0, 3)]
