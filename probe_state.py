@@ -143,6 +143,13 @@ def random_cnn_features(frames: dict, model_config, seed: int, batch_size: int) 
     return features
 
 
+def _has_vae_encoder(run) -> bool:
+    """Whether the run's model config describes PermaKey's VAE encoder (the random CNN's shape)."""
+    from permakey_tf.config import PermaKeyConfig
+
+    return isinstance(run.config.model_config, PermaKeyConfig)
+
+
 def _print_table(game: str, rows: dict, kept: dict) -> None:
     header = f"{'representation':<34}" + "".join(f"{c[:14]:>16}" for c in SUMMARY_COLUMNS)
     print(f"\n{game}: {len(kept)} RAM variables probed ({', '.join(kept)})")
@@ -183,7 +190,7 @@ def probe_runs(args: argparse.Namespace) -> dict:
                 games[key]["rows"]["pixels"] = state_probe.probe_representation(
                     state_probe.ProbeData(pixels, splits.ram, splits.test_mask), kept, settings)
         entry = games[key]
-        if not args.no_baselines and "random_cnn" not in entry["rows"] and run.model == "permakey":
+        if not args.no_baselines and "random_cnn" not in entry["rows"] and _has_vae_encoder(run):
             features = random_cnn_features(entry["splits"].frames, run.config.model_config, args.seed,
                                            args.batch_size)
             entry["rows"]["random_cnn"] = state_probe.probe_representation(
@@ -195,7 +202,7 @@ def probe_runs(args: argparse.Namespace) -> dict:
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
                 entry["variables"], settings)
     for entry in games.values():
-        if not args.no_baselines and "random_cnn" not in entry["rows"]:  # only Transporter runs
+        if not args.no_baselines and "random_cnn" not in entry["rows"]:  # no run with that encoder
             features = random_cnn_features(entry["splits"].frames, None, args.seed, args.batch_size)
             entry["rows"]["random_cnn"] = state_probe.probe_representation(
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
