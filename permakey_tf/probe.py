@@ -49,11 +49,22 @@ def split_by_episode(episode_ids: np.ndarray, steps: np.ndarray, block: int = 64
     return fit
 
 
+class Standardiser:
+    """Feature standardisation with the fitting part's mean and standard deviation; features
+    whose deviation is at most ``min_std`` are constant and become 0."""
+
+    def __init__(self, fit: np.ndarray, min_std: float = 1e-9):
+        self.mean = fit.mean(0)
+        std = fit.std(0)
+        self.std = np.where(std > min_std, std, np.inf)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.mean) / self.std
+
+
 def _standardise(fit: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = fit.mean(0)
-    std = fit.std(0)
-    std = np.where(std > 1e-9, std, np.inf)  # constant features become 0
-    return (fit - mean) / std, (other - mean) / std
+    standardise = Standardiser(fit)
+    return standardise(fit), standardise(other)
 
 
 def ridge_predict(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray,

@@ -25,6 +25,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from permakey_tf.probe import Standardiser
 from permakey_tf.ram_annotations import CATEGORIES, category
 
 
@@ -73,16 +74,6 @@ def unique_frame_mask(test_frames: np.ndarray, seen_frames: np.ndarray) -> np.nd
     return np.array([frame.tobytes() not in seen for frame in np.asarray(test_frames)], bool)
 
 
-class _Standardiser:
-    def __init__(self, features: np.ndarray):
-        self.mean = features.mean(0)
-        std = features.std(0)
-        self.std = np.where(std > 1e-6, std, np.inf)  # constant features become 0
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        return ((features - self.mean) / self.std).astype(np.float32)
-
-
 def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean loss and its gradient with respect to ``logits`` ``[B, C]`` (targets ``[B]`` int)."""
     shifted = logits - logits.max(1, keepdims=True)
@@ -102,12 +93,12 @@ class LinearProbe:
     weights: np.ndarray  # [F, C]
     bias: np.ndarray  # [C]
     classes: np.ndarray  # [C] the byte values the columns stand for
-    standardise: _Standardiser
+    standardise: Standardiser
     epochs: int
     validation_accuracy: float
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        logits = self.standardise(np.asarray(features, np.float64)) @ self.weights + self.bias
+        logits = self.standardise(np.asarray(features, np.float64)).astype(np.float32) @ self.weights + self.bias
         return self.classes[np.argmax(logits, 1)]
 
 
@@ -128,8 +119,9 @@ def train_probe(train_features: np.ndarray, train_labels: np.ndarray, validation
     classes = np.unique(train_labels)
     index = {int(value): i for i, value in enumerate(classes)}
     targets = np.array([index[int(v)] for v in train_labels])
-    standardise = _Standardiser(train_features)
-    x_train, x_validation = standardise(train_features), standardise(validation_features)
+    standardise = Standardiser(train_features, min_std=1e-6)
+    x_train = standardise(train_features).astype(np.float32)
+    x_validation = standardise(validation_features).astype(np.float32)
     rng = np.random.default_rng(settings.seed)
     features, num_classes = x_train.shape[1], len(classes)
     weights = (rng.uniform(-1, 1, (features, num_classes)) / math.sqrt(max(features, 1))).astype(np.float32)
