@@ -84,6 +84,11 @@ def gpu_names() -> list[str]:
     return names
 
 
+# The most capable matrix instruction set first: it decides the bfloat16 ceiling (AMX ~1.5
+# TFLOP/s on 2 cores, AVX-512 BF16 alone ~0.1-0.9 depending on the CPU; docs/PERFORMANCE.md).
+ISA_NAMES = ("amx_bf16", "avx512_bf16", "avx512f")
+
+
 def describe_device() -> str:
     """One short line: GPU name(s) if any, else the CPU model, cores and the relevant ISA; TF."""
     gpus = gpu_names()
@@ -91,7 +96,7 @@ def describe_device() -> str:
         device = "GPU " + "+".join(gpus)
     else:
         flags = cpu_flags()
-        isa = "avx512_bf16" if "avx512_bf16" in flags else ("avx512f" if "avx512f" in flags else "")
+        isa = next((name for name in ISA_NAMES if name in flags), "")
         device = f"CPU {cpu_model()} x{os.cpu_count()} cores" + (f" {isa}" if isa else "")
     return f"{device}, TF {tf.__version__}"
 

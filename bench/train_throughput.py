@@ -17,6 +17,7 @@ graph (bench/common.py), and prints:
 Examples:
   python bench/train_throughput.py                          # PermaKey + Transporter, all configs
   python bench/train_throughput.py --model permakey --precision mixed_bfloat16 --jit off
+  python bench/train_throughput.py --model permakey --preset quick  # the quick preset's model and batch
   python bench/train_throughput.py --smoke                  # tiny models, seconds
 """
 
@@ -39,19 +40,31 @@ SMOKE_CHANGES = {
 }
 
 
-def model_config(model: str, smoke: bool):
-    """The paper's config of ``model``, or its tiny --smoke version."""
-    return get_model_spec(model).config_class(**(SMOKE_CHANGES[model] if smoke else {}))
+def model_config(model: str, smoke: bool, preset: str = "paper"):
+    """The config of ``model`` under a train.py preset (default: the paper's), or its tiny
+    --smoke version."""
+    if smoke:
+        return get_model_spec(model).config_class(**SMOKE_CHANGES[model])
+    from permakey_tf.training import resolve_config
+
+    return resolve_config({"model": model, "preset": preset}).model_config
 
 
-def build_model(model_name: str, smoke: bool, batch_size: int, jit: bool):
+def preset_batch_size(model: str, preset: str) -> int:
+    """The batch size train.py uses for ``model`` under ``preset``."""
+    from permakey_tf.training import resolve_config
+
+    return resolve_config({"model": model, "preset": preset}).train.batch_size
+
+
+def build_model(model_name: str, smoke: bool, batch_size: int, jit: bool, preset: str = "paper"):
     """A compiled model whose optimizers exist, and a function making its training batch."""
     import keras
 
     keras.utils.set_random_seed(0)
     frames = common.random_frames(batch_size, seed=0)
     spec = get_model_spec(model_name)
-    model = spec.model_class(model_config(model_name, smoke))
+    model = spec.model_class(model_config(model_name, smoke, preset))
     if spec.examples == "frames":
         model.compile(jit_compile=jit)
         return model, frames
@@ -77,7 +90,7 @@ def run_one(args) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     common.set_precision(args.precision)
     jit = args.jit == "on"
-    model, batch = build_model(args.model, args.smoke, args.batch_size, jit)
+    model, batch = build_model(args.model, args.smoke, args.batch_size, jit, args.preset)
     step_fn = tf.function(model.train_step, jit_compile=jit, reduce_retracing=True)
     specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), batch)
     modules = common.model_modules(model)
@@ -104,6 +117,7 @@ def run_one(args) -> None:
                 "model": args.model,
                 "precision": args.precision,
                 "jit": args.jit,
+                **({"preset": args.preset} if args.preset != "paper" else {}),
                 "batch": args.batch_size,
                 **({"inter_op": args.inter_op_threads} if args.inter_op_threads else {}),
                 unit: f"{rate:.2f}",
@@ -139,6 +153,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, batch 2, 1 step: checks the script runs")
+    parser.add_argument("--preset", default="paper", choices=("paper", "quick"),
+                        help="the model config and default batch size of a train.py preset (default: paper)")
     parser.add_argument("--inter-op-threads", type=int, default=0,
                         help="tf.config.threading inter-op threads (0 = TensorFlow's default)")
     parser.add_argument("--verbose", action="store_true", help="also print the FLOP split and step times")
@@ -161,7 +177,8 @@ def main(argv=None) -> int:
     configs = [
         (m, p, j, b)
         for m in models
-        for b in (args.batch_size or [get_model_spec(m).paper_batch_size])
+        for b in (args.batch_size or [get_model_spec(m).paper_batch_size if args.preset == "paper"
+                                      else preset_batch_size(m, args.preset)])
         for p in precisions
         for j in jits
     ]
@@ -176,7 +193,7 @@ def main(argv=None) -> int:
         argv_one = [os.path.abspath(__file__), "--in-process", "--model", m, "--precision", p, "--jit", j,
                     "--batch-size", str(b), "--steps", str(args.steps), "--warmup", str(args.warmup)]
         argv_one += ["--smoke"] * args.smoke + ["--verbose"] * args.verbose
-        argv_one += ["--inter-op-threads", str(args.inter_op_threads)]
+        argv_one += ["--inter-op-threads", str(args.inter_op_threads), "--preset", args.preset]
         code = common.run_isolated(argv_one)
         if code:
             print(f"bench=train  model={m}  precision={p}  jit={j}  batch={b}  FAILED exit={code}", flush=True)

@@ -28,8 +28,9 @@ def make_normalisation(kind: str, name: str) -> keras.layers.Layer:
     return keras.layers.GroupNormalization(groups=1 if kind == "layer" else -1, name=name)
 
 
-def apply_batch_norm(norm, x, training=None, batch_statistics=False):
-    """Applies a normalisation layer from :func:`make_normalisation` to ``x`` ``[B, H, W, C]``.
+def apply_batch_norm(norm, x, training=None, batch_statistics=False, relu=False):
+    """Applies a normalisation layer from :func:`make_normalisation` to ``x`` ``[B, H, W, C]``,
+    then a ReLU if ``relu`` (inside the batch norm's fused op where it applies).
 
     ``batch_statistics=True`` (and not training) makes a batch norm normalise with the statistics
     of this batch (over every axis but the last) and its learned scale and offset, WITHOUT touching
@@ -37,8 +38,10 @@ def apply_batch_norm(norm, x, training=None, batch_statistics=False):
     section 10). Layer / group norms always use per-example statistics and ignore it.
     """
     if isinstance(norm, FusedBatchNormalization):
-        return norm(x, training=training, batch_statistics=bool(batch_statistics) and not training)
-    return norm(x, training=training)
+        return norm(x, training=training, batch_statistics=bool(batch_statistics) and not training,
+                    relu=relu)
+    outputs = norm(x, training=training)
+    return keras.ops.relu(outputs) if relu else outputs
 
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
@@ -106,7 +109,7 @@ class ConvStack(keras.layers.Layer):
         outputs = []
         x = inputs
         for index, norm in enumerate(self.norms):
-            x = keras.ops.relu(apply_batch_norm(norm, self._conv(index, x), training, batch_statistics))
+            x = apply_batch_norm(norm, self._conv(index, x), training, batch_statistics, relu=True)
             outputs.append(x)
         return outputs
 
@@ -266,7 +269,7 @@ class Decoder(keras.layers.Layer):
         for upsample, conv, norm in self.blocks:
             if upsample is not None:
                 x = self._upsample(x, upsample)
-            x = keras.ops.relu(norm(conv(x), training=training))
+            x = apply_batch_norm(norm, conv(x), training, relu=True)
         return keras.ops.sigmoid(self.output_conv(x))
 
     def compute_output_shape(self, input_shape):
@@ -376,7 +379,7 @@ class LocalSpatialPredictor(keras.layers.Layer):
         else:
             x = ops.neighbour_conv(target, tf.cast(self.first_kernel, target.dtype), self.border)
         for i, norm in enumerate(self.norms):
-            x = keras.ops.relu(apply_batch_norm(norm, x, training, batch_statistics))
+            x = apply_batch_norm(norm, x, training, batch_statistics, relu=True)
             x = self.denses[i](x) if i < len(self.denses) else self.output_dense(x)
         return x, target
 

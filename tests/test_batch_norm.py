@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf.batch_norm import FusedBatchNormalization
+from permakey_tf.batch_norm import FusedBatchNormalization, row_view, undo_row_view
 
 
 def _pair(shape, **kwargs):
@@ -31,10 +31,14 @@ def _inputs(shape, seed=1):
     return tf.constant(np.random.default_rng(seed).normal(2.0, 3.0, shape), tf.float32)
 
 
-def _forward_and_gradients(layer, x, training):
+def _forward_and_gradients(layer, x, training, relu=False):
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = layer(x, training=training)
+        if isinstance(layer, FusedBatchNormalization):
+            y = layer(x, training=training, relu=relu)
+        else:
+            y = layer(x, training=training)
+            y = tf.nn.relu(y) if relu else y
         # A loss that weighs every output differently, so the gradients are not trivially zero.
         weights = tf.reshape(tf.range(tf.size(y), dtype=tf.float32) % 7.0 - 3.0, y.shape)
         loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
@@ -62,6 +66,45 @@ def test_fused_matches_keras_outputs_gradients_and_moving_statistics(training):
         weights_before = _pair(shape, momentum=0.9)[0].moving_variance.numpy()
         expected = 0.9 * weights_before + 0.1 * batch_variance
         np.testing.assert_allclose(fused.moving_variance.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(4, 6, 5, 3), (6, 5)])  # fused, and the Keras fallback
+def test_relu_argument_equals_relu_after_the_keras_layer(training, shape):
+    plain, fused = _pair(shape, momentum=0.9)
+    x = _inputs(shape)
+    y_plain, g_plain = _forward_and_gradients(plain, x, training, relu=True)
+    y_fused, g_fused = _forward_and_gradients(fused, x, training, relu=True)
+    assert (y_plain.numpy() == 0).any() and (y_plain.numpy() > 0).any()  # the ReLU bites
+    np.testing.assert_allclose(y_fused.numpy(), y_plain.numpy(), rtol=1e-4, atol=1e-4)
+    for a, b in zip(g_fused, g_plain):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5)
+
+
+def test_row_view_keeps_every_pixel_and_channel_and_restores_the_shape():
+    x = _inputs((3, 4, 5, 2))
+    rows = row_view(x)
+    assert rows.shape == (12, 1, 5, 2)
+    # Same values per channel, so the per-channel statistics are the same.
+    np.testing.assert_array_equal(np.sort(rows.numpy().reshape(-1, 2), 0), np.sort(x.numpy().reshape(-1, 2), 0))
+    np.testing.assert_array_equal(undo_row_view(rows, x).numpy(), x.numpy())
+
+
+def test_unknown_batch_size_keeps_static_dims_and_the_relu_next_to_the_normalisation():
+    shape = (4, 6, 5, 3)
+    plain, fused = _pair(shape)
+    function = tf.function(lambda x: fused(x, training=True, relu=True))
+    graph = function.get_concrete_function(tf.TensorSpec([None, 6, 5, 3], tf.float32)).graph
+    (output,) = [t for t in graph.outputs]
+    assert output.shape.as_list() == [None, 6, 5, 3]
+    # TensorFlow fuses a batch norm with a ReLU only when the ReLU reads the norm's output
+    # directly (no reshape between them): the speed the row view must not cost.
+    relus = [op for op in graph.get_operations() if op.type == "Relu"]
+    assert len(relus) == 1 and relus[0].inputs[0].op.type == "FusedBatchNormV3"
+    x = _inputs(shape)
+    np.testing.assert_allclose(function(x).numpy(), tf.nn.relu(plain(x, training=True)).numpy(),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_batch_statistics_mode_normalises_with_the_batch_and_changes_no_state():

@@ -210,8 +210,9 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
     with monkeypatch.context() as patch:
         patch.setattr(networks, "FusedBatchNormalization", keras.layers.BatchNormalization)
         # Training normalises with batch statistics in both; scoring mode is not used here.
-        def keras_batch_norm(norm, x, training=None, batch_statistics=False):
-            return norm(x, training=training)
+        def keras_batch_norm(norm, x, training=None, batch_statistics=False, relu=False):
+            outputs = norm(x, training=training)
+            return tf.nn.relu(outputs) if relu else outputs
 
         patch.setattr(networks, "apply_batch_norm", keras_batch_norm)
         patch.setattr(ops, "neighbour_conv",
