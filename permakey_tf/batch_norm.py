@@ -18,11 +18,12 @@ Two details of the fused op are handled here. Its speed depends on the tensor's 
 on its size: oneDNN's kernel runs a ``[32, 42, 42, 1024]`` activation 1.9x slower forward +
 backward (2.2x in inference) than the same values viewed as ``[32 * 42, 1, 42, 1024]``, and the
 statistics over every axis but the last are the same for both. The layer therefore normalises the
-"row view" ``[B * H, 1, W, C]`` and reshapes back (measured on an Intel Xeon with AMX,
-docs/PERFORMANCE.md). ``relu=True`` applies the ReLU inside that view, so that TensorFlow
-still fuses it into the normalisation (``_FusedBatchNormEx``); outside, a reshape would sit
-between the two. And in training ``FusedBatchNormV3`` returns the *unbiased* batch variance (n / (n - 1) times the one it normalises with); Keras averages the
-biased one into ``moving_variance``, and so does this layer.
+"row view" ``[B * H, 1, W, C]`` and reshapes back (measured on the CPU, an Intel Xeon with AMX,
+docs/PERFORMANCE.md; not measured on a GPU). ``relu=True`` applies the ReLU inside that view, so
+that TensorFlow still fuses it into the normalisation (``_FusedBatchNormEx``); outside, a reshape
+would sit between the two. And in training ``FusedBatchNormV3`` returns the *unbiased* batch
+variance (n / (n - 1) times the one it normalises with); Keras averages the biased one into
+``moving_variance``, and so does this layer.
 
 :func:`recompute_statistics` replaces the moving averages of every such layer in a model by the
 plain average of the batch statistics of the current weights over some batches ("precise
