@@ -45,16 +45,14 @@ def model_config(model: str, smoke: bool, preset: str = "paper"):
     --smoke version."""
     if smoke:
         return get_model_spec(model).config_class(**SMOKE_CHANGES[model])
+    return preset_run_config(model, preset).model_config
+
+
+def preset_run_config(model: str, preset: str):
+    """train.py's resolved RunConfig for ``model`` under ``preset`` (model config, batch size)."""
     from permakey_tf.training import resolve_config
 
-    return resolve_config({"model": model, "preset": preset}).model_config
-
-
-def preset_batch_size(model: str, preset: str) -> int:
-    """The batch size train.py uses for ``model`` under ``preset``."""
-    from permakey_tf.training import resolve_config
-
-    return resolve_config({"model": model, "preset": preset}).train.batch_size
+    return resolve_config({"model": model, "preset": preset})
 
 
 def build_model(model_name: str, smoke: bool, batch_size: int, jit: bool, preset: str = "paper"):
@@ -178,7 +176,7 @@ def main(argv=None) -> int:
         (m, p, j, b)
         for m in models
         for b in (args.batch_size or [get_model_spec(m).paper_batch_size if args.preset == "paper"
-                                      else preset_batch_size(m, args.preset)])
+                                      else preset_run_config(m, args.preset).train.batch_size])
         for p in precisions
         for j in jits
     ]
