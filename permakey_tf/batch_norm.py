@@ -147,6 +147,27 @@ def batch_norm_layers(model: keras.layers.Layer) -> list[FusedBatchNormalization
             if isinstance(layer, FusedBatchNormalization)]
 
 
+def _statistics_pass(model: keras.layers.Layer, forward: Callable) -> tuple[tf.Variable, Callable]:
+    """The batch counter and the traced ``forward`` of :func:`recompute_statistics`.
+
+    A bound method of the model (``model.statistics_pass``, called once per epoch by the
+    PreciseBatchNorm callback) is traced once and its counter kept on the model, so later calls
+    reuse the graph instead of tracing the whole network again (seconds per epoch on a 2-core
+    CPU). The counter is captured by that graph, so it must stay the same variable. Any other
+    callable (a lambda) gets a fresh counter and trace on every call.
+    """
+    function = getattr(forward, "__func__", None)
+    if function is None or getattr(forward, "__self__", None) is not model:
+        return tf.Variable(0, dtype=tf.int64, trainable=False), tf.function(forward)
+    cache = getattr(model, "_statistics_passes", None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, "_statistics_passes", cache)  # untracked: never saved
+    if function not in cache:
+        cache[function] = (tf.Variable(0, dtype=tf.int64, trainable=False), tf.function(forward))
+    return cache[function]
+
+
 def recompute_statistics(model: keras.layers.Layer, forward: Callable, batches: Iterable) -> int:
     """Sets every batch norm's moving mean / variance to the average batch mean / variance that
     ``forward`` produces over ``batches`` with the current weights ("precise BatchNorm").
@@ -154,18 +175,19 @@ def recompute_statistics(model: keras.layers.Layer, forward: Callable, batches: 
     Args:
       model: holds the batch norms.
       forward: ``forward(batch)`` runs the model in training mode (batch statistics) without
-        updating any weight; it is traced once (tf.function).
+        updating any weight; it is traced once (tf.function; once per model when it is a method
+        of ``model``, such as ``model.statistics_pass``).
       batches: an iterable of batches (e.g. a few hundred training frames).
 
     Returns:
       the number of batches averaged (with none, nothing changes).
     """
     layers = batch_norm_layers(model)
-    counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+    counter, step = _statistics_pass(model, forward)
+    counter.assign(0)
     for layer in layers:  # not a tracked attribute: never saved with the model
         object.__setattr__(layer, "_precise_counter", counter)
     try:
-        step = tf.function(forward)
         for batch in batches:
             step(batch)
             counter.assign_add(1)

@@ -67,11 +67,24 @@ def quality_set_from_batches(batches, count: Optional[int] = None,
                       np.concatenate(episodes)[index], np.concatenate(steps)[index])
 
 
+def traced_predict_keypoints(model: keras.Model):
+    """``model.predict_keypoints`` as a tf.function, traced on first use and kept on the model
+    (untracked, never saved): the callbacks measure every epoch, and an eager call of the whole
+    network costs about twice the graph's time on a 2-core CPU."""
+    traced = getattr(model, "_traced_predict_keypoints", None)
+    if traced is None:
+        traced = tf.function(model.predict_keypoints, reduce_retracing=True)
+        object.__setattr__(model, "_traced_predict_keypoints", traced)
+    return traced
+
+
 def model_outputs(model: keras.Model, frames: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """``keypoints_pixels`` and (PermaKey) ``error_maps`` of ``model.predict_keypoints(frames)``."""
+    """``keypoints_pixels`` and (PermaKey) ``error_maps`` of ``model.predict_keypoints(frames)``
+    (traced once per model: :func:`traced_predict_keypoints`)."""
+    predict = traced_predict_keypoints(model)
     keypoints, error_maps = [], []
     for start in range(0, len(frames), batch_size):
-        outputs = model.predict_keypoints(frames[start:start + batch_size])
+        outputs = predict(frames[start:start + batch_size])
         keypoints.append(np.asarray(outputs["keypoints_pixels"], np.float64))
         if "error_maps" in outputs:
             error_maps.append(np.asarray(outputs["error_maps"], np.float16))

@@ -207,3 +207,30 @@ def test_precise_statistics_make_permakey_keypoints_independent_of_the_batch():
                               for i in range(12)])
     together_b = batchwise.predict_keypoints(frames)["keypoints_pixels"].numpy()
     assert np.abs(alone_b - together_b).max() > 0.1
+
+
+def test_recomputing_with_the_model_method_traces_once_and_restarts_the_average():
+    """PreciseBatchNorm calls recompute_statistics(model, model.statistics_pass, ...) every
+    epoch: the graph is traced once per model, and each call is a fresh plain average (the
+    counter starts again at 0), equal to what a fresh trace computes with the current weights."""
+    from permakey_tf.batch_norm import _statistics_pass, batch_norm_layers, recompute_statistics
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.permakey import PermaKey
+
+    keras.utils.set_random_seed(0)
+    frames = np.random.default_rng(0).integers(0, 256, (12, 84, 84, 3), dtype=np.uint8)
+    model = PermaKey(PermaKeyConfig(encoder_filters=(4, 4, 4, 4), latent_dim=2, lsp_layers=(0,),
+                                    lsp_hidden_widths=(8,), num_keypoints=3))
+    batches = [frames[i:i + 4] for i in range(0, 12, 4)]
+    assert recompute_statistics(model, model.statistics_pass, batches) == 3
+    _, step = _statistics_pass(model, model.statistics_pass)
+    assert step.experimental_get_tracing_count() == 1
+    # New weights (as after an epoch of training), then the cached pass and a fresh one.
+    model.set_weights([w * 1.5 if w.ndim > 1 else w for w in model.get_weights()])
+    assert recompute_statistics(model, model.statistics_pass, batches[:2]) == 2
+    assert step.experimental_get_tracing_count() == 1
+    cached = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in batch_norm_layers(model)]
+    assert recompute_statistics(model, lambda batch: model.statistics_pass(batch), batches[:2]) == 2
+    for (mean, variance), layer in zip(cached, batch_norm_layers(model)):
+        np.testing.assert_allclose(mean, layer.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(variance, layer.moving_variance.numpy(), rtol=1e-5, atol=1e-6)
