@@ -184,9 +184,10 @@ PRESET_TABLE: dict[str, Preset] = {
         description="the paper's experiment: 85k/5k/5k frames, batch 32 (Transporter 64), "
         "up to 100 epochs, early stopping, layers (0, 1), float32",
     ),
-    # Sized for the README's 12 minutes on the slowest 2-core machine measured (docs/TRAINING.md).
+    # Sized for the README's 12 minutes on a 2-core CPU: 9 min on an AMD EPYC, 13-14 min on the
+    # slowest machine measured, an Intel Xeon without AMX (docs/TRAINING.md).
     "quick": Preset(
-        description="about 11 minutes on an idle 2-core CPU: 6,000 training frames, batch 16, "
+        description="9-14 minutes on an idle 2-core CPU: 6,000 training frames, batch 16, "
         "6 epochs (2,250 steps), precision auto; PermaKey with encoder widths (16, 32, 32, 64), "
         "layer 0 only, LSPN widths (64, 32, 32), Adam 1e-3, a fresh PointNet at step 1,125; "
         "Transporter batch 16 (1,000 steps)",
