@@ -53,7 +53,8 @@ inspect_run = runs.read_run_folder
 Predictor = Callable[[np.ndarray], dict]
 
 
-def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = False) -> Predictor:
+def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = False,
+                   window_feature_maps: bool = False) -> Predictor:
     """A function uint8 frames ``[B, 84, 84, 3]`` -> dict of numpy outputs (docs/ARCHITECTURE.md).
 
     Args:
@@ -63,6 +64,9 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
       batch_statistics: normalise with the batch's statistics instead of BatchNorm's moving
         averages (docs/BACKGROUND.md section 10: the moving averages can invert PermaKey's error
         maps early in training). Checkpoint only.
+      window_feature_maps: also return ``window_feature_maps_<i>``, the model's
+        ``window_feature_maps(frames)`` (the features under the keypoints' windows, for the state
+        probes). Checkpoint only.
     """
     import tensorflow as tf
 
@@ -83,13 +87,22 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
                 "(--source savedmodel), or retrain / resume the run."
             ) from None
         options = dict(get_model_spec(run.model).inference_kwargs)
-        step = tf.function(lambda x: model(x, training=batch_statistics, **options))
+
+        def outputs(x):
+            result = dict(model(x, training=batch_statistics, **options))
+            if window_feature_maps:
+                for index, features in enumerate(model.window_feature_maps(x)):
+                    result[f"window_feature_maps_{index}"] = features
+            return result
+
+        step = tf.function(outputs)
         return lambda frames: {k: v.numpy() for k, v in step(tf.convert_to_tensor(frames)).items()}
     if source == "savedmodel":
         if run.saved_model is None:
             raise NotARunError(f"{run.path} has no {EXPORT_DIR}/<version>/saved_model.pb")
-        if batch_statistics:
-            raise ValueError("--batch-statistics needs the Keras checkpoint, not the SavedModel")
+        if batch_statistics or window_feature_maps:
+            raise ValueError("--batch-statistics and the window feature maps need the Keras "
+                             "checkpoint (checkpoints/best.keras), not the SavedModel")
         try:
             loaded = tf.saved_model.load(str(run.saved_model))
             signature = loaded.signatures["serving_default"]

@@ -10,6 +10,9 @@ test split (permakey_tf.state_probe has the protocol). Representations of each r
   keypoints_encoded    the same coordinates, each expanded over fixed Gaussian bumps
                        (permakey_tf.representations: no information added, linearly readable);
   keypoints_colours    keypoints_encoded plus the mean colour under each keypoint's window;
+  keypoints_features   keypoints_encoded plus the mean of the model's own features under each
+                       keypoint's window (PermaKey: its VAE encoder blocks at the LSP layers;
+                       Transporter: its feature encoder's output; needs the Keras checkpoint);
   fixed_layout         the run's mean keypoint layout on every frame (holds nothing).
 Baselines of each game, computed by the same code: majority (the most common training value),
 random_cnn (a randomly initialised encoder of the PermaKey run's shape, flattened and randomly
@@ -95,23 +98,33 @@ def load_probe_splits(game: str, dataset_kwargs: dict, noise: str, seed: int,
 
 
 def run_representations(predictor, frames: dict, batch_size: int) -> dict:
-    """{representation: {split: [N, F]}} of one model (see the module docstring)."""
-    coordinates, encoded, colours = {}, {}, {}
+    """{representation: {split: [N, F]}} of one model (see the module docstring);
+    ``keypoints_features`` only when the predictor returns ``window_feature_maps_<i>``."""
+    coordinates, encoded, colours, features = {}, {}, {}, {}
     for split, split_frames in frames.items():
-        points, windows = [], []
+        points, windows, window_features = [], [], []
         for start in range(0, len(split_frames), batch_size):
             batch = split_frames[start:start + batch_size]
             outputs = predictor(batch)
             points.append(np.asarray(outputs["keypoints_pixels"], np.float64))
             windows.append(representations.window_colours(batch, outputs["gaussian_maps"]))
+            maps = [outputs[name] for name in sorted(outputs) if name.startswith("window_feature_maps_")]
+            if maps:
+                window_features.append(np.concatenate(
+                    [representations.window_features(m, outputs["gaussian_maps"]) for m in maps], 1))
         keypoints = np.concatenate(points)
         coordinates[split] = representations.keypoint_coordinates(keypoints)
         encoded[split] = representations.encode_coordinates(keypoints)
         colours[split] = np.concatenate([encoded[split], np.concatenate(windows)], 1)
+        if window_features:
+            features[split] = np.concatenate([encoded[split], np.concatenate(window_features)], 1)
     layout = coordinates["train"].mean(0, keepdims=True)
     fixed = {split: np.repeat(layout, len(values), 0) for split, values in coordinates.items()}
-    return {"keypoints": coordinates, "keypoints_encoded": encoded, "keypoints_colours": colours,
-            "fixed_layout": fixed}
+    result = {"keypoints": coordinates, "keypoints_encoded": encoded, "keypoints_colours": colours}
+    if features:
+        result["keypoints_features"] = features
+    result["fixed_layout"] = fixed
+    return result
 
 
 def random_cnn_features(frames: dict, model_config, seed: int, batch_size: int) -> dict:
@@ -196,7 +209,12 @@ def probe_runs(args: argparse.Namespace) -> dict:
             entry["rows"]["random_cnn"] = state_probe.probe_representation(
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
                 entry["variables"], settings)
-        predictor = evaluate.load_predictor(run)
+        if run.checkpoint is not None:
+            predictor = evaluate.load_predictor(run, "checkpoint", window_feature_maps=True)
+        else:
+            print(f"{run.label}: no Keras checkpoint, so no keypoints_features row (the SavedModel "
+                  "serves keypoints only)")
+            predictor = evaluate.load_predictor(run, "savedmodel")
         for name, features in run_representations(predictor, entry["splits"].frames, args.batch_size).items():
             entry["rows"][f"{run.label}:{name}"] = state_probe.probe_representation(
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),

@@ -523,6 +523,22 @@ class PermaKey(keras.Model):
         """Inference without the latent head and decoder: call() minus ``reconstruction``."""
         return self(frames, training=False, with_reconstruction=False)
 
+    def window_feature_maps(self, frames) -> list:
+        """The features a keypoint's Gaussian window covers, for state probes: the VAE encoder's
+        blocks at the LSP layers (the features whose unpredictability the error maps measure),
+        inference mode.
+
+        Args:
+          frames: uint8 ``[B, H, W, 3]``.
+
+        Returns:
+          one float32 ``[B, h_l, w_l, C_l]`` per layer of ``config.lsp_layers``.
+        """
+        c = self.config
+        x = scale_frames(frames, c.image_size)
+        features = self.encoder(x, training=False, batch_statistics=c.inference_batch_statistics)
+        return [tf.cast(features[layer], tf.float32) for layer in c.lsp_layers]
+
     # ------------------------------------------------------------------ train / test
     @property
     def metrics(self):

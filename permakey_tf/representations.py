@@ -39,19 +39,36 @@ def encode_coordinates(keypoints_pixels: np.ndarray, spacing: float = ENCODING_S
     return responses.reshape(len(coordinates), -1)
 
 
+def window_features(feature_maps: np.ndarray, gaussian_maps: np.ndarray) -> np.ndarray:
+    """The mean of a feature map under each keypoint's Gaussian window: ``[N, K * C]``.
+
+    A feature map coarser than the Gaussian maps (an encoder block, stride s) is read with the
+    windows summed over each s x s block of pixels, so every feature cell weighs the window mass
+    over the pixels it covers.
+
+    Args:
+      feature_maps: ``[N, h, w, C]`` float; gaussian_maps: ``[N, H, W, K]`` (the model's output)
+        with H, W multiples of h, w.
+    """
+    features = np.asarray(feature_maps, np.float32)
+    maps = np.asarray(gaussian_maps, np.float32)
+    (n, h, w, _), (n_maps, height, width, k) = features.shape, maps.shape
+    if n != n_maps or height % h or width % w or height // h != width // w:
+        raise ValueError(f"feature maps {features.shape} and gaussian maps {maps.shape} must share N, "
+                         "and the maps' H, W must be one multiple of the features' h, w")
+    stride = height // h
+    maps = maps.reshape(n, h, stride, w, stride, k).sum((2, 4))
+    weights = maps / np.maximum(maps.sum((1, 2), keepdims=True), 1e-6)
+    return np.einsum("nhwk,nhwc->nkc", weights, features).reshape(n, -1)
+
+
 def window_colours(frames: np.ndarray, gaussian_maps: np.ndarray) -> np.ndarray:
     """The mean colour under each keypoint's Gaussian window: ``[N, K * 3]`` in [0, 1].
 
     Args:
       frames: uint8 ``[N, H, W, 3]``; gaussian_maps: ``[N, H, W, K]`` (the model's output).
     """
-    frames = np.asarray(frames, np.float32) / 255.0
-    maps = np.asarray(gaussian_maps, np.float32)
-    if frames.shape[:3] != maps.shape[:3]:
-        raise ValueError(f"frames {frames.shape} and gaussian maps {maps.shape} must share N, H, W")
-    weights = maps / np.maximum(maps.sum((1, 2), keepdims=True), 1e-6)
-    colours = np.einsum("nhwk,nhwc->nkc", weights, frames)
-    return colours.reshape(len(frames), -1)
+    return window_features(np.asarray(frames, np.float32) / 255.0, gaussian_maps)
 
 
 def downsampled_pixels(frames: np.ndarray, factor: int = 4) -> np.ndarray:

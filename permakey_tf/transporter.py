@@ -387,6 +387,18 @@ class Transporter(keras.Model):
         PermaKey's, which also skips its decoder)."""
         return self(frames, training=False)
 
+    def window_feature_maps(self, frames) -> list:
+        """The features a keypoint's Gaussian window covers, for state probes: the encoder's output
+        (the features Transporter transports), inference mode.
+
+        Args:
+          frames: uint8 ``[B, H, W, 3]``.
+
+        Returns:
+          ``[features [B, h, w, C] float32]`` (a list, like PermaKey's).
+        """
+        return [tf.cast(self._features(self._scale(frames), training=False), tf.float32)]
+
     # ------------------------------------------------------------------------------- losses
     def _l2_penalty(self) -> tf.Tensor:
         kernels = [v for v in self.trainable_variables if "kernel" in v.path]

@@ -198,7 +198,7 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     assert game["game"] == "pong" and game["published"]["ST-DIM"] == 0.81
     assert set(game["results"]) == {"majority", "pixels", "random_cnn"} | {
         f"pong/permakey/smoke:{name}" for name in ("keypoints", "keypoints_encoded", "keypoints_colours",
-                                                    "fixed_layout")}
+                                                    "keypoints_features", "fixed_layout")}
     assert set(game["variables"]) <= {"player_y", "player_x", "enemy_y", "enemy_x", "ball_x", "ball_y",
                                       "enemy_score", "player_score"} and game["variables"]
     for row in game["results"].values():

@@ -1,5 +1,7 @@
 """PermaKey: outputs, gradient isolation, training switches, saving, and a small learning test."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -65,6 +67,19 @@ def test_public_api_and_output_contract():
     light = model.predict_keypoints(frames)
     assert "reconstruction" not in light
     np.testing.assert_allclose(light["keypoints"], out["keypoints"], atol=1e-6)
+
+
+def test_window_feature_maps_are_the_encoder_blocks_the_lsp_networks_read():
+    config = dataclasses.replace(TINY, lsp_layers=(1, 2))
+    model = _model(config)
+    frames = _frames()
+    maps = model.window_feature_maps(frames)
+    blocks = model.encoder(scale_frames(frames, 84), training=False)
+    assert len(maps) == 2
+    for features, layer in zip(maps, (1, 2)):
+        assert features.dtype == tf.float32
+        np.testing.assert_allclose(features, blocks[layer], atol=1e-6)
+    assert maps[0].shape == (2, 42, 42, 8) and maps[1].shape == (2, 21, 21, 8)  # strides 1, 2, 2
 
 
 def test_bad_inputs_and_compile_arguments_give_clear_errors():

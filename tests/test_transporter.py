@@ -142,6 +142,15 @@ def test_call_returns_the_architecture_contract():
             assert abs(row + 0.5 - pixels[b, j, 1]) <= 0.5
 
 
+def test_window_feature_maps_are_the_transported_features():
+    model = _tiny_model()
+    frames = _frames(3, 3)
+    (features,) = model.window_feature_maps(frames)
+    assert features.dtype == tf.float32 and features.shape == (3, 8, 8, 8)
+    expected = model._features(tf.constant(frames, tf.float32) / 255.0, training=False)
+    np.testing.assert_allclose(features, expected, atol=1e-6)
+
+
 def test_bad_inputs_get_clear_errors():
     model = _tiny_model()
     frames = _frames(0, 2)
