@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keypoints as a state representation (docs/RESULTS.md, "Keypoints as a state representation"):
 # PermaKey and Transporter on the paper's games, clean, then evaluate.py (keypoints vs objects)
-# and probe_state.py (AtariARI-style RAM probes) per game, then the two tables.
+# and probe_state.py (AtariARI-style RAM probes) per game, then the tables (the last one,
+# experiments/paper_table.py, joins both per run and evaluation noise).
 #
 # Compute: the quick preset (PRESET=quick SEEDS=0, the default here) takes 8-16 min per run on a
 # 2-core CPU (docs/RESULTS.md lists each), evaluation ~1-2 min and the probes ~2-5 min per game:
@@ -41,4 +42,6 @@ done
 if [[ "${DRY_RUN:-0}" != 1 ]]; then
   "$PYTHON" experiments/keypoint_table.py "$OUT"/state/*/*/metrics.json
   "$PYTHON" experiments/state_table.py "${PROBES[@]}"
+  # The paper's comparison as one table: every evaluation beside the probe on its own frames.
+  "$PYTHON" experiments/paper_table.py --metrics "$OUT"/state/*/*/metrics.json --probes "${PROBES[@]}"
 fi

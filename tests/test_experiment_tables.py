@@ -1,4 +1,5 @@
-"""experiments/state_table.py: the per-run probe table puts each number under its own column."""
+"""experiments/state_table.py and paper_table.py: each number lands under its own column, from the
+report it belongs to."""
 
 import importlib.util
 from pathlib import Path
@@ -6,11 +7,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _state_table():
-    spec = importlib.util.spec_from_file_location("state_table", ROOT / "experiments" / "state_table.py")
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _state_table():
+    return _script("state_table")
 
 
 def _result(agent, mean):
@@ -37,3 +42,44 @@ def test_per_run_table_reads_each_representation_and_baseline_into_its_column():
     assert row["published"] == "0.17 / 0.81" and row["vars / test frames"] == "2 / 139"
     other = dict(zip(columns, (c.strip() for c in transporter.strip("|").split("|"))))
     assert other["keypoints raw"] == "0.95 / 0.96" and other["enc."] == "-"
+
+
+def _columns(table_text):
+    header, _, *rows = table_text.splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    return [dict(zip(columns, (c.strip() for c in line.strip("|").split("|")))) for line in rows]
+
+
+def _keypoint_results(f1, fixed_f1, bar=None):
+    model = {"f1": f1, "recall_class/Player": 0.9, "recall_class/Skull": 0.4, "hud_share": 0.05,
+             "shift_gain": 1.01}
+    results = {"model": model, "fixed_layout": {"f1": fixed_f1}, "random": {}}
+    if bar is not None:
+        model["bar_share"] = bar
+        results["random"]["bar_share"] = 0.06
+    return results
+
+
+def test_paper_table_joins_each_evaluation_with_the_probe_on_its_own_frames():
+    run = {"label": "mr/permakey/v1", "game": "mr", "model": "permakey",
+           "config": {"data": {"noise": "vertical"}},
+           "results": {"none": _keypoint_results(0.30, 0.10),
+                       "vertical": _keypoint_results(0.20, 0.05, bar=0.03)}}
+    clean_probe = {"noise": "none", "games": [{"game": "mr", "results": {
+        "random_cnn": _result(0.81, 0.80), "pixels": _result(0.84, 0.60),
+        "mr/permakey/v1:keypoints_encoded": _result(0.70, 0.50),
+        "mr/permakey/v1:keypoints_features": _result(0.71, 0.51),
+        "mr/permakey/v1:fixed_layout": _result(0.16, 0.11)}}]}
+    bar_probe = {"noise": "vertical", "games": [{"game": "mr", "results": {
+        "random_cnn": _result(0.26, 0.38), "pixels": _result(0.72, 0.56),
+        "mr/permakey/v1:keypoints_encoded": _result(0.41, 0.30)}}]}
+    text = _script("paper_table").table([{"runs": [run]}], [bar_probe, clean_probe])
+    clean, noisy = _columns(text)
+    assert (clean["trained"], clean["eval"], noisy["eval"]) == ("vertical", "none", "vertical")
+    assert clean["f1 (fixed)"] == "0.300 (0.100)" and noisy["f1 (fixed)"] == "0.200 (0.050)"
+    assert clean["player"] == "0.90" and clean["other objects"] == "Skull 0.40"
+    assert clean["bar (area)"] == "-" and noisy["bar (area)"] == "0.03 (0.06)"
+    assert clean["probe enc."] == "0.70 / 0.50" and clean["probe random CNN"] == "0.81 / 0.80"
+    assert clean["probe feat."] == "0.71 / 0.51" and clean["probe fixed"] == "0.16 / 0.11"
+    assert noisy["probe enc."] == "0.41 / 0.30" and noisy["probe random CNN"] == "0.26 / 0.38"
+    assert noisy["probe pixels"] == "0.72 / 0.56" and noisy["probe feat."] == "-"
