@@ -83,3 +83,18 @@ def test_paper_table_joins_each_evaluation_with_the_probe_on_its_own_frames():
     assert clean["probe feat."] == "0.71 / 0.51" and clean["probe fixed"] == "0.16 / 0.11"
     assert noisy["probe enc."] == "0.41 / 0.30" and noisy["probe random CNN"] == "0.26 / 0.38"
     assert noisy["probe pixels"] == "0.72 / 0.56" and noisy["probe feat."] == "-"
+
+
+def test_results_doc_holds_the_table_that_the_committed_reports_give():
+    """docs/RESULTS.md's one-table section is paper_table.py's output over docs/results/: a report
+    or a table edited by hand without the other fails here."""
+    import json
+
+    reports = sorted((ROOT / "docs" / "results").glob("*/*/metrics.json"))
+    assert reports, "docs/results/ holds no evaluate.py reports"
+    probes = sorted((ROOT / "docs" / "results").glob("*/*/probe.json"))
+    table = _script("paper_table").table([json.loads(p.read_text()) for p in reports],
+                                         [json.loads(p.read_text()) for p in probes])
+    runs = sum(len(json.loads(p.read_text())["runs"]) for p in reports)
+    assert len(table.splitlines()) >= 2 + runs
+    assert table in (ROOT / "docs" / "RESULTS.md").read_text()
