@@ -32,8 +32,8 @@ PROBE_COLUMNS = (("run", "keypoints_encoded"), ("run", "keypoints_features"),
 
 
 def probe_index(probe_reports) -> dict:
-    """(run label, frame noise) -> (that game's probe results, run label); run label as in
-    metrics.json, e.g. "pong/permakey/p1"."""
+    """(run label, frame noise) -> the probe results of that run's game on those frames; run
+    label as in metrics.json, e.g. "pong/permakey/p1"."""
     index = {}
     for report in probe_reports:
         noise = report.get("noise", "none")
