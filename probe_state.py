@@ -18,7 +18,9 @@ Baselines of each game, computed by the same code: majority (the most common tra
 random_cnn (a randomly initialised encoder of the PermaKey run's shape, flattened and randomly
 projected to 256 numbers, the benchmark's RANDOM-CNN) and pixels (21x21x3 block means).
 Prints F1 per category and averaged across categories, with the benchmark's published numbers for
-the game beside them, and writes OUT/probe.json.
+the game beside them, and, per run and position variable, how precisely the best single keypoint
+coordinate holds it (permakey_tf.coordinate_readout: tracked share, error in byte steps, the F1 of
+that one coordinate calibrated); writes OUT/probe.json ("results" and "readouts").
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from permakey_tf import ram_annotations, representations, state_probe  # noqa: E402  (numpy only)
+from permakey_tf import coordinate_readout, ram_annotations, representations, state_probe  # noqa: E402
 from permakey_tf.config import NOISE_MODES  # noqa: E402
 
 SPLITS = ("train", "validation", "test")
@@ -156,6 +158,48 @@ def random_cnn_features(frames: dict, model_config, seed: int, batch_size: int) 
     return features
 
 
+def position_readouts(coordinates: dict, splits: ProbeSplits, variables: dict) -> dict:
+    """{variable: CoordinateReadout as a dict} for every kept position variable: how precisely the
+    best single keypoint coordinate holds it (permakey_tf.coordinate_readout), calibrated on the
+    train split, scored on the probes' test frames.
+
+    Args:
+      coordinates: {split: [N, 2K]} keypoint coordinates (run_representations' "keypoints").
+    """
+    test = splits.test_mask
+    readouts = {}
+    for variable, index in variables.items():
+        if not (ram_annotations.category(variable) or "").endswith("_localization"):
+            continue
+        try:
+            readout = coordinate_readout.best_coordinate_readout(
+                coordinates["train"].reshape(len(coordinates["train"]), -1, 2), splits.ram["train"][:, index],
+                coordinates["test"][test].reshape(int(test.sum()), -1, 2), splits.ram["test"][test, index])
+        except ValueError as error:
+            readouts[variable] = {"error": str(error)}
+            continue
+        readouts[variable] = dataclasses.asdict(readout)
+    return readouts
+
+
+def _print_readouts(readouts: dict) -> None:
+    if not readouts:
+        return
+    print("\nbest single keypoint coordinate per position (calibrated on train, test frames; "
+          "errors in byte steps):")
+    width = max(len(label) for label in readouts) + 2
+    print(f"{'run':<{width}}{'variable':<22}{'coordinate':>11}{'corr':>7}{'tracked':>9}"
+          f"{'median err':>12}{'exact':>7}{'<=1':>6}{'<=2':>6}{'F1':>7}")
+    for label, variables in readouts.items():
+        for variable, r in variables.items():
+            if "error" in r:
+                print(f"{label:<{width}}{variable:<22}  {r['error']}")
+                continue
+            print(f"{label:<{width}}{variable:<22}{'kp%d.%s' % (r['keypoint'], r['axis']):>11}"
+                  f"{r['correlation']:>7.2f}{r['tracked_share']:>9.2f}{r['abs_error_quantiles']['q50']:>12.2f}"
+                  f"{r['within']['0']:>7.2f}{r['within']['1']:>6.2f}{r['within']['2']:>6.2f}{r['f1']:>7.3f}")
+
+
 def _has_vae_encoder(run) -> bool:
     """Whether the run's model config describes PermaKey's VAE encoder (the random CNN's shape)."""
     from permakey_tf.config import PermaKeyConfig
@@ -196,7 +240,7 @@ def probe_runs(args: argparse.Namespace) -> dict:
             splits = load_probe_splits(run.game, kwargs, args.noise, args.seed, args.max_train_frames, progress)
             kept = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
                                               settings.entropy_threshold)
-            games[key] = {"game": run.game, "splits": splits, "variables": kept, "rows": {
+            games[key] = {"game": run.game, "splits": splits, "variables": kept, "readouts": {}, "rows": {
                 "majority": state_probe.majority_baseline(splits.ram, kept, splits.test_mask)}}
             if not args.no_baselines:
                 pixels = {s: representations.downsampled_pixels(f) for s, f in splits.frames.items()}
@@ -215,10 +259,13 @@ def probe_runs(args: argparse.Namespace) -> dict:
             print(f"{run.label}: no Keras checkpoint, so no keypoints_features row (the SavedModel "
                   "serves keypoints only)")
             predictor = evaluate.load_predictor(run, "savedmodel")
-        for name, features in run_representations(predictor, entry["splits"].frames, args.batch_size).items():
+        features_of_run = run_representations(predictor, entry["splits"].frames, args.batch_size)
+        for name, features in features_of_run.items():
             entry["rows"][f"{run.label}:{name}"] = state_probe.probe_representation(
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
                 entry["variables"], settings)
+        entry["readouts"][run.label] = position_readouts(features_of_run["keypoints"], entry["splits"],
+                                                         entry["variables"])
     for entry in games.values():
         if not args.no_baselines and "random_cnn" not in entry["rows"]:  # no run with that encoder
             features = random_cnn_features(entry["splits"].frames, None, args.seed, args.batch_size)
@@ -226,6 +273,7 @@ def probe_runs(args: argparse.Namespace) -> dict:
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
                 entry["variables"], settings)
         _print_table(entry["game"], entry["rows"], entry["variables"])
+        _print_readouts(entry["readouts"])
     report = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -235,7 +283,8 @@ def probe_runs(args: argparse.Namespace) -> dict:
             {"game": e["game"], "variables": e["variables"],
              "frames": {s: int(len(f)) for s, f in e["splits"].frames.items()},
              "test_frames_kept": int(e["splits"].test_mask.sum()),
-             "published": ram_annotations.published_f1(e["game"]), "results": e["rows"]}
+             "published": ram_annotations.published_f1(e["game"]), "results": e["rows"],
+             "readouts": e["readouts"]}
             for e in games.values()
         ],
     }

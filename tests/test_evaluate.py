@@ -204,3 +204,10 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     for row in game["results"].values():
         assert 0.0 <= row["summary"]["mean_over_categories"] <= 1.0
     assert "AtariARI published" in probe.stdout
+    # ... and, per position variable, the best single keypoint coordinate's readout.
+    (readouts,) = game["readouts"].values()
+    positions = {v for v in game["variables"] if v.endswith(("_x", "_y"))}
+    assert set(readouts) == positions and positions
+    for readout in readouts.values():
+        assert "error" in readout or 0.0 <= readout["within"]["0"] <= readout["within"]["2"] <= 1.0
+    assert "best single keypoint coordinate" in probe.stdout
