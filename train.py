@@ -2,6 +2,7 @@
 
     python train.py --game spaceinvaders                  # the paper's experiment
     python train.py --game spaceinvaders --preset quick   # sized for ~15 minutes on an idle 2-core CPU
+    python train.py --game spaceinvaders --preset quick --time-limit 10   # stop by 10 minutes
     python train.py --resume runs/spaceinvaders/permakey/20260101-120000
     python train.py --export-only runs/spaceinvaders/permakey/20260101-120000
 
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         "states, LR schedule, data order). Without RUN_DIR: the run named by --name, else the "
         "newest run under LOGDIR/GAME/MODEL. Only --epochs may change.")
     add("--preset", choices=training.PRESETS, help=f"Settings bundle. {presets}. Default paper.")
+    add("--time-limit", type=float, metavar="MINUTES",
+        help="Stop training at the last epoch boundary before MINUTES of training (the next epoch "
+        "is assumed as long as the longest so far); the run exports as usual and --resume "
+        "continues it. Not part of the run's config; allowed with --resume. Default: none.")
     add("--export-only", metavar="RUN_DIR",
         help="Do not train: export RUN_DIR/checkpoints/best.keras as a new SavedModel version "
         "under RUN_DIR/export/.")
@@ -95,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
     """(config, run_dir, resuming); parser.error() (exit 2) on anything wrong."""
-    flags = {k: v for k, v in vars(args).items() if k not in ("resume", "export_only")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("resume", "export_only", "time_limit")}
+    if args.time_limit is not None and not args.time_limit > 0:
+        parser.error(f"--time-limit must be > 0 minutes, got {args.time_limit}")
     try:
         if args.resume is not None:
             if args.resume != "latest":
@@ -160,7 +167,8 @@ def _set_precision(precision: str) -> None:
     keras.mixed_precision.set_global_policy(precision)
 
 
-def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
+def train(config: RunConfig, run_dir: Path | None, resuming: bool,
+          time_limit_minutes: float | None = None) -> int:
     """The whole run; returns the process exit code."""
     import tensorflow as tf  # noqa: F401  (after the flag checks)
 
@@ -269,6 +277,10 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
             cb.EpochSummary(epochs),
             cb.ResumeBackup(backup_dir, stateful={"best": best}),
         ]
+        time_limit = None
+        if time_limit_minutes is not None:  # last: its epoch time includes the callbacks above
+            time_limit = cb.StopAtTimeLimit(60.0 * time_limit_minutes)
+            callbacks.append(time_limit)
         print(f"Training {config.model} on {config.game}: epochs {initial_epoch + 1}..{epochs}, "
               f"{data.steps_per_epoch} steps of {config.train.batch_size} per epoch, "
               f"{strategy.num_replicas_in_sync} replica(s), precision {config.train.precision}, "
@@ -300,6 +312,9 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool) -> int:
             return EXIT_INTERRUPTED
         print(f"Training took {time.time() - start:.0f}s; best validation loss {best.best:.5g} at "
               f"epoch {best.best_epoch}.", flush=True)
+        if time_limit is not None and time_limit.stopped_after_epoch is not None and not best.stopped_early:
+            print(f"Stopped by --time-limit after epoch {time_limit.stopped_after_epoch} of {epochs}; "
+                  f"continue with: python train.py --resume {run_dir}", flush=True)
 
     if chief:
         return export_run(run_dir, config, skip_if_exported=True)
@@ -381,7 +396,7 @@ def main(argv=None) -> int:
             return EXIT_BUSY
     config, run_dir, resuming = _resolve(args, parser)
     try:
-        return train(config, run_dir, resuming)
+        return train(config, run_dir, resuming, args.time_limit)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_FLAGS

@@ -1,7 +1,7 @@
 """Keras callbacks for a training run, importable from one place.
 
-Here: the NaN stop, the PointNet restart, the one-line console summary per epoch and precise
-BatchNorm before each validation. Re-exported from their own modules: the TensorBoard callbacks
+Here: the NaN stop, the PointNet restart, the one-line console summary per epoch, the time limit
+and precise BatchNorm before each validation. Re-exported from their own modules: the TensorBoard callbacks
 (``permakey_tf.summaries``), the best checkpoint, early stopping and the resume backup
 (``permakey_tf.checkpoints``) and the model/log readers they share (``permakey_tf.run_state``).
 Epoch numbers on the console and in TensorBoard count completed epochs (1 = after the first).
@@ -118,6 +118,48 @@ class EpochSummary(keras.callbacks.Callback):
         if rates:
             parts.append("lr " + " ".join(f"{v:.3g}" for v in sorted(set(rates.values()))))
         print(" | ".join(parts), file=self.stream, flush=True)
+
+
+class StopAtTimeLimit(keras.callbacks.Callback):
+    """Ends training at an epoch boundary when the next epoch would run past a time limit.
+
+    The next epoch is assumed to last as long as the longest one so far (an epoch here includes
+    validation and the callbacks before this one, so place it last). Training stops normally:
+    the best checkpoint and the resume state of the last epoch are written, and ``--resume``
+    continues the run. The limit counts from the start of training, not of the process.
+
+    Args:
+      seconds: the limit, > 0.
+      clock: seconds as a float (injectable for tests).
+    """
+
+    def __init__(self, seconds: float, stream=None, clock=time.monotonic):
+        super().__init__()
+        if not seconds > 0:
+            raise ValueError(f"the time limit must be > 0 seconds, got {seconds}")
+        self.seconds = float(seconds)
+        self.stream = stream or sys.stdout
+        self.clock = clock
+        self.stopped_after_epoch: int | None = None  # completed epochs when it stopped
+        self._start = self._last = 0.0
+        self._longest = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = self._last = self.clock()
+        self._longest = 0.0
+        self.stopped_after_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        self._longest = max(self._longest, now - self._last)
+        self._last = now
+        elapsed = now - self._start
+        if elapsed + self._longest > self.seconds:
+            self.stopped_after_epoch = epoch + 1
+            self.model.stop_training = True
+            print(f"Time limit: {elapsed / 60:.1f} of {self.seconds / 60:.1f} min used and an epoch takes "
+                  f"up to {self._longest / 60:.1f} min, so training stops after epoch {epoch + 1}.",
+                  file=self.stream, flush=True)
 
 
 # ----------------------------------------------------------------------------- statistics

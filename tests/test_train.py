@@ -3,12 +3,14 @@ flag checks, presets, run folder, TensorBoard events, best checkpoint, resume, N
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,7 @@ def smoke_data_dir(tmp_path_factory):
         (["--model", "transporter", "--patch-size", "3"], "Transporter has none"),
         (["--batch-size", "128", "--preset", "smoke"], "larger than the 64 training frames"),
         (["--distribute", "multiworker"], "needs --name"),
+        (["--time-limit", "0"], "--time-limit must be > 0 minutes"),
     ],
 )
 def test_bad_flags_fail_fast_with_a_clear_message(flags, message, tmp_path, capsys):
@@ -86,7 +89,7 @@ def test_help_explains_every_flag(capsys):
     for flag in ("--game", "--model", "--noise", "--num-keypoints", "--layers", "--epochs",
                  "--batch-size", "--train-frames", "--seed", "--data-dir", "--logdir", "--name",
                  "--precision", "--jit", "--no-jit", "--distribute", "--resume", "--preset",
-                 "--export-only"):
+                 "--export-only", "--time-limit"):
         assert flag in text
     parser = train.build_parser()
     undocumented = [a.dest for a in parser._actions if a.dest != "help" and not a.help]
@@ -301,6 +304,51 @@ def test_resume_after_kill_continues_from_the_next_epoch(smoke_data_dir, tmp_pat
     state = json.loads((run_dir / "backup" / "epoch-0004" / "state.json").read_text())
     assert state["epoch"] == epochs and state["global_step"] == epochs * steps_per_epoch
     assert (run_dir / "export" / "1" / "saved_model.pb").exists()
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_limit_stops_before_the_epoch_that_would_run_past_it():
+    from permakey_tf.callbacks import StopAtTimeLimit
+
+    clock, model = _FakeClock(), types.SimpleNamespace(stop_training=False)
+    limit = StopAtTimeLimit(100.0, stream=io.StringIO(), clock=clock)
+    limit.set_model(model)
+    limit.on_train_begin()
+    for epoch, length in enumerate((30.0, 25.0, 30.0)):  # after 55 s an epoch of up to 30 s fits
+        clock.now += length
+        limit.on_epoch_end(epoch)
+        if model.stop_training:
+            break
+    assert limit.stopped_after_epoch == 3 and clock.now == 85.0  # 85 + 30 > 100
+    assert "stops after epoch 3" in limit.stream.getvalue()
+    with pytest.raises(ValueError, match="> 0"):
+        StopAtTimeLimit(0.0)
+
+
+def test_time_limit_ends_the_run_at_an_epoch_boundary_and_resume_continues(smoke_data_dir, tmp_path):
+    epochs = 3
+    args = ("--preset", "smoke", "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path),
+            "--name", "limited", "--epochs", str(epochs))
+    run_dir = tmp_path / "spaceinvaders" / "permakey" / "limited"
+    first = subprocess.run(_train_cmd(*args, "--time-limit", "0.0001"), env=_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert [line.split()[1] for line in first.stdout.splitlines() if line.startswith("epoch ")] == ["1/3"]
+    assert f"Stopped by --time-limit after epoch 1 of 3; continue with: python train.py --resume {run_dir}" \
+        in first.stdout
+    assert (run_dir / "export" / "1" / "saved_model.pb").exists()
+    resumed = subprocess.run(_train_cmd("--resume", str(run_dir)), env=_env(), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("epoch ")] == ["2/3", "3/3"]
+    assert "--time-limit" not in resumed.stdout
 
 
 def test_cli_trains_and_exports_transporter_on_noisy_frames(smoke_data_dir, tmp_path):
