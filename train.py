@@ -103,6 +103,7 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
     flags = {k: v for k, v in vars(args).items() if k not in ("resume", "export_only", "time_limit")}
     if args.time_limit is not None and not args.time_limit > 0:
         parser.error(f"--time-limit must be > 0 minutes, got {args.time_limit}")
+
     try:
         if args.resume is not None:
             if args.resume != "latest":
@@ -119,6 +120,10 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
             config = training.resolve_config(flags)
             run_dir = None
             resuming = False
+        if config.train.distribute == "multiworker" and args.time_limit is not None:
+            # Each worker would read its own clock and could stop an epoch before the others.
+            raise ConfigError("--time-limit does not work with --distribute multiworker (the workers "
+                              "could stop at different epochs); use --epochs instead")
         if config.train.distribute == "multiworker":
             distribute.check_tf_config()
         for path, flag in ((config.train.logdir, "--logdir"), (config.data.data_dir, "--data-dir")):

@@ -63,6 +63,7 @@ def smoke_data_dir(tmp_path_factory):
         (["--batch-size", "128", "--preset", "smoke"], "larger than the 64 training frames"),
         (["--distribute", "multiworker"], "needs --name"),
         (["--time-limit", "0"], "--time-limit must be > 0 minutes"),
+        (["--time-limit", "5", "--distribute", "multiworker", "--name", "x"], "use --epochs instead"),
     ],
 )
 def test_bad_flags_fail_fast_with_a_clear_message(flags, message, tmp_path, capsys):
