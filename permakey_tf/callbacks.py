@@ -154,6 +154,9 @@ class StopAtTimeLimit(keras.callbacks.Callback):
         self._longest = max(self._longest, now - self._last)
         self._last = now
         elapsed = now - self._start
+        last_epoch = (self.params or {}).get("epochs")
+        if last_epoch is not None and epoch + 1 >= last_epoch:
+            return  # the run ends here anyway
         if elapsed + self._longest > self.seconds:
             self.stopped_after_epoch = epoch + 1
             self.model.stop_training = True

@@ -329,6 +329,14 @@ def test_time_limit_stops_before_the_epoch_that_would_run_past_it():
             break
     assert limit.stopped_after_epoch == 3 and clock.now == 85.0  # 85 + 30 > 100
     assert "stops after epoch 3" in limit.stream.getvalue()
+    # On the run's last epoch there is nothing to stop, and nothing is said.
+    limit.set_params({"epochs": 3})
+    model.stop_training = False
+    limit.on_train_begin()
+    for epoch in range(3):  # 90 s + 30 s > 100 s after the third, but that is the last
+        clock.now += 30.0
+        limit.on_epoch_end(epoch)
+    assert limit.stopped_after_epoch is None and not model.stop_training
     with pytest.raises(ValueError, match="> 0"):
         StopAtTimeLimit(0.0)
 
