@@ -88,9 +88,9 @@ def best_coordinate_readout(keypoints_fit: np.ndarray, values_fit: np.ndarray,
     # Frames off the object would tilt a plain line: start from the median coordinate per value.
     seen = np.unique(y_fit)
     medians = np.array([np.median(coordinate_fit[y_fit == value]) for value in seen])
-    line = np.polynomial.Polynomial.fit(medians, seen, 1) if np.ptp(medians) > 0 else None
-    if line is None:
+    if not np.ptp(medians) > 0:
         raise ValueError("the best keypoint coordinate does not follow the variable on most frames")
+    line = np.polynomial.Polynomial.fit(medians, seen, 1)
     inliers = np.abs(y_fit - line(coordinate_fit)) < outlier_units
     if inliers.sum() > degree + 1 and np.ptp(coordinate_fit[inliers]) > 0:
         calibration = np.polynomial.Polynomial.fit(coordinate_fit[inliers], y_fit[inliers], degree)
