@@ -23,6 +23,7 @@ import dataclasses
 
 import numpy as np
 
+from permakey_tf.probe import Standardiser
 from permakey_tf.state_probe import weighted_f1
 
 ERROR_QUANTILES: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
@@ -80,7 +81,7 @@ def best_coordinate_readout(keypoints_fit: np.ndarray, values_fit: np.ndarray,
     spread = columns_fit.std(0)
     if y_fit.std() == 0 or not np.any(spread > 0):
         raise ValueError("the variable or every keypoint coordinate is constant on the fitting frames")
-    centred = (columns_fit - columns_fit.mean(0)) / np.where(spread > 0, spread, np.inf)
+    centred = Standardiser(columns_fit)(columns_fit)  # constant coordinates become 0
     correlations = centred.T @ ((y_fit - y_fit.mean()) / y_fit.std()) / len(y_fit)
     best = int(np.argmax(np.abs(correlations)))
     coordinate_fit, coordinate_scored = columns_fit[:, best], columns_scored[:, best]
