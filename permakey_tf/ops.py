@@ -254,13 +254,54 @@ def heatmaps_to_keypoints(heatmaps: tf.Tensor, reduction: str = "spatial") -> tf
         y_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=2), axis=1)  # [B, H, K]
         x_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=1), axis=1)  # [B, W, K]
     else:
-        batch, channels = tf.shape(heatmaps)[0], heatmaps.shape[3]
-        flat = tf.reshape(heatmaps, [batch, height * width, channels])
-        weights = tf.reshape(tf.nn.softmax(flat, axis=1), [batch, height, width, channels])
+        weights = _spatial_softmax(heatmaps)
         y_weights = tf.reduce_sum(weights, axis=2)  # [B, H, K]: the softmax's marginals
         x_weights = tf.reduce_sum(weights, axis=1)  # [B, W, K]
     y = tf.einsum("bhk,h->bk", y_weights, ys)
     x = tf.einsum("bwk,w->bk", x_weights, xs)
+    return tf.stack([y, x], axis=-1)
+
+
+def _spatial_softmax(heatmaps: tf.Tensor) -> tf.Tensor:
+    """``[B, H, W, K]`` logits -> ``[B, H, W, K]`` weights, a softmax over each map's positions."""
+    height, width = heatmaps.shape[1], heatmaps.shape[2]
+    batch, channels = tf.shape(heatmaps)[0], heatmaps.shape[3]
+    flat = tf.reshape(heatmaps, [batch, height * width, channels])
+    return tf.reshape(tf.nn.softmax(flat, axis=1), [batch, height, width, channels])
+
+
+def peak_window_keypoints(heatmaps: tf.Tensor, radius: int) -> tf.Tensor:
+    """Keypoints from heatmap logits, read near each map's peak only: the expected ``(y, x)`` of a
+    softmax restricted to the ``(2 radius + 1)^2`` cells around the map's largest logit.
+
+    The softmax over the whole map (:func:`heatmaps_to_keypoints`, ``"spatial"``) also averages
+    in the weight the map leaves on every other cell; that weight pulls the keypoint towards the
+    map's centre and changes from frame to frame with whatever else is in the frame. Restricted
+    to the peak's neighbourhood, the keypoint keeps the sub-cell interpolation between the peak
+    and its neighbours and loses the rest. The window is cut at the map's border. The peak's
+    choice has no gradient; the coordinate has one through the logits in the window.
+
+    Args:
+      heatmaps: ``[B, H, W, K]`` logits.
+      radius: window half-width in cells, >= 0 (0 = the peak cell's coordinates).
+
+    Returns:
+      ``[B, K, 2]`` keypoints ``(y, x)`` in ``[-1, 1]``, float32.
+    """
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0 cells, got {radius}")
+    heatmaps = tf.cast(heatmaps, tf.float32)
+    height, width = heatmaps.shape[1], heatmaps.shape[2]
+    batch, channels = tf.shape(heatmaps)[0], heatmaps.shape[3]
+    peak = tf.argmax(tf.reshape(heatmaps, [batch, height * width, channels]), axis=1,
+                     output_type=tf.int32)  # [B, K]
+    rows = tf.range(height)[None, :, None, None]
+    columns = tf.range(width)[None, None, :, None]
+    inside = ((tf.abs(rows - (peak // width)[:, None, None, :]) <= radius)
+              & (tf.abs(columns - (peak % width)[:, None, None, :]) <= radius))  # [B, H, W, K]
+    weights = _spatial_softmax(tf.where(inside, heatmaps, tf.fill(tf.shape(heatmaps), -1e30)))
+    y = tf.einsum("bhk,h->bk", tf.reduce_sum(weights, axis=2), _grid(height, tf.float32))
+    x = tf.einsum("bwk,w->bk", tf.reduce_sum(weights, axis=1), _grid(width, tf.float32))
     return tf.stack([y, x], axis=-1)
 
 

@@ -211,3 +211,14 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     for readout in readouts.values():
         assert "error" in readout or 0.0 <= readout["within"]["0"] <= readout["within"]["2"] <= 1.0
     assert "best single keypoint coordinate" in probe.stdout
+    # Reading the same run's heatmaps again (experiments/keypoint_readout_window.py): its "whole
+    # map" row is the model's own keypoints, so its probe is probe_state.py's, F1 for F1.
+    windows = subprocess.run([sys.executable, str(ROOT / "experiments" / "keypoint_readout_window.py"), run_dir,
+                              "--radii", "1", "--out", tmp_path / "window" / "rows.json"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert windows.returncode == 0, windows.stdout[-3000:] + windows.stderr[-3000:]
+    rows = json.loads((tmp_path / "window" / "rows.json").read_text())["rows"]
+    assert set(rows) == {"whole map", "window radius 1"}
+    assert rows["whole map"]["probe"]["f1"] == pytest.approx(
+        game["results"]["pong/permakey/smoke:keypoints_encoded"]["f1"], abs=1e-9)
+    assert set(rows["window radius 1"]["readouts"]) == positions

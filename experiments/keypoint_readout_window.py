@@ -1,0 +1,105 @@
+"""How precisely a trained model's keypoints hold the game's state when they are read near each
+heatmap's peak instead of from the softmax over the whole map (docs/RESULTS.md, "Reading the
+keypoints near the heatmap peak").
+
+    python experiments/keypoint_readout_window.py RUN_DIR [--radii 1 2 3] [--data-dir DIR] [--out F]
+
+Runs the model once over the probes' train / validation / test frames (probe_state.py's splits),
+keeps the heatmap logits, and turns them into keypoints by the model's own reduction ("whole
+map") and by ops.peak_window_keypoints for each radius. For each: the AtariARI-style probe of the
+encoded keypoints (agent localisation and the mean over categories) and the best single
+coordinate's readout of each position variable (permakey_tf.coordinate_readout), as probe_state.py
+prints them. Nothing is retrained: the model and frames are the same in every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import probe_state  # noqa: E402
+from permakey_tf import ram_annotations, representations, state_probe  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("run_dir", help="a train.py run folder with a Keras checkpoint")
+    parser.add_argument("--radii", type=int, nargs="+", default=[0, 1, 2, 3],
+                        help="window half-widths in heatmap cells")
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="JSON file for the rows (default: print only)")
+    return parser.parse_args(argv)
+
+
+def heatmap_logits(predictor, frames: dict, batch_size: int) -> dict:
+    """{split: [N, h, w, K]} the model's heatmap logits."""
+    return {split: np.concatenate([np.asarray(predictor(values[start:start + batch_size])["heatmaps"])
+                                   for start in range(0, len(values), batch_size)])
+            for split, values in frames.items()}
+
+
+def readout_keypoints(logits: dict, radius, reduction: str) -> dict:
+    """{split: [N, K, 2]} (x, y) pixel keypoints; radius None = the model's own reduction."""
+    import tensorflow as tf
+
+    from permakey_tf import ops
+
+    pixels = {}
+    for split, maps in logits.items():
+        maps = tf.constant(maps)
+        keypoints = (ops.heatmaps_to_keypoints(maps, reduction) if radius is None
+                     else ops.peak_window_keypoints(maps, radius))
+        pixels[split] = ops.keypoints_to_pixels(keypoints).numpy().astype(np.float64)
+    return pixels
+
+
+def main(argv=None) -> int:
+    import evaluate
+
+    args = parse_args(argv)
+    run = evaluate.inspect_run(args.run_dir)
+    if run.checkpoint is None:
+        raise SystemExit(f"{run.path} has no Keras checkpoint (the heatmaps come from it)")
+    splits = probe_state.load_probe_splits(run.game, evaluate.dataset_kwargs_for(run, args.data_dir),
+                                           "none", args.seed, None, progress=False)
+    variables = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
+                                           state_probe.ProbeSettings().entropy_threshold)
+    logits = heatmap_logits(evaluate.load_predictor(run, "checkpoint"), splits.frames, args.batch_size)
+    reduction = run.config.model_config.keypoint_reduction
+    rows = {}
+    for radius in [None, *args.radii]:
+        name = "whole map" if radius is None else f"window radius {radius}"
+        pixels = readout_keypoints(logits, radius, reduction)
+        encoded = {split: representations.encode_coordinates(p) for split, p in pixels.items()}
+        probe = state_probe.probe_representation(
+            state_probe.ProbeData(encoded, splits.ram, splits.test_mask), variables,
+            state_probe.ProbeSettings(seed=args.seed))
+        coordinates = {split: representations.keypoint_coordinates(p) for split, p in pixels.items()}
+        readouts = probe_state.position_readouts(coordinates, splits, variables)
+        rows[name] = {"probe": probe, "readouts": readouts}
+        summary = probe["summary"]
+        print(f"{name}: probe agent localisation {summary.get('agent_localization', float('nan')):.3f}, "
+              f"mean over categories {summary['mean_over_categories']:.3f}")
+        for variable, readout in readouts.items():
+            if "error" in readout:
+                continue
+            print(f"    {variable}: kp{readout['keypoint']} {readout['axis']} corr {readout['correlation']:.2f} "
+                  f"tracked {readout['tracked_share']:.2f} median error {readout['abs_error_quantiles']['q50']:.2f} "
+                  f"exact {readout['within']['0']:.2f} within1 {readout['within']['1']:.2f} F1 {readout['f1']:.3f}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"run": str(run.path), "rows": rows}, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
