@@ -2,14 +2,17 @@
 heatmap's peak instead of from the softmax over the whole map (docs/RESULTS.md, "Reading the
 keypoints near the heatmap peak").
 
-    python experiments/keypoint_readout_window.py RUN_DIR [--radii 1 2 3] [--data-dir DIR] [--out F]
+    python experiments/keypoint_readout_window.py RUN_DIR [--radii 1 2 3] [--error-map-blocks 2 4]
+        [--data-dir DIR] [--out F]
 
 Runs the model once over the probes' train / validation / test frames (probe_state.py's splits),
 keeps the heatmap logits, and turns them into keypoints by the model's own reduction ("whole
 map") and by ops.peak_window_keypoints for each radius. For each: the AtariARI-style probe of the
 encoded keypoints (agent localisation and the mean over categories) and the best single
 coordinate's readout of each position variable (permakey_tf.coordinate_readout), as probe_state.py
-prints them. Nothing is retrained: the model and frames are the same in every row.
+prints them. With --error-map-blocks, the same probe of the error maps the keypoints are read from
+(PermaKey): what its keypoint network had to work with. Nothing is retrained: the model and
+frames are the same in every row.
 """
 
 from __future__ import annotations
@@ -35,15 +38,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--error-map-blocks", type=int, nargs="*", default=[],
+                        help="also probe the error maps the keypoints are read from, averaged over "
+                        "blocks of these sizes in pixels (e.g. 2 4; PermaKey only)")
     parser.add_argument("--out", default=None, help="JSON file for the rows (default: print only)")
     return parser.parse_args(argv)
 
 
-def heatmap_logits(predictor, frames: dict, batch_size: int) -> dict:
-    """{split: [N, h, w, K]} the model's heatmap logits."""
-    return {split: np.concatenate([np.asarray(predictor(values[start:start + batch_size])["heatmaps"])
-                                   for start in range(0, len(values), batch_size)])
-            for split, values in frames.items()}
+def model_maps(predictor, frames: dict, batch_size: int, name: str, factor: int = 1) -> dict:
+    """{split: [N, h / factor, w / factor, C]} one of the model's map outputs ("heatmaps": the
+    logits; "error_maps"), averaged over factor x factor blocks."""
+    result = {}
+    for split, values in frames.items():
+        maps = np.concatenate([np.asarray(predictor(values[start:start + batch_size])[name], np.float32)
+                               for start in range(0, len(values), batch_size)])
+        n, h, w, c = maps.shape
+        result[split] = maps.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4))
+    return result
 
 
 def readout_keypoints(logits: dict, radius, reduction: str) -> dict:
@@ -72,7 +83,8 @@ def main(argv=None) -> int:
                                            "none", args.seed, None, progress=False)
     variables = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
                                            state_probe.ProbeSettings().entropy_threshold)
-    logits = heatmap_logits(evaluate.load_predictor(run, "checkpoint"), splits.frames, args.batch_size)
+    predictor = evaluate.load_predictor(run, "checkpoint")
+    logits = model_maps(predictor, splits.frames, args.batch_size, "heatmaps")
     reduction = run.config.model_config.keypoint_reduction
     rows = {}
     for radius in [None, *args.radii]:
@@ -94,6 +106,17 @@ def main(argv=None) -> int:
             print(f"    {variable}: kp{readout['keypoint']} {readout['axis']} corr {readout['correlation']:.2f} "
                   f"tracked {readout['tracked_share']:.2f} median error {readout['abs_error_quantiles']['q50']:.2f} "
                   f"exact {readout['within']['0']:.2f} within1 {readout['within']['1']:.2f} F1 {readout['f1']:.3f}")
+    for factor in args.error_map_blocks:
+        name = f"error maps, {factor}x{factor} px block means"
+        maps = model_maps(predictor, splits.frames, args.batch_size, "error_maps", factor)
+        flat = {split: values.reshape(len(values), -1) for split, values in maps.items()}
+        probe = state_probe.probe_representation(
+            state_probe.ProbeData(flat, splits.ram, splits.test_mask), variables,
+            state_probe.ProbeSettings(seed=args.seed))
+        rows[name] = {"probe": probe}
+        summary = probe["summary"]
+        print(f"{name}: probe agent localisation {summary.get('agent_localization', float('nan')):.3f}, "
+              f"mean over categories {summary['mean_over_categories']:.3f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"run": str(run.path), "rows": rows}, indent=2) + "\n")

@@ -214,11 +214,12 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     # Reading the same run's heatmaps again (experiments/keypoint_readout_window.py): its "whole
     # map" row is the model's own keypoints, so its probe is probe_state.py's, F1 for F1.
     windows = subprocess.run([sys.executable, str(ROOT / "experiments" / "keypoint_readout_window.py"), run_dir,
-                              "--radii", "1", "--out", tmp_path / "window" / "rows.json"],
+                              "--radii", "1", "--error-map-blocks", "2", "--out", tmp_path / "window" / "rows.json"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert windows.returncode == 0, windows.stdout[-3000:] + windows.stderr[-3000:]
     rows = json.loads((tmp_path / "window" / "rows.json").read_text())["rows"]
-    assert set(rows) == {"whole map", "window radius 1"}
+    assert set(rows) == {"whole map", "window radius 1", "error maps, 2x2 px block means"}
+    assert set(rows["error maps, 2x2 px block means"]["probe"]["f1"]) == set(game["variables"])
     assert rows["whole map"]["probe"]["f1"] == pytest.approx(
         game["results"]["pong/permakey/smoke:keypoints_encoded"]["f1"], abs=1e-9)
     assert set(rows["window radius 1"]["readouts"]) == positions
