@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     run = evaluate.inspect_run(args.run_dir)
     if run.checkpoint is None:
         raise SystemExit(f"{run.path} has no Keras checkpoint (the heatmaps come from it)")
+    if args.error_map_blocks and run.model != "permakey":
+        raise SystemExit(f"--error-map-blocks needs a PermaKey run ({run.path} is {run.model}: it "
+                         "has no error maps)")
     splits = probe_state.load_probe_splits(run.game, evaluate.dataset_kwargs_for(run, args.data_dir),
                                            "none", args.seed, None, progress=False)
     variables = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
