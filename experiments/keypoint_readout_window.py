@@ -45,16 +45,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def model_maps(predictor, frames: dict, batch_size: int, name: str, factor: int = 1) -> dict:
-    """{split: [N, h / factor, w / factor, C]} one of the model's map outputs ("heatmaps": the
-    logits; "error_maps"), averaged over factor x factor blocks."""
-    result = {}
+def model_maps(predictor, frames: dict, batch_size: int, names) -> dict:
+    """{name: {split: [N, h, w, C]}} the model's map outputs named in ``names`` ("heatmaps": the
+    logits; "error_maps"), from one pass over the frames."""
+    result = {name: {} for name in names}
     for split, values in frames.items():
-        maps = np.concatenate([np.asarray(predictor(values[start:start + batch_size])[name], np.float32)
-                               for start in range(0, len(values), batch_size)])
-        n, h, w, c = maps.shape
-        result[split] = maps.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4))
+        batches = [predictor(values[start:start + batch_size]) for start in range(0, len(values), batch_size)]
+        for name in names:
+            result[name][split] = np.concatenate([np.asarray(b[name], np.float32) for b in batches])
     return result
+
+
+def block_means(maps: np.ndarray, factor: int) -> np.ndarray:
+    """``[N, h, w, C]`` -> ``[N, (h / factor) * (w / factor) * C]``, means over factor x factor blocks."""
+    n, h, w, c = maps.shape
+    return maps.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4)).reshape(n, -1)
 
 
 def readout_keypoints(logits: dict, radius, reduction: str) -> dict:
@@ -87,7 +92,9 @@ def main(argv=None) -> int:
     variables = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
                                            state_probe.ProbeSettings().entropy_threshold)
     predictor = evaluate.load_predictor(run, "checkpoint")
-    logits = model_maps(predictor, splits.frames, args.batch_size, "heatmaps")
+    maps = model_maps(predictor, splits.frames, args.batch_size,
+                      ["heatmaps", "error_maps"] if args.error_map_blocks else ["heatmaps"])
+    logits = maps["heatmaps"]
     reduction = run.config.model_config.keypoint_reduction
     rows = {}
     for radius in [None, *args.radii]:
@@ -111,8 +118,7 @@ def main(argv=None) -> int:
                   f"exact {readout['within']['0']:.2f} within1 {readout['within']['1']:.2f} F1 {readout['f1']:.3f}")
     for factor in args.error_map_blocks:
         name = f"error maps, {factor}x{factor} px block means"
-        maps = model_maps(predictor, splits.frames, args.batch_size, "error_maps", factor)
-        flat = {split: values.reshape(len(values), -1) for split, values in maps.items()}
+        flat = {split: block_means(values, factor) for split, values in maps["error_maps"].items()}
         probe = state_probe.probe_representation(
             state_probe.ProbeData(flat, splits.ram, splits.test_mask), variables,
             state_probe.ProbeSettings(seed=args.seed))
