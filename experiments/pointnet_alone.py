@@ -1,6 +1,7 @@
 """Fresh PointNets trained on a trained PermaKey run's error maps: the keypoint bottleneck alone.
 
     python experiments/pointnet_alone.py RUN_DIR [--steps 300] [--variants NAME,NAME] [--seeds 0]
+        [--probe] [--data-dir DIR]
 
 The run's encoder and LSPNs compute error maps for the first ``--train-frames`` training frames
 and for the test split once (cached in RUN_DIR/pointnet_alone_cache.npz); then for every variant
@@ -8,6 +9,11 @@ and for the test split once (cached in RUN_DIR/pointnet_alone_cache.npz); then f
 is trained on those maps alone with the project's loss (Adam, batch 32) and scored on the test
 maps with evaluate.py's metrics, the shift-equivariance gain (maps shifted, zero fill) and the
 PointNet loss against its fixed layout. One line per variant and seed, and a JSON file.
+
+With --probe, also the AtariARI-style probe of each variant's keypoints (probe_state.py's splits,
+protocol and coordinate readouts; the error maps of the probes' frames are computed once by the
+run's model) and, as the first row "joint", the run's own jointly trained PointNet probed on the
+same frames: does a PointNet trained on settled maps hold the game's state more exactly?
 
 This separates "can the bottleneck read these maps?" from "does joint training get there?".
 """
@@ -23,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from permakey_tf import runs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # probe_state.py, evaluate.py
+from permakey_tf import runs  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -63,6 +70,9 @@ def parse_args(argv=None):
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, from: {', '.join(VARIANTS)}; or JSON changes")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--probe", action="store_true",
+                        help="also probe each variant's keypoints for the RAM state (probe_state.py)")
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
     parser.add_argument("--out", default=None, help="JSON results (default RUN_DIR/pointnet_alone.json)")
     return parser.parse_args(argv)
 
@@ -100,15 +110,50 @@ def cached_maps(run_dir: Path, config, train_frames: int, data):
     return train, test
 
 
-def train_and_score(config, train_maps, test_maps, data, steps, batch_size, learning_rate, seed):
+class ProbeSet:
+    """The probes' splits of the run's game with the run's error maps of their frames."""
+
+    def __init__(self, run_dir: Path, data_dir, seed: int = 0):
+        import evaluate
+        import probe_state
+        from permakey_tf import ram_annotations, state_probe
+
+        run = evaluate.inspect_run(run_dir)
+        self.splits = probe_state.load_probe_splits(run.game, evaluate.dataset_kwargs_for(run, data_dir),
+                                                    "none", seed, None, progress=False)
+        self.variables = state_probe.kept_variables(
+            self.splits.ram["train"], ram_annotations.ram_variables(run.game),
+            state_probe.ProbeSettings().entropy_threshold)
+        self.seed = seed
+        predictor = evaluate.load_predictor(run, "checkpoint")
+        self.error_maps, self.joint_keypoints = {}, {}
+        for split, frames in self.splits.frames.items():
+            outputs = [predictor(frames[i:i + 64]) for i in range(0, len(frames), 64)]
+            self.error_maps[split] = np.concatenate([np.asarray(o["error_maps"], np.float32) for o in outputs])
+            self.joint_keypoints[split] = np.concatenate(
+                [np.asarray(o["keypoints_pixels"], np.float64) for o in outputs])
+
+    def score(self, keypoints_pixels: dict) -> dict:
+        """{split: [N, K, 2]} pixel keypoints -> probe_agent, probe_mean, the probe and readouts."""
+        import probe_state
+        from permakey_tf import representations, state_probe
+
+        encoded = {split: representations.encode_coordinates(p) for split, p in keypoints_pixels.items()}
+        probe = state_probe.probe_representation(
+            state_probe.ProbeData(encoded, self.splits.ram, self.splits.test_mask), self.variables,
+            state_probe.ProbeSettings(seed=self.seed))
+        coordinates = {split: representations.keypoint_coordinates(p) for split, p in keypoints_pixels.items()}
+        return {"probe_agent": probe["summary"].get("agent_localization", float("nan")),
+                "probe_mean": probe["summary"]["mean_over_categories"], "probe": probe,
+                "readouts": probe_state.position_readouts(coordinates, self.splits, self.variables)}
+
+
+def keypoint_reader(pointnet, config):
+    """error maps ``[N, S, S, L]`` -> pixel keypoints ``[N, K, 2]`` of a PointNet trained alone
+    (its batches' own statistics, as it was trained)."""
     import tensorflow as tf
 
-    from permakey_tf import diagnostics, metrics
-    from permakey_tf.permakey import fit_pointnet, keypoint_outputs
-
-    start = time.time()
-    pointnet = fit_pointnet(config, train_maps, steps, batch_size, learning_rate, seed)
-    seconds = time.time() - start
+    from permakey_tf.permakey import keypoint_outputs
 
     @tf.function
     def keypoints(maps):
@@ -119,6 +164,18 @@ def train_and_score(config, train_maps, test_maps, data, steps, batch_size, lear
         return np.concatenate([keypoints(tf.constant(maps[i:i + 64], tf.float32)).numpy()
                                for i in range(0, len(maps), 64)])
 
+    return keypoints_of
+
+
+def train_and_score(config, train_maps, test_maps, data, steps, batch_size, learning_rate, seed,
+                    probe_set: "ProbeSet | None" = None):
+    from permakey_tf import diagnostics, metrics
+    from permakey_tf.permakey import fit_pointnet
+
+    start = time.time()
+    pointnet = fit_pointnet(config, train_maps, steps, batch_size, learning_rate, seed)
+    seconds = time.time() - start
+    keypoints_of = keypoint_reader(pointnet, config)
     kps = keypoints_of(test_maps)
     results = metrics.evaluate_with_baselines(kps, data.objects, episode_ids=data.episode_ids,
                                               steps=data.steps, seed=seed)
@@ -129,11 +186,22 @@ def train_and_score(config, train_maps, test_maps, data, steps, batch_size, lear
                                                config.gaussian_combination))
     own["fixed_layout_f1"] = results["fixed_layout"]["f1"]
     own["train_seconds"] = seconds
+    if probe_set is not None:
+        own.update(probe_set.score({split: keypoints_of(maps) for split, maps in probe_set.error_maps.items()}))
     return own
 
 
 COLUMNS = ("recall", "precision", "f1", "fixed_layout_f1", "border_share", "hud_share", "shift_gain",
            "probe_r2", "pointnet_loss_ratio")
+PROBE_COLUMNS = ("probe_agent", "probe_mean")
+
+
+def _print_readouts(readouts: dict) -> None:
+    for variable, r in readouts.items():
+        if "error" not in r:
+            print(f"    {variable}: kp{r['keypoint']} {r['axis']} median error "
+                  f"{r['abs_error_quantiles']['q50']:.2f} steps, exact {r['within']['0']:.2f}, "
+                  f"within 1 {r['within']['1']:.2f}, F1 {r['f1']:.3f}")
 
 
 def main(argv=None) -> int:
@@ -147,19 +215,29 @@ def main(argv=None) -> int:
     train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data)
     print(f"{config.game}: error maps {train_maps.shape} train, {test_maps.shape} test")
     rows, classes = [], None
+    columns = COLUMNS + (PROBE_COLUMNS if args.probe else ())
+    probe_set = ProbeSet(run_dir, args.data_dir) if args.probe else None
+    if probe_set is not None:
+        joint = probe_set.score(probe_set.joint_keypoints)
+        rows.append({"variant": "joint", "changes": {}, "seed": None, "results": joint})
+        print(f"joint (the run's own PointNet): probe agent localisation {joint['probe_agent']:.3f}, "
+              f"mean over categories {joint['probe_mean']:.3f}")
+        _print_readouts(joint["readouts"])
     for name in args.variants.split(","):
         changes = VARIANTS[name] if name in VARIANTS else json.loads(name)
         for seed in (int(s) for s in args.seeds.split(",")):
             model_config = config.model_config.replace(**changes)
             own = train_and_score(model_config, train_maps, test_maps, data, args.steps,
-                                  args.batch_size, args.learning_rate, seed)
+                                  args.batch_size, args.learning_rate, seed, probe_set)
             rows.append({"variant": name, "changes": changes, "seed": seed, "results": own})
             if classes is None:
                 classes = tuple(sorted(k for k in own if k.startswith("recall_class/")))[:6]
                 print(f"{'variant':32} seed " + " ".join(
-                    f"{c.replace('recall_class/', 'R_')[:12]:>12}" for c in COLUMNS + classes))
+                    f"{c.replace('recall_class/', 'R_')[:12]:>12}" for c in columns + classes))
             print(f"{name[:32]:32} {seed:4} " + " ".join(
-                f"{own.get(c, float('nan')):12.3f}" for c in COLUMNS + tuple(classes)), flush=True)
+                f"{own.get(c, float('nan')):12.3f}" for c in columns + tuple(classes)), flush=True)
+            if probe_set is not None:
+                _print_readouts(own["readouts"])
     out = Path(args.out) if args.out else run_dir / "pointnet_alone.json"
     from permakey_tf.metrics import json_ready
 

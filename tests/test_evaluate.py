@@ -223,3 +223,16 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     assert rows["whole map"]["probe"]["f1"] == pytest.approx(
         game["results"]["pong/permakey/smoke:keypoints_encoded"]["f1"], abs=1e-9)
     assert set(rows["window radius 1"]["readouts"]) == positions
+    # A fresh PointNet trained alone on the run's error maps (experiments/pointnet_alone.py --probe):
+    # its "joint" row is the run's own keypoints, probed on the same frames as probe_state.py.
+    alone = subprocess.run([sys.executable, str(ROOT / "experiments" / "pointnet_alone.py"), run_dir,
+                            "--steps", "3", "--train-frames", "64", "--variants", "default", "--probe",
+                            "--out", tmp_path / "alone.json"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
+    joint, trained = json.loads((tmp_path / "alone.json").read_text())["rows"]
+    assert (joint["variant"], trained["variant"]) == ("joint", "default")
+    assert joint["results"]["probe"]["f1"] == pytest.approx(
+        game["results"]["pong/permakey/smoke:keypoints_encoded"]["f1"], abs=1e-9)
+    assert set(trained["results"]["probe"]["f1"]) == set(game["variables"])
+    assert 0.0 <= trained["results"]["f1"] <= 1.0 and set(trained["results"]["readouts"]) == positions
