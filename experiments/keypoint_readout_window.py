@@ -38,6 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mean-shift", type=int, nargs="*", default=[],
+                        help="also read the keypoints moved by this many mean-shift steps on the "
+                        "model's error maps (ops.mean_shift_keypoints; PermaKey only)")
+    parser.add_argument("--mean-shift-background", default="median", choices=("median", "none"))
     parser.add_argument("--error-map-blocks", type=int, nargs="*", default=[],
                         help="also probe the error maps the keypoints are read from, averaged over "
                         "blocks of these sizes in pixels (e.g. 2 4; PermaKey only)")
@@ -62,8 +66,10 @@ def block_means(maps: np.ndarray, factor: int) -> np.ndarray:
     return maps.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4)).reshape(n, -1)
 
 
-def readout_keypoints(logits: dict, radius, reduction: str) -> dict:
-    """{split: [N, K, 2]} (x, y) pixel keypoints; radius None = the model's own reduction."""
+def readout_keypoints(logits: dict, radius, reduction: str, error_maps: dict | None = None,
+                      mean_shift: int = 0, sigma: float = 0.1, background: str = "median") -> dict:
+    """{split: [N, K, 2]} (x, y) pixel keypoints; radius None = the model's own reduction, then
+    ``mean_shift`` steps of ops.mean_shift_keypoints on ``error_maps`` (0 = none)."""
     import tensorflow as tf
 
     from permakey_tf import ops
@@ -73,6 +79,11 @@ def readout_keypoints(logits: dict, radius, reduction: str) -> dict:
         maps = tf.constant(maps)
         keypoints = (ops.heatmaps_to_keypoints(maps, reduction) if radius is None
                      else ops.peak_window_keypoints(maps, radius))
+        if mean_shift:
+            keypoints = tf.concat([
+                ops.mean_shift_keypoints(keypoints[i:i + 256], error_maps[split][i:i + 256], sigma,
+                                         mean_shift, background)
+                for i in range(0, len(error_maps[split]), 256)], 0)
         pixels[split] = ops.keypoints_to_pixels(keypoints).numpy().astype(np.float64)
     return pixels
 
@@ -84,22 +95,29 @@ def main(argv=None) -> int:
     run = evaluate.inspect_run(args.run_dir)
     if run.checkpoint is None:
         raise SystemExit(f"{run.path} has no Keras checkpoint (the heatmaps come from it)")
-    if args.error_map_blocks and run.model != "permakey":
-        raise SystemExit(f"--error-map-blocks needs a PermaKey run ({run.path} is {run.model}: it "
-                         "has no error maps)")
+    if (args.error_map_blocks or args.mean_shift) and run.model != "permakey":
+        raise SystemExit(f"--error-map-blocks and --mean-shift need a PermaKey run ({run.path} is "
+                         f"{run.model}: it has no error maps)")
     splits = probe_state.load_probe_splits(run.game, evaluate.dataset_kwargs_for(run, args.data_dir),
                                            "none", args.seed, None, progress=False)
     variables = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
                                            state_probe.ProbeSettings().entropy_threshold)
     predictor = evaluate.load_predictor(run, "checkpoint")
     maps = model_maps(predictor, splits.frames, args.batch_size,
-                      ["heatmaps", "error_maps"] if args.error_map_blocks else ["heatmaps"])
+                      ["heatmaps", "error_maps"] if args.error_map_blocks or args.mean_shift
+                      else ["heatmaps"])
     logits = maps["heatmaps"]
-    reduction = run.config.model_config.keypoint_reduction
+    model_config = run.config.model_config
+    readouts_wanted = [(radius, 0) for radius in [None, *args.radii]]
+    readouts_wanted += [(None, steps) for steps in args.mean_shift]
     rows = {}
-    for radius in [None, *args.radii]:
+    for radius, steps in readouts_wanted:
         name = "whole map" if radius is None else f"window radius {radius}"
-        pixels = readout_keypoints(logits, radius, reduction)
+        if steps:
+            name += f", mean shift {steps} ({args.mean_shift_background})"
+        pixels = readout_keypoints(logits, radius, model_config.keypoint_reduction,
+                                   maps.get("error_maps"), steps, model_config.keypoint_sigma,
+                                   args.mean_shift_background)
         encoded = {split: representations.encode_coordinates(p) for split, p in pixels.items()}
         probe = state_probe.probe_representation(
             state_probe.ProbeData(encoded, splits.ram, splits.test_mask), variables,

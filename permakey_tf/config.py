@@ -144,6 +144,15 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         VAE and LSPN instead of staying where it settled on the first, changing maps.
       pointnet_updates_per_step: Adam updates of the PointNet per training batch, each on that
         batch's (stop-gradient) error maps; 1 = the paper's single joint step.
+      keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
+        keypoints in the model's outputs (``ops.mean_shift_keypoints``: each keypoint moves to
+        the centre of error mass under its own Gaussian window). Default 2, what measured best
+        (docs/RESULTS.md, "Refining the keypoints on the error maps"); 0 = the PointNet's
+        soft-argmax keypoints as they are (the paper, which has no refinement). The PointNet's
+        loss and training always use its own keypoints; refinement only changes what the model
+        outputs (call, SavedModel, evaluation, probes).
+      keypoint_refinement_background: ``"median"`` (each image's median error is subtracted
+        before the centre of mass is taken) or ``"none"``.
       learning_rate: Adam's initial learning rate for all three modules (2e-4).
       lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
         (InverseTimeDecay as the authors' code; their shared optimizer stepped 4x per batch).
@@ -183,6 +192,8 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     pointnet_coarse_blur: float = 0.2
     pointnet_updates_per_step: int = 1
     pointnet_restart_step: int = 0
+    keypoint_refinement_steps: int = 2
+    keypoint_refinement_background: str = "median"
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
     lr_decay_rate: float = 0.85
@@ -200,6 +211,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
             "pointnet_norm": NORMS,
             "pointnet_loss_extent": ("frame", "padded"),
             "gaussian_combination": ("sum", "max"),
+            "keypoint_refinement_background": ("median", "none"),
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -216,6 +228,9 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
             raise ValueError(
                 f"pointnet_updates_per_step must be >= 1, got {self.pointnet_updates_per_step}"
             )
+        if self.keypoint_refinement_steps < 0:
+            raise ValueError("keypoint_refinement_steps must be >= 0 (0 = the PointNet's keypoints), "
+                             f"got {self.keypoint_refinement_steps}")
         if self.pointnet_restart_step < 0:
             raise ValueError(f"pointnet_restart_step must be >= 0 (0 = never), got {self.pointnet_restart_step}")
         if not self.lsp_layers:

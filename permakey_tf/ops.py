@@ -305,6 +305,60 @@ def peak_window_keypoints(heatmaps: tf.Tensor, radius: int) -> tf.Tensor:
     return tf.stack([y, x], axis=-1)
 
 
+MEAN_SHIFT_BACKGROUNDS = ("none", "median")
+
+
+def mean_shift_keypoints(keypoints: tf.Tensor, maps: tf.Tensor, sigma: float, iterations: int = 1,
+                         background: str = "median") -> tf.Tensor:
+    """Moves each keypoint to the centre of mass of the maps under its own Gaussian window, a
+    given number of times (mean shift with the keypoints' window as the kernel).
+
+    A keypoint network places its heatmap's peak near an object, but where exactly it lands
+    relative to the object is learned, and a softmax keypoint is pulled towards the map's centre.
+    The maps themselves (PermaKey's error maps, which the keypoints are trained to reconstruct)
+    hold the object's position to a fraction of a pixel in their intensities. One mean-shift step
+    replaces the keypoint by the mass-weighted mean position of the map under
+    ``exp(-d^2 / sigma^2)`` around it; repeated steps climb to the nearest mode of the map blurred
+    by the window. A keypoint whose window holds no mass stays where it is.
+
+    Args:
+      keypoints: ``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]``.
+      maps: ``[B, H, W, C]`` non-negative maps on the keypoints' grid (the channels are summed).
+      sigma: window width in ``[-1, 1]`` units (the model's ``keypoint_sigma``).
+      iterations: mean-shift steps, >= 0 (0 returns the keypoints unchanged).
+      background: ``"median"`` (default) subtracts each image's median mass first and keeps what
+        is above it, so a low, nearly uniform background does not drag the keypoint back towards
+        its window's centre; ``"none"`` uses the maps as they are.
+
+    Returns:
+      ``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]``, float32. No gradient flows to ``maps``'s background
+      choice; the result is differentiable in the keypoints and the maps.
+    """
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if background not in MEAN_SHIFT_BACKGROUNDS:
+        raise ValueError(f"background must be one of {MEAN_SHIFT_BACKGROUNDS}, got {background!r}")
+    keypoints = tf.cast(keypoints, tf.float32)
+    if iterations == 0:
+        return keypoints
+    mass = tf.reduce_sum(tf.cast(maps, tf.float32), axis=-1)  # [B, H, W]
+    height, width = mass.shape[1], mass.shape[2]
+    if background == "median":
+        flat = tf.sort(tf.reshape(mass, [tf.shape(mass)[0], height * width]), axis=1)
+        median = tf.stop_gradient(flat[:, (height * width) // 2])
+        mass = tf.nn.relu(mass - median[:, None, None])
+    ys, xs = _grid(height, tf.float32), _grid(width, tf.float32)
+    for _ in range(iterations):
+        windows = keypoints_to_gaussian_maps(keypoints, height, width, sigma)  # [B, H, W, K]
+        weights = windows * mass[..., None]
+        total = tf.reduce_sum(weights, axis=[1, 2])  # [B, K]
+        safe = tf.maximum(total, 1e-12)
+        y = tf.einsum("bhwk,h->bk", weights, ys) / safe
+        x = tf.einsum("bhwk,w->bk", weights, xs) / safe
+        keypoints = tf.where((total > 1e-6)[..., None], tf.stack([y, x], axis=-1), keypoints)
+    return keypoints
+
+
 def _extended_grid(size: int, margin: int, dtype) -> tf.Tensor:
     """The ``linspace(-1, 1, size)`` grid continued by ``margin`` cells on both sides."""
     grid = _grid(size, dtype)

@@ -484,10 +484,23 @@ class PermaKey(keras.Model):
                 lambda one: self.call(one, training=False, with_reconstruction=with_reconstruction),
                 self.config.image_size)
         outputs = self._forward(x, training=bool(training), with_reconstruction=with_reconstruction)
+        if self.config.keypoint_refinement_steps:
+            outputs.update(self.refined_keypoints(outputs["keypoints"], outputs["error_maps"]))
         names = ["keypoints", "keypoints_pixels", "heatmaps", "gaussian_maps", "error_maps"]
         if with_reconstruction:
             names.append("reconstruction")
         return {name: outputs[name] for name in names}
+
+    def refined_keypoints(self, keypoints, error_maps) -> dict:
+        """The PointNet's keypoints ``[B, K, 2]`` moved by ``keypoint_refinement_steps`` mean-shift
+        steps on ``error_maps`` ``[B, S, S, L]`` (ops.mean_shift_keypoints): ``keypoints``,
+        ``keypoints_pixels`` and ``gaussian_maps`` as :func:`keypoint_outputs` gives them."""
+        c = self.config
+        moved = ops.mean_shift_keypoints(keypoints, error_maps, c.keypoint_sigma,
+                                         c.keypoint_refinement_steps, c.keypoint_refinement_background)
+        return dict(keypoints=moved, keypoints_pixels=ops.keypoints_to_pixels(moved, c.image_size),
+                    gaussian_maps=ops.keypoints_to_gaussian_maps(moved, c.image_size, c.image_size,
+                                                                 c.keypoint_sigma))
 
     def recompute_batch_norm_statistics(self, frames, max_batches: int = 64) -> int:
         """Sets every BatchNorm's inference statistics to the average batch statistics of the

@@ -170,6 +170,58 @@ def test_peak_window_keypoint_has_gradient_inside_the_window_only():
         ops.peak_window_keypoints(heatmaps, -1)
 
 
+def _box_map(left: float, top: float, size: float = 6.0, image: int = 84, background: float = 0.0):
+    """``[1, image, image, 1]``: a square of side ``size`` px at a continuous position, each pixel
+    holding the share of its area the square covers (as an area resize renders a moving sprite)."""
+    edges = np.arange(image + 1, dtype=np.float64)
+    cover_x = np.clip(np.minimum(edges[1:], left + size) - np.maximum(edges[:-1], left), 0, 1)
+    cover_y = np.clip(np.minimum(edges[1:], top + size) - np.maximum(edges[:-1], top), 0, 1)
+    square = np.outer(cover_y, cover_x)
+    return (background + (1 - background) * square)[None, :, :, None].astype(np.float32)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.25, 0.5, 0.8])
+def test_mean_shift_lands_on_a_square_to_a_fraction_of_a_pixel(offset):
+    # A keypoint 3 px off a square's centre, on a dim uniform background: after a few steps it is
+    # on the centre within 0.05 px, for every sub-pixel position of the square.
+    left, top = 40.0 + offset, 20.0 + offset / 2
+    maps = _box_map(left, top, background=0.1)
+    start = ops.pixels_to_keypoints(tf.constant([[[left + 3 + 3.0, top + 3 - 2.0]]]))
+    moved = ops.keypoints_to_pixels(ops.mean_shift_keypoints(start, maps, 0.1, iterations=6))
+    np.testing.assert_allclose(moved.numpy()[0, 0], [left + 3, top + 3], atol=0.05)
+    # Without removing the background, the window's own centre holds it back: after 3 steps it
+    # is still more than 3x as far off as with the median removed.
+    def error(steps, background):
+        moved = ops.mean_shift_keypoints(start, maps, 0.1, steps, background=background)
+        return np.abs(ops.keypoints_to_pixels(moved).numpy()[0, 0] - [left + 3, top + 3]).max()
+
+    assert error(3, "none") > 3 * error(3, "median")
+
+
+def test_mean_shift_follows_sub_pixel_motion_linearly():
+    # The square moves by 0.1 px steps; the refined keypoint moves with it, step for step, while
+    # the start (a fixed point near it) does not move at all.
+    start = ops.pixels_to_keypoints(tf.constant([[[45.0, 25.0]]]))
+    xs = []
+    for shift in np.arange(0.0, 1.01, 0.1):
+        maps = _box_map(40.0 + shift, 20.0)
+        xs.append(ops.keypoints_to_pixels(ops.mean_shift_keypoints(start, maps, 0.1, 8)).numpy()[0, 0, 0])
+    np.testing.assert_allclose(np.diff(xs), 0.1, atol=0.01)
+
+
+def test_mean_shift_leaves_keypoints_without_mass_and_zero_steps_alone():
+    maps = _box_map(10.0, 10.0)  # square near the top-left corner
+    far = tf.constant([[[0.8, 0.8], [-0.75, -0.75]]])  # (y, x): one far away, one near the square
+    moved = ops.mean_shift_keypoints(far, maps, 0.1, iterations=3).numpy()
+    np.testing.assert_allclose(moved[0, 0], [0.8, 0.8])
+    assert np.abs(moved[0, 1] - ops.pixels_to_keypoints(tf.constant([[[13.0, 13.0]]])).numpy()[0, 0]).max() < 0.01
+    np.testing.assert_array_equal(ops.mean_shift_keypoints(far, maps, 0.1, iterations=0), far)
+    with pytest.raises(ValueError, match="iterations"):
+        ops.mean_shift_keypoints(far, maps, 0.1, iterations=-1)
+    with pytest.raises(ValueError, match="background"):
+        ops.mean_shift_keypoints(far, maps, 0.1, background="mean")
+
+
 def test_unknown_keypoint_reduction_is_refused():
     with pytest.raises(ValueError, match="reduction must be one of"):
         ops.heatmaps_to_keypoints(np.zeros((1, 4, 4, 1), np.float32), "mean")

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import permakey_tf
+from permakey_tf import ops
 from permakey_tf.config import PermaKeyConfig
 from permakey_tf.permakey import PermaKey, scale_frames
 
@@ -105,6 +106,8 @@ def test_config_round_trip_and_paper_defaults():
     assert clone.config == model.config
     paper = PermaKeyConfig()
     assert paper.lsp_layers == (0, 1) and paper.patch_size == 2 and paper.keypoint_sigma == 0.1
+    # Not the paper's: the outputs' keypoints are refined on the error maps (0 = the paper).
+    assert paper.keypoint_refinement_steps == 2
     assert paper.latent_dim == 32 and paper.learning_rate == 2e-4
 
 
@@ -187,7 +190,8 @@ def test_inference_error_maps_use_batch_statistics_and_change_no_state():
     # Same maps and keypoints as the training-mode forward pass computes from the same weights.
     in_training = model._forward(scale_frames(frames, 84), training=True)
     np.testing.assert_allclose(scored, in_training["error_maps"], atol=1e-4)
-    np.testing.assert_allclose(inference["keypoints"], in_training["keypoints"], atol=1e-4)
+    refined = model.refined_keypoints(in_training["keypoints"], in_training["error_maps"])
+    np.testing.assert_allclose(inference["keypoints"], refined["keypoints"], atol=1e-4)
     # With BatchNorm's moving averages (barely moved after one step) the maps differ.
     plain = PermaKey(TINY.replace(inference_batch_statistics=False))
     plain.set_weights([v.numpy() for v in model.weights])
@@ -399,3 +403,35 @@ def test_pointnet_restart_renews_only_the_pointnet_and_is_reproducible():
                for a, b in zip(plain.pointnet.weights, restarted.pointnet.weights))
     for a, b in zip(restarted.pointnet.weights, again.pointnet.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_keypoint_refinement_moves_only_the_outputs_onto_error_mass():
+    """keypoint_refinement_steps: the outputs' keypoints are the PointNet's moved by mean shift on
+    the model's own error maps; everything else (heatmaps, error maps, losses, weights) is the
+    same model's."""
+    refined_config = dataclasses.replace(TINY, keypoint_refinement_steps=2)
+    plain, refined = _model(dataclasses.replace(TINY, keypoint_refinement_steps=0)), _model(refined_config)
+    refined.build((None, 84, 84, 3))
+    plain.build((None, 84, 84, 3))
+    refined.set_weights(plain.get_weights())
+    frames = _frames(batch=3, seed=5)
+    a, b = plain(frames, training=False), refined(frames, training=False)
+    for name in ("heatmaps", "error_maps", "reconstruction"):
+        np.testing.assert_array_equal(a[name], b[name])
+    expected = ops.mean_shift_keypoints(a["keypoints"], a["error_maps"], TINY.keypoint_sigma, 2)
+    np.testing.assert_allclose(b["keypoints"], expected, atol=1e-6)
+    assert np.abs(b["keypoints"].numpy() - a["keypoints"].numpy()).max() > 1e-3  # it did move
+    np.testing.assert_allclose(b["keypoints_pixels"], ops.keypoints_to_pixels(expected), atol=1e-4)
+    # Refinement raises the error mass under the windows (each step climbs the blurred map).
+    def mass_under_windows(outputs):
+        return float(tf.reduce_sum(outputs["gaussian_maps"] * tf.reduce_sum(outputs["error_maps"], -1,
+                                                                           keepdims=True)))
+    assert mass_under_windows(b) > mass_under_windows(a)
+    # The PointNet's loss is the PointNet's: the same with and without refinement.
+    plain.compile()
+    refined.compile()
+    x = tf.constant(frames)
+    np.testing.assert_allclose(plain.evaluate(x, verbose=0, return_dict=True)["pointnet_loss"],
+                               refined.evaluate(x, verbose=0, return_dict=True)["pointnet_loss"], rtol=1e-6)
+    with pytest.raises(ValueError, match="keypoint_refinement_steps"):
+        dataclasses.replace(TINY, keypoint_refinement_steps=-1)
