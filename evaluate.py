@@ -54,7 +54,7 @@ Predictor = Callable[[np.ndarray], dict]
 
 
 def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = False,
-                   window_feature_maps: bool = False) -> Predictor:
+                   window_feature_maps: bool = False, refinement_steps: Optional[int] = None) -> Predictor:
     """A function uint8 frames ``[B, 84, 84, 3]`` -> dict of numpy outputs (docs/ARCHITECTURE.md).
 
     Args:
@@ -67,6 +67,9 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
       window_feature_maps: also return ``window_feature_maps_<i>``, the model's
         ``window_feature_maps(frames)`` (the features under the keypoints' windows, for the state
         probes). Checkpoint only.
+      refinement_steps: read PermaKey's keypoints with this many mean-shift steps on its error
+        maps instead of the run's own ``keypoint_refinement_steps`` (0 = the PointNet's keypoints
+        as they are). Checkpoint only.
     """
     import tensorflow as tf
 
@@ -87,6 +90,8 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
                 "(--source savedmodel), or retrain / resume the run."
             ) from None
         options = dict(get_model_spec(run.model).inference_kwargs)
+        if refinement_steps is not None:
+            model.config = model.config.replace(keypoint_refinement_steps=int(refinement_steps))
 
         def outputs(x):
             result = dict(model(x, training=batch_statistics, **options))
@@ -100,9 +105,9 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
     if source == "savedmodel":
         if run.saved_model is None:
             raise NotARunError(f"{run.path} has no {EXPORT_DIR}/<version>/saved_model.pb")
-        if batch_statistics or window_feature_maps:
-            raise ValueError("--batch-statistics and the window feature maps need the Keras "
-                             "checkpoint (checkpoints/best.keras), not the SavedModel")
+        if batch_statistics or window_feature_maps or refinement_steps is not None:
+            raise ValueError("--batch-statistics, --refinement-steps and the window feature maps "
+                             "need the Keras checkpoint (checkpoints/best.keras), not the SavedModel")
         try:
             loaded = tf.saved_model.load(str(run.saved_model))
             signature = loaded.signatures["serving_default"]
@@ -332,6 +337,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="load the Keras checkpoint or the exported SavedModel")
     parser.add_argument("--batch-statistics", action="store_true",
                         help="normalise with batch statistics instead of BatchNorm's moving averages")
+    parser.add_argument("--refinement-steps", type=int, default=None,
+                        help="PermaKey: read the keypoints with this many mean-shift steps on the "
+                        "error maps instead of the run's own keypoint_refinement_steps (0 = the "
+                        "PointNet's keypoints unrefined, as in the paper); Keras checkpoint only")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
@@ -344,6 +353,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--max-frames must be >= 2 (stability needs consecutive frames)")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    if args.refinement_steps is not None:
+        if args.refinement_steps < 0:
+            parser.error("--refinement-steps must be >= 0 (0 = the PointNet's keypoints unrefined)")
+        if args.source == "savedmodel":
+            parser.error("--refinement-steps changes the Keras model's readout: use --source checkpoint")
     if not 0 <= args.shift_px < 42:
         parser.error("--shift-px must be between 0 (skip) and 41 pixels")
     from permakey_tf.runs import refuse_unwritable_flag
@@ -382,9 +396,16 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
     for run in runs:
         kwargs = dataset_kwargs_for(run, args.data_dir)
         data_key = (run.game, json.dumps(kwargs, sort_keys=True))
-        predictor = load_predictor(run, args.source, args.batch_statistics)
+        refinement = getattr(args, "refinement_steps", None)
+        if refinement is not None and run.model != "permakey":
+            raise NotARunError(f"--refinement-steps reads PermaKey's keypoints on its error maps; "
+                               f"{run.path} is a {run.model} run (no error maps): leave it out")
+        predictor = load_predictor(run, args.source, args.batch_statistics, refinement_steps=refinement)
+        config = run.config.to_dict()
+        if refinement is not None:
+            config["model_config"]["keypoint_refinement_steps"] = refinement
         entry = {"label": run.label, "path": str(run.path), "model": run.model, "game": run.game,
-                 "config": run.config.to_dict(), "data_key": data_key, "results": {}, "predictions": {}}
+                 "config": config, "data_key": data_key, "results": {}, "predictions": {}}
         for noise in args.noise:
             if (data_key, noise) not in eval_sets:
                 eval_sets[(data_key, noise)] = load_eval_set(

@@ -150,15 +150,21 @@ class ProbeSet:
 
 def keypoint_reader(pointnet, config):
     """error maps ``[N, S, S, L]`` -> pixel keypoints ``[N, K, 2]`` of a PointNet trained alone
-    (its batches' own statistics, as it was trained)."""
+    (its batches' own statistics, as it was trained), refined on the maps as the config says
+    (``keypoint_refinement_steps``), as the joint model's outputs are."""
     import tensorflow as tf
 
     from permakey_tf.permakey import keypoint_outputs
 
+    from permakey_tf import ops
+
     @tf.function
     def keypoints(maps):
-        return keypoint_outputs(pointnet, config, maps, training=False, batch_statistics=True)[
-            "keypoints_pixels"]
+        points = keypoint_outputs(pointnet, config, maps, training=False, batch_statistics=True)["keypoints"]
+        points = ops.mean_shift_keypoints(points, maps, config.keypoint_sigma,
+                                          config.keypoint_refinement_steps,
+                                          config.keypoint_refinement_background)
+        return ops.keypoints_to_pixels(points, config.image_size)
 
     def keypoints_of(maps):
         return np.concatenate([keypoints(tf.constant(maps[i:i + 64], tf.float32)).numpy()

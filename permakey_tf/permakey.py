@@ -12,6 +12,8 @@ Flow (one forward pass, three modules, no gradient between modules)::
          -> per-image, per-channel min-max normalisation (with epsilon) = error_maps [B,84,84,L]
     stop_gradient(error_maps) -> PointNet (ConvStack + 1x1 conv) -> heatmaps [B,h,w,K]
          -> keypoints (y, x) in [-1, 1] -> Gaussian maps rendered at 84x84 [B,84,84,K]
+    outputs only: keypoints moved by ``keypoint_refinement_steps`` mean-shift steps on the error
+         maps (each to the centre of error mass under its window), their pixels and Gaussian maps
 
 Losses (computed in float32, each minimised by its own Adam optimizer):
   * VAE: Gaussian likelihood with fixed variance ``vae_likelihood_variance`` averaged over
@@ -51,6 +53,8 @@ Deliberate differences from the authors' code (docs/BACKGROUND.md), each with it
     =True`` normalises with each batch's own statistics instead (outputs then depend on the
     batch).
   * The PointNet loss is computed in evaluation too (the reference only in training).
+  * Output keypoints refined on the error maps (``keypoint_refinement_steps``, default 2; 0 = the
+    PointNet's keypoints as the paper has them): the loss and training use the PointNet's own.
   * Gaussian maps are rendered directly at 84x84 rather than at heatmap size and resized.
   * LSPN first layer: computed as a centre-masked 3x3 convolution over the cell grid, which is
     the same linear map as patch extraction + Dense (tested), without the 8 p^2 C ring tensor.

@@ -54,6 +54,9 @@ def test_rejects_bad_flags():
     with pytest.raises(SystemExit):
         evaluate.parse_args(["somewhere", "--noise", "diagonal"])
     assert evaluate.parse_args(["a", "--noise", "none,both"]).noise == ["none", "both"]
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["somewhere", "--refinement-steps", "-1"])
+    assert evaluate.parse_args(["a", "--refinement-steps", "0"]).refinement_steps == 0
 
 
 def test_predict_batches_and_keeps_maps_for_figures_spread_over_the_set():
@@ -181,6 +184,21 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     for figure in report["figures"]:
         assert (out / figure).stat().st_size > 1000
     assert any("figure2" in f for f in report["figures"])
+    # --refinement-steps 0 reads the PointNet's keypoints unrefined; the run's own outputs are
+    # those moved by its two mean-shift steps on the error maps.
+    from permakey_tf import ops
+
+    run_info = evaluate.inspect_run(run_dir)
+    frames = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
+    own = evaluate.load_predictor(run_info, "checkpoint")(frames)
+    raw = evaluate.load_predictor(run_info, "checkpoint", refinement_steps=0)(frames)
+    sigma = run_info.config.model_config.keypoint_sigma
+    expected = ops.keypoints_to_pixels(ops.mean_shift_keypoints(
+        ops.pixels_to_keypoints(raw["keypoints_pixels"]), raw["error_maps"], sigma, 2)).numpy()
+    np.testing.assert_allclose(own["keypoints_pixels"], expected, atol=1e-3)
+    assert np.abs(own["keypoints_pixels"] - raw["keypoints_pixels"]).max() > 1e-2
+    refused = _run_cli(run_dir, "--refinement-steps", "0", "--source", "savedmodel", "--no-progress")
+    assert refused.returncode == 2 and "--source checkpoint" in refused.stderr
     # The exported SavedModel gives the same keypoints, hence the same metrics.
     out_saved = tmp_path / "eval_saved"
     saved = _run_cli(run_dir, "--out", out_saved, "--noise", "none", "--source", "savedmodel",
@@ -212,15 +230,18 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
         assert "error" in readout or 0.0 <= readout["within"]["0"] <= readout["within"]["2"] <= 1.0
     assert "best single keypoint coordinate" in probe.stdout
     # Reading the same run's heatmaps again (experiments/keypoint_readout_window.py): its "whole
-    # map" row is the model's own keypoints, so its probe is probe_state.py's, F1 for F1.
+    # map" row is the PointNet's keypoints, and with the model's two mean-shift steps on the error
+    # maps they are the model's own keypoints, so that row's probe is probe_state.py's, F1 for F1.
     windows = subprocess.run([sys.executable, str(ROOT / "experiments" / "keypoint_readout_window.py"), run_dir,
-                              "--radii", "1", "--error-map-blocks", "2", "--out", tmp_path / "window" / "rows.json"],
+                              "--radii", "1", "--mean-shift", "2", "--error-map-blocks", "2",
+                              "--out", tmp_path / "window" / "rows.json"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert windows.returncode == 0, windows.stdout[-3000:] + windows.stderr[-3000:]
     rows = json.loads((tmp_path / "window" / "rows.json").read_text())["rows"]
-    assert set(rows) == {"whole map", "window radius 1", "error maps, 2x2 px block means"}
+    assert set(rows) == {"whole map", "window radius 1", "whole map, mean shift 2 (median)",
+                         "error maps, 2x2 px block means"}
     assert set(rows["error maps, 2x2 px block means"]["probe"]["f1"]) == set(game["variables"])
-    assert rows["whole map"]["probe"]["f1"] == pytest.approx(
+    assert rows["whole map, mean shift 2 (median)"]["probe"]["f1"] == pytest.approx(
         game["results"]["pong/permakey/smoke:keypoints_encoded"]["f1"], abs=1e-9)
     assert set(rows["window radius 1"]["readouts"]) == positions
     # A fresh PointNet trained alone on the run's error maps (experiments/pointnet_alone.py --probe):
