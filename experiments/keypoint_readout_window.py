@@ -2,17 +2,20 @@
 heatmap's peak instead of from the softmax over the whole map (docs/RESULTS.md, "Reading the
 keypoints near the heatmap peak").
 
-    python experiments/keypoint_readout_window.py RUN_DIR [--radii 1 2 3] [--error-map-blocks 2 4]
-        [--data-dir DIR] [--out F]
+    python experiments/keypoint_readout_window.py RUN_DIR [--radii 1 2 3] [--mean-shift 1 2 4]
+        [--error-map-blocks 2 4] [--data-dir DIR] [--out F]
 
 Runs the model once over the probes' train / validation / test frames (probe_state.py's splits),
 keeps the heatmap logits, and turns them into keypoints by the model's own reduction ("whole
 map") and by ops.peak_window_keypoints for each radius. For each: the AtariARI-style probe of the
 encoded keypoints (agent localisation and the mean over categories) and the best single
 coordinate's readout of each position variable (permakey_tf.coordinate_readout), as probe_state.py
-prints them. With --error-map-blocks, the same probe of the error maps the keypoints are read from
-(PermaKey): what its keypoint network had to work with. Nothing is retrained: the model and
-frames are the same in every row.
+prints them. "whole map" is the keypoint network's own soft-argmax keypoints, unrefined; with
+--mean-shift, rows for those keypoints moved by that many mean-shift steps on the error maps
+(ops.mean_shift_keypoints, PermaKey; the model's outputs are the row with its
+keypoint_refinement_steps). With --error-map-blocks, the same probe of the error maps the
+keypoints are read from (PermaKey): what its keypoint network had to work with. Nothing is
+retrained: the model and frames are the same in every row.
 """
 
 from __future__ import annotations
