@@ -90,6 +90,9 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
                 "(--source savedmodel), or retrain / resume the run."
             ) from None
         options = dict(get_model_spec(run.model).inference_kwargs)
+        if refinement_steps is not None and not hasattr(model.config, "keypoint_refinement_steps"):
+            raise NotARunError(f"--refinement-steps reads PermaKey's keypoints on its error maps; "
+                               f"{run.path} is a {run.model} run (no error maps): leave it out")
         if refinement_steps is not None:
             model.config = model.config.replace(keypoint_refinement_steps=int(refinement_steps))
 
@@ -383,6 +386,11 @@ def output_folder(out: Optional[str], runs: Sequence[Run], kind: str) -> Path:
 def evaluate_runs(args: argparse.Namespace) -> dict:
     """Everything evaluate.py does after parsing flags; returns the metrics.json content."""
     runs = [inspect_run(path) for path in args.run_dirs]  # fail fast, before loading anything
+    refinement = getattr(args, "refinement_steps", None)
+    not_permakey = [str(run.path) for run in runs if run.model != "permakey"]
+    if refinement is not None and not_permakey:
+        raise NotARunError(f"--refinement-steps reads PermaKey's keypoints on its error maps; "
+                           f"{', '.join(not_permakey)} have none (Transporter): evaluate them without it")
     out = output_folder(args.out, runs, "eval")
     out.mkdir(parents=True, exist_ok=True)
     settings = metrics.MetricSettings(
@@ -396,14 +404,15 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
     for run in runs:
         kwargs = dataset_kwargs_for(run, args.data_dir)
         data_key = (run.game, json.dumps(kwargs, sort_keys=True))
-        refinement = getattr(args, "refinement_steps", None)
-        if refinement is not None and run.model != "permakey":
-            raise NotARunError(f"--refinement-steps reads PermaKey's keypoints on its error maps; "
-                               f"{run.path} is a {run.model} run (no error maps): leave it out")
         predictor = load_predictor(run, args.source, args.batch_statistics, refinement_steps=refinement)
         config = run.config.to_dict()
         if refinement is not None:
             config["model_config"]["keypoint_refinement_steps"] = refinement
+        elif run.model == "permakey" and (args.source == "savedmodel" or run.checkpoint is None):
+            # The SavedModel serves the readout it was exported with, not today's default.
+            from permakey_tf.export import exported_refinement_steps
+
+            config["model_config"]["keypoint_refinement_steps"] = exported_refinement_steps(run.saved_model)
         entry = {"label": run.label, "path": str(run.path), "model": run.model, "game": run.game,
                  "config": config, "data_key": data_key, "results": {}, "predictions": {}}
         for noise in args.noise:

@@ -17,12 +17,18 @@ is a float tensor"). Its declared shape is *not* checked by a SavedModel signatu
 serving function runs ``tf.ensure_shape`` first: a wrong shape is an InvalidArgumentError "Shape of
 tensor frames [...] is not compatible with expected shape [?,84,84,3]".
 
+Beside the graph, ``assets.extra/readout.json`` (a folder TF Serving leaves alone) records how the
+exported keypoints are read: ``{"keypoint_refinement_steps": N}`` for PermaKey (the mean-shift
+steps on the error maps applied to its outputs; exports written before that setting existed hold
+no file and serve the PointNet's keypoints unrefined: :func:`exported_refinement_steps` reads 0).
+
 Export is built with ``keras.export.ExportArchive`` (docs/BACKGROUND.md section 6) on a model that has been
 called on a batch (a custom ``train_step`` can leave a model not counted as built).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -36,6 +42,16 @@ SIGNATURE_NAME = "serving_default"
 INPUT_NAME = "frames"
 # Outputs of model.call() that the signature exposes, in this order; reconstruction stays out.
 SERVING_OUTPUTS = ("keypoints", "keypoints_pixels", "heatmaps", "gaussian_maps", "error_maps")
+READOUT_FILE = Path("assets.extra") / "readout.json"
+
+
+def exported_refinement_steps(version_dir: os.PathLike | str) -> int:
+    """The ``keypoint_refinement_steps`` a PermaKey export serves with (its readout.json); 0 for an
+    export without one (written before the refinement existed, so unrefined)."""
+    path = Path(version_dir) / READOUT_FILE
+    if not path.exists():
+        return 0
+    return int(json.loads(path.read_text())["keypoint_refinement_steps"])
 
 
 def next_version(export_base: os.PathLike | str) -> int:
@@ -111,5 +127,9 @@ def export_saved_model(
     if tmp.exists():
         shutil.rmtree(tmp)
     archive.write_out(str(tmp), verbose=False)
+    steps = getattr(getattr(model, "config", None), "keypoint_refinement_steps", None)
+    if steps is not None:
+        (tmp / READOUT_FILE).parent.mkdir(exist_ok=True)
+        (tmp / READOUT_FILE).write_text(json.dumps({"keypoint_refinement_steps": int(steps)}) + "\n")
     os.replace(tmp, target)  # TF Serving polls the folder: only complete versions appear
     return target

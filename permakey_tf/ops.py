@@ -319,7 +319,9 @@ def mean_shift_keypoints(keypoints: tf.Tensor, maps: tf.Tensor, sigma: float, it
     hold the object's position to a fraction of a pixel in their intensities. One mean-shift step
     replaces the keypoint by the mass-weighted mean position of the map under
     ``exp(-d^2 / sigma^2)`` around it; repeated steps climb to the nearest mode of the map blurred
-    by the window. A keypoint whose window holds no mass stays where it is.
+    by the window. A keypoint whose window holds no mass stays where it is. A step is not limited
+    in length: a keypoint whose window holds only the faint tail of a distant blob moves onto that
+    blob, so two keypoints near one object can end on it.
 
     Args:
       keypoints: ``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]``.

@@ -236,7 +236,10 @@ class PermaKey(keras.Model):
       ``keypoints`` [B,K,2] (y, x) in [-1, 1]; ``keypoints_pixels`` [B,K,2] (x, y) pixels;
       ``heatmaps`` [B,h,w,K] logits; ``gaussian_maps`` [B,S,S,K]; ``error_maps`` [B,S,S,L] in
       [0, 1]; ``reconstruction`` [B,S,S,3] in [0, 1] (omitted with ``with_reconstruction=False``,
-      which skips the latent head and decoder).
+      which skips the latent head and decoder). ``keypoints``, ``keypoints_pixels`` and
+      ``gaussian_maps`` are the PointNet's keypoints after ``keypoint_refinement_steps`` mean-shift
+      steps on the error maps; ``heatmaps`` are the PointNet's own, so a heatmap's soft-argmax and
+      its refined keypoint can differ by a few pixels.
     """
 
     def __init__(self, config: PermaKeyConfig | dict | None = None, **kwargs):

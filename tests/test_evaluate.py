@@ -50,6 +50,22 @@ def test_refuses_a_missing_folder_and_a_run_without_a_model(tmp_path):
     assert run.config == config and run.num_keypoints == config.model_config.num_keypoints
 
 
+def test_refinement_steps_are_refused_for_a_transporter_run_before_anything_loads(tmp_path, capsys):
+    folders = []
+    for model in ("permakey", "transporter"):
+        folder = tmp_path / model
+        folder.mkdir()
+        runs.write_config(training.resolve_config({"game": "pong", "preset": "smoke", "model": model,
+                                                   "logdir": str(tmp_path)}), folder)
+        (folder / "export" / "1").mkdir(parents=True)
+        (folder / "export" / "1" / "saved_model.pb").write_bytes(b"")
+        folders.append(folder)
+    assert evaluate.main([*map(str, folders), "--refinement-steps", "0", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "--refinement-steps" in error and str(folders[1]) in error and str(folders[0]) not in error
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
 def test_rejects_bad_flags():
     with pytest.raises(SystemExit):
         evaluate.parse_args(["somewhere", "--noise", "diagonal"])
@@ -204,7 +220,9 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     saved = _run_cli(run_dir, "--out", out_saved, "--noise", "none", "--source", "savedmodel",
                      "--no-progress", "--no-figures", timeout=600)
     assert saved.returncode == 0, saved.stdout[-3000:] + saved.stderr[-3000:]
-    saved_model = json.loads((out_saved / "metrics.json").read_text())["runs"][0]["results"]["none"]
+    saved_report = json.loads((out_saved / "metrics.json").read_text())["runs"][0]
+    assert saved_report["config"]["model_config"]["keypoint_refinement_steps"] == 2  # as exported
+    saved_model = saved_report["results"]["none"]
     for name in ("recall", "precision", "f1", "border_share"):
         assert saved_model["model"][name] == pytest.approx(run["results"]["none"]["model"][name], abs=1e-6)
     # The state probes (probe_state.py) on the same run: every representation and baseline, with

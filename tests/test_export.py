@@ -159,3 +159,24 @@ def test_mixed_precision_export_serves_float32(tmp_path):
     outputs = serve(frames=tf.constant(_frames(count=2)))
     assert {v.dtype for v in outputs.values()} == {tf.float32}
     assert outputs["keypoints"].shape == (2, model.config.num_keypoints, 2)
+
+
+def test_export_records_the_keypoint_readout_it_serves(tmp_path):
+    """A PermaKey export says how many refinement steps its keypoints had (evaluate.py reports it
+    for SavedModel evaluations); an export without the record (written before the setting
+    existed) served unrefined keypoints; Transporter has no such setting."""
+    import dataclasses
+
+    from permakey_tf.export import READOUT_FILE, exported_refinement_steps
+    from permakey_tf.permakey import PermaKey
+    from permakey_tf.transporter import Transporter
+
+    config = training.resolve_config({"preset": "smoke"}).model_config
+    for steps in (0, 3):
+        target = export_saved_model(PermaKey(dataclasses.replace(config, keypoint_refinement_steps=steps)),
+                                    tmp_path / "permakey")
+        assert exported_refinement_steps(target) == steps
+    (target / READOUT_FILE).unlink()
+    assert exported_refinement_steps(target) == 0
+    transporter = Transporter(training.resolve_config({"preset": "smoke", "model": "transporter"}).model_config)
+    assert not (export_saved_model(transporter, tmp_path / "transporter") / READOUT_FILE).exists()

@@ -216,6 +216,10 @@ def test_mean_shift_leaves_keypoints_without_mass_and_zero_steps_alone():
     np.testing.assert_allclose(moved[0, 0], [0.8, 0.8])
     assert np.abs(moved[0, 1] - ops.pixels_to_keypoints(tf.constant([[[13.0, 13.0]]])).numpy()[0, 0]).max() < 0.01
     np.testing.assert_array_equal(ops.mean_shift_keypoints(far, maps, 0.1, iterations=0), far)
+    # One keypoint per frame, and an empty batch, keep their shapes.
+    one = ops.mean_shift_keypoints(far[:, 1:], maps, 0.1, iterations=3).numpy()
+    np.testing.assert_allclose(one[0, 0], moved[0, 1], atol=1e-6)
+    assert ops.mean_shift_keypoints(far[:0], maps[:0], 0.1, iterations=2).shape == (0, 2, 2)
     with pytest.raises(ValueError, match="iterations"):
         ops.mean_shift_keypoints(far, maps, 0.1, iterations=-1)
     with pytest.raises(ValueError, match="background"):

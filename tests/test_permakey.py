@@ -108,6 +108,9 @@ def test_config_round_trip_and_paper_defaults():
     assert paper.lsp_layers == (0, 1) and paper.patch_size == 2 and paper.keypoint_sigma == 0.1
     # Not the paper's: the outputs' keypoints are refined on the error maps (0 = the paper).
     assert paper.keypoint_refinement_steps == 2
+    # A config saved before the refinement existed loads with today's default.
+    saved = {k: v for k, v in model.config.to_dict().items() if not k.startswith("keypoint_refinement")}
+    assert PermaKeyConfig.from_dict(saved).keypoint_refinement_steps == 2
     assert paper.latent_dim == 32 and paper.learning_rate == 2e-4
 
 
