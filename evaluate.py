@@ -53,6 +53,15 @@ inspect_run = runs.read_run_folder
 Predictor = Callable[[np.ndarray], dict]
 
 
+def refuse_refinement_without_error_maps(runs: Sequence[Run]) -> None:
+    """--refinement-steps reads PermaKey's keypoints on its error maps: a NotARunError naming every
+    other run (Transporter has no error maps), before anything is loaded."""
+    others = [str(run.path) for run in runs if run.model != "permakey"]
+    if others:
+        raise NotARunError(f"--refinement-steps reads PermaKey's keypoints on its error maps; "
+                           f"{', '.join(others)} have none (Transporter): evaluate them without it")
+
+
 def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = False,
                    window_feature_maps: bool = False, refinement_steps: Optional[int] = None) -> Predictor:
     """A function uint8 frames ``[B, 84, 84, 3]`` -> dict of numpy outputs (docs/ARCHITECTURE.md).
@@ -73,6 +82,8 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
     """
     import tensorflow as tf
 
+    if refinement_steps is not None:
+        refuse_refinement_without_error_maps([run])
     if source == "auto":
         source = "checkpoint" if run.checkpoint is not None else "savedmodel"
     if source == "checkpoint":
@@ -90,9 +101,6 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
                 "(--source savedmodel), or retrain / resume the run."
             ) from None
         options = dict(get_model_spec(run.model).inference_kwargs)
-        if refinement_steps is not None and not hasattr(model.config, "keypoint_refinement_steps"):
-            raise NotARunError(f"--refinement-steps reads PermaKey's keypoints on its error maps; "
-                               f"{run.path} is a {run.model} run (no error maps): leave it out")
         if refinement_steps is not None:
             model.config = model.config.replace(keypoint_refinement_steps=int(refinement_steps))
 
@@ -387,10 +395,8 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
     """Everything evaluate.py does after parsing flags; returns the metrics.json content."""
     runs = [inspect_run(path) for path in args.run_dirs]  # fail fast, before loading anything
     refinement = getattr(args, "refinement_steps", None)
-    not_permakey = [str(run.path) for run in runs if run.model != "permakey"]
-    if refinement is not None and not_permakey:
-        raise NotARunError(f"--refinement-steps reads PermaKey's keypoints on its error maps; "
-                           f"{', '.join(not_permakey)} have none (Transporter): evaluate them without it")
+    if refinement is not None:
+        refuse_refinement_without_error_maps(runs)
     out = output_folder(args.out, runs, "eval")
     out.mkdir(parents=True, exist_ok=True)
     settings = metrics.MetricSettings(
