@@ -25,6 +25,11 @@ would sit between the two. And in training ``FusedBatchNormV3`` returns the *unb
 variance (n / (n - 1) times the one it normalises with); Keras averages the biased one into
 ``moving_variance``, and so does this layer.
 
+In inference the normalisation is an affine map per channel (:meth:`FusedBatchNormalization.
+inference_affine`); the networks fold it into the kernel of the layer before it
+(:func:`folds_into_kernel`, :func:`folded_kernel`), so that inference runs no normalisation pass
+over the activations at all (docs/PERFORMANCE.md).
+
 :func:`recompute_statistics` replaces the moving averages of every such layer in a model by the
 plain average of the batch statistics of the current weights over some batches ("precise
 BatchNorm"): the population statistics inference should use. The exponential moving averages
@@ -104,6 +109,15 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             outputs = tf.nn.relu(outputs)
         return undo_row_view(outputs, x)
 
+    def inference_affine(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The normalisation with the moving statistics as one affine map per channel:
+        float32 ``(scale [C], offset [C])`` with ``output = inputs * scale + offset``."""
+        channels = self.moving_mean.shape[-1]
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
+        scale = gamma * tf.math.rsqrt(tf.cast(self.moving_variance, tf.float32) + self.epsilon)
+        return scale, beta - tf.cast(self.moving_mean, tf.float32) * scale
+
     def _update_moving_statistics(self, mean, variance):
         momentum = self.momentum
         counter = getattr(self, "_precise_counter", None)
@@ -139,6 +153,23 @@ def undo_row_view(rows: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     outputs = tf.reshape(rows, tf.shape(like))
     outputs.set_shape(like.shape)
     return outputs
+
+
+def folds_into_kernel(norm: keras.layers.Layer, training, batch_statistics=False) -> bool:
+    """Whether ``norm`` normalises with its moving statistics in this call, so that it is an
+    affine map per channel (:meth:`FusedBatchNormalization.inference_affine`) which the linear
+    layer before it can absorb into its kernel and a bias (:func:`folded_kernel`)."""
+    return (isinstance(norm, FusedBatchNormalization) and not training and not batch_statistics
+            and norm.axis in (-1, 3))
+
+
+def folded_kernel(norm: FusedBatchNormalization, kernel, dtype) -> tuple[tf.Tensor, tf.Tensor]:
+    """``kernel [..., C]`` of the linear map before ``norm`` with ``norm``'s inference scale
+    multiplied into its output channels, and the bias that completes the normalisation:
+    ``norm(x @ kernel) == x @ kernel' + bias`` (in inference). Both cast to ``dtype`` (the
+    layer's compute dtype); the product is taken in float32."""
+    scale, offset = norm.inference_affine()
+    return tf.cast(tf.cast(kernel, tf.float32) * scale, dtype), tf.cast(offset, dtype)
 
 
 def batch_norm_layers(model: keras.layers.Layer) -> list[FusedBatchNormalization]:

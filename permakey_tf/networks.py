@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from permakey_tf import ops
-from permakey_tf.batch_norm import FusedBatchNormalization
+from permakey_tf.batch_norm import FusedBatchNormalization, folded_kernel, folds_into_kernel
 
 UPSAMPLING_MODES = ("bilinear", "nearest")
 
@@ -58,7 +58,8 @@ class ConvStack(keras.layers.Layer):
     Call:
       inputs ``[B, H, W, C]`` -> list of ``[B, H_i, W_i, filters[i]]`` (post-BN, post-ReLU).
       ``batch_statistics=True`` (inference only) normalises with the batch's own statistics and
-      leaves the moving averages alone (see :func:`apply_batch_norm`).
+      leaves the moving averages alone (see :func:`apply_batch_norm`). In inference with the
+      moving statistics each batch norm is folded into its convolution (``batch_norm.folded_kernel``).
     """
 
     def __init__(
@@ -100,16 +101,27 @@ class ConvStack(keras.layers.Layer):
             norm.build(shape)
         self.built = True
 
-    def _conv(self, index, x):
+    def _conv(self, index, x, kernel=None):
+        """Block ``index``'s convolution of ``x``, with its own kernel or ``kernel`` (same shape,
+        cast to the compute dtype)."""
         if self.padding != "zero":
             x = ops.pad_for_same_conv(x, self.kernels[index], self.strides[index], self.padding)
-        return self.convs[index](x)
+        if kernel is None:
+            return self.convs[index](x)
+        return self.convs[index].convolution_op(tf.cast(x, kernel.dtype), kernel)
 
     def call(self, inputs, training=None, batch_statistics=False):
         outputs = []
         x = inputs
         for index, norm in enumerate(self.norms):
-            x = apply_batch_norm(norm, self._conv(index, x), training, batch_statistics, relu=True)
+            if folds_into_kernel(norm, training, batch_statistics):
+                # Inference: the batch norm is an affine map, folded into the convolution (its
+                # bias and the ReLU then run inside the convolution's kernel). Same values.
+                conv = self.convs[index]
+                kernel, bias = folded_kernel(norm, conv.kernel, conv.compute_dtype)
+                x = tf.nn.relu(tf.nn.bias_add(self._conv(index, x, kernel), bias))
+            else:
+                x = apply_batch_norm(norm, self._conv(index, x), training, batch_statistics, relu=True)
             outputs.append(x)
         return outputs
 
@@ -302,8 +314,11 @@ class LocalSpatialPredictor(keras.layers.Layer):
     ``space_to_depth(features, p)`` with the centre tap of the kernel masked to zero. This avoids
     materialising the ``[B, gh, gw, 8 d]`` ring tensor (231 MB for layer 0 at batch 32, float32)
     and lets oneDNN run one convolution; its kernel gradient is one ring-transposed matrix product
-    (:func:`ops.neighbour_conv`). The remaining layers act per cell (Dense on the last axis). ``patch_form=True`` computes the straightforward patch-extraction form with the same
-    weights (tests check that both agree).
+    (:func:`ops.neighbour_conv`). The remaining layers act per cell (Dense on the last axis).
+    In inference (moving statistics) the batch norms are folded into the kernels before them and
+    the Dense layers run as 1x1 convolutions (:meth:`_folded_inference`). ``patch_form=True``
+    computes the straightforward patch-extraction form, layer by layer, with the same weights
+    (tests check that all forms agree).
 
     Call:
       features ``[B, H, W, C]`` -> ``(prediction, target)``, both ``[B, gh, gw, p^2 C]`` with
@@ -376,12 +391,29 @@ class LocalSpatialPredictor(keras.layers.Layer):
             else:
                 ring = ops.cell_ring(target, self.border)
             x = tf.matmul(ring, tf.cast(self.ring_kernel(), ring.dtype))
+        elif folds_into_kernel(self.norms[0], training, batch_statistics):
+            return self._folded_inference(target), target
         else:
             x = ops.neighbour_conv(target, tf.cast(self.first_kernel, target.dtype), self.border)
         for i, norm in enumerate(self.norms):
             x = apply_batch_norm(norm, x, training, batch_statistics, relu=True)
             x = self.denses[i](x) if i < len(self.denses) else self.output_dense(x)
         return x, target
+
+    def _folded_inference(self, cells):
+        """The prediction in inference, ``cells [B, gh, gw, d]`` -> ``[B, gh, gw, d]``: every batch
+        norm (moving statistics) folded into the kernel before it and a bias, the per-cell Dense
+        layers as 1x1 convolutions, so that each layer is one convolution with its bias and ReLU
+        fused in (no normalisation pass over the activations). The same values as the layer-by-
+        layer form; docs/PERFORMANCE.md has the speed."""
+        dtype = cells.dtype
+        kernel, bias = folded_kernel(self.norms[0], self.first_kernel, dtype)
+        x = tf.nn.relu(tf.nn.bias_add(ops.neighbour_conv(cells, kernel, self.border), bias))
+        for norm, dense in zip(self.norms[1:], self.denses):
+            kernel, bias = folded_kernel(norm, dense.kernel, dtype)
+            x = tf.nn.relu(ops.pointwise_conv(x, kernel, bias))
+        kernel = tf.cast(self.output_dense.kernel, dtype)
+        return ops.pointwise_conv(x, kernel, tf.cast(self.output_dense.bias, dtype))
 
     def compute_output_shape(self, input_shape):
         p = self.patch_size

@@ -167,6 +167,14 @@ def _neighbour_conv_gradient(padded, kernel, masked, d_outputs):
     return d_padded, d_kernel
 
 
+def pointwise_conv(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """``x [B, H, W, C_in] @ kernel [C_in, C_out] + bias [C_out]`` at every position, as a 1x1
+    convolution: what a Dense layer computes on the last axis, in the form oneDNN runs a little
+    faster than the Dense layer's reshaped matrix product and into which TensorFlow fuses the
+    bias and a following ReLU (docs/PERFORMANCE.md)."""
+    return tf.nn.bias_add(tf.nn.conv2d(x, kernel[None, None], strides=1, padding="VALID"), bias)
+
+
 def pad_for_same_conv(x: tf.Tensor, kernel: int, stride: int, mode: str) -> tf.Tensor:
     """Pads ``[B, H, W, C]`` by what a "same" convolution would add, with edge-derived values.
 
@@ -349,14 +357,18 @@ def mean_shift_keypoints(keypoints: tf.Tensor, maps: tf.Tensor, sigma: float, it
         flat = tf.sort(tf.reshape(mass, [tf.shape(mass)[0], height * width]), axis=1)
         median = tf.stop_gradient(flat[:, (height * width) // 2])
         mass = tf.nn.relu(mass - median[:, None, None])
-    ys, xs = _grid(height, tf.float32), _grid(width, tf.float32)
+    ys, xs = _grid(height, tf.float32)[None, :, None], _grid(width, tf.float32)[None, :, None]
     for _ in range(iterations):
-        windows = keypoints_to_gaussian_maps(keypoints, height, width, sigma)  # [B, H, W, K]
-        weights = windows * mass[..., None]
-        total = tf.reduce_sum(weights, axis=[1, 2])  # [B, K]
+        # The window is a product of a row and a column profile, so its sums over the image are
+        # two matrix products with the columns' profiles and one sum over the rows (no
+        # [B, H, W, K] window is built).
+        window_y, window_x = gaussian_profiles(keypoints, height, width, sigma)  # [B, H|W, K]
+        mass_in_rows = tf.matmul(mass, window_x)  # [B, H, K]: sum over columns of mass x window
+        x_mass_in_rows = tf.matmul(mass, window_x * xs)
+        total = tf.reduce_sum(window_y * mass_in_rows, axis=1)  # [B, K]
         safe = tf.maximum(total, 1e-12)
-        y = tf.einsum("bhwk,h->bk", weights, ys) / safe
-        x = tf.einsum("bhwk,w->bk", weights, xs) / safe
+        y = tf.reduce_sum(window_y * ys * mass_in_rows, axis=1) / safe
+        x = tf.reduce_sum(window_y * x_mass_in_rows, axis=1) / safe
         keypoints = tf.where((total > 1e-6)[..., None], tf.stack([y, x], axis=-1), keypoints)
     return keypoints
 
@@ -377,6 +389,7 @@ def keypoints_to_gaussian_maps(
     """Renders isotropic Gaussian blobs ``exp(-((y-mu_y)^2 + (x-mu_x)^2) / sigma^2)``.
 
     No factor 2 in the exponent (as in the PermaKey reference): the value is ``e^-1`` at one sigma.
+    Computed as the outer product of the row and column profiles (:func:`gaussian_profiles`).
 
     Args:
       keypoints: ``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]``.
@@ -387,13 +400,23 @@ def keypoints_to_gaussian_maps(
     Returns:
       ``[B, height + 2 margin, width + 2 margin, K]`` in ``[0, 1]``, the keypoints' dtype.
     """
+    window_y, window_x = gaussian_profiles(keypoints, height, width, sigma, margin)
+    return window_y[:, :, None, :] * window_x[:, None, :, :]
+
+
+def gaussian_profiles(
+    keypoints: tf.Tensor, height: int, width: int, sigma: float, margin: int = 0
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The row and column factors of :func:`keypoints_to_gaussian_maps`:
+    ``exp(-(y - mu_y)^2 / sigma^2)`` ``[B, height + 2 margin, K]`` and
+    ``exp(-(x - mu_x)^2 / sigma^2)`` ``[B, width + 2 margin, K]``, whose outer product is the map."""
     dtype = keypoints.dtype
-    mu_y = keypoints[:, :, 0][:, None, None, :]  # [B, 1, 1, K]
-    mu_x = keypoints[:, :, 1][:, None, None, :]
-    ys = _extended_grid(height, margin, dtype)[None, :, None, None]
-    xs = _extended_grid(width, margin, dtype)[None, None, :, None]
-    squared = (ys - mu_y) ** 2 + (xs - mu_x) ** 2
-    return tf.exp(-squared / tf.cast(sigma, dtype) ** 2)
+    inverse_variance = 1.0 / tf.cast(sigma, dtype) ** 2
+    ys = _extended_grid(height, margin, dtype)[None, :, None]
+    xs = _extended_grid(width, margin, dtype)[None, :, None]
+    window_y = tf.exp(-((ys - keypoints[:, None, :, 0]) ** 2) * inverse_variance)
+    window_x = tf.exp(-((xs - keypoints[:, None, :, 1]) ** 2) * inverse_variance)
+    return window_y, window_x
 
 
 def gaussian_blur(maps: tf.Tensor, sigma_pixels: float) -> tf.Tensor:

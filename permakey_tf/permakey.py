@@ -449,6 +449,12 @@ class PermaKey(keras.Model):
         predictions, targets, shapes = [], [], []
         for layer, lspn in zip(c.lsp_layers, self.lspns):
             feature = tf.stop_gradient(features[layer])
+            if predictions and not training:
+                # Inference: one LSPN after the other. Run side by side, their large
+                # convolutions compete for the same cores (5% slower per batch on 2 cores,
+                # docs/PERFORMANCE.md); training gains a little from the overlap, so keeps it.
+                with tf.control_dependencies([predictions[-1]]):
+                    feature = tf.identity(feature)
             prediction, target = lspn(feature, training=training, batch_statistics=batch_statistics)
             predictions.append(prediction)
             targets.append(target)

@@ -226,6 +226,37 @@ def test_mean_shift_leaves_keypoints_without_mass_and_zero_steps_alone():
         ops.mean_shift_keypoints(far, maps, 0.1, background="mean")
 
 
+def _dense_gaussian_windows(keypoints, height, width, sigma, margin=0):
+    """exp(-((y - mu_y)^2 + (x - mu_x)^2) / sigma^2) on the (extended) pixel grid, in float64."""
+    step_y, step_x = 2.0 / (height - 1), 2.0 / (width - 1)
+    ys = -1.0 + step_y * np.arange(-margin, height + margin)
+    xs = -1.0 + step_x * np.arange(-margin, width + margin)
+    k = np.asarray(keypoints, np.float64)
+    squared = ((ys[None, :, None, None] - k[:, None, None, :, 0]) ** 2
+               + (xs[None, None, :, None] - k[:, None, None, :, 1]) ** 2)
+    return np.exp(-squared / sigma**2), ys, xs
+
+
+def test_gaussian_maps_and_mean_shift_equal_their_dense_formulas():
+    """Both are computed from row and column profiles; check them against the window written out
+    over every pixel: the maps (with a margin), and one mean-shift step on random maps."""
+    rng = np.random.default_rng(3)
+    keypoints = rng.uniform(-0.9, 0.9, (2, 5, 2)).astype(np.float32)
+    maps = ops.keypoints_to_gaussian_maps(tf.constant(keypoints), 20, 24, 0.15, margin=3).numpy()
+    dense, _, _ = _dense_gaussian_windows(keypoints, 20, 24, 0.15, margin=3)
+    np.testing.assert_allclose(maps, dense, rtol=1e-5, atol=1e-7)
+
+    error_maps = rng.uniform(size=(2, 20, 24, 2)).astype(np.float32) ** 4
+    moved = ops.mean_shift_keypoints(tf.constant(keypoints), error_maps, 0.15, 1, background="none")
+    windows, ys, xs = _dense_gaussian_windows(keypoints, 20, 24, 0.15)
+    weights = windows * error_maps.sum(-1)[..., None]  # [B, H, W, K]
+    total = weights.sum(axis=(1, 2))
+    expected = np.stack([np.einsum("bhwk,h->bk", weights, ys) / total,
+                         np.einsum("bhwk,w->bk", weights, xs) / total], axis=-1)
+    np.testing.assert_allclose(moved.numpy(), expected, atol=1e-5)
+    assert np.abs(expected - keypoints).max() > 0.01  # the step does move them
+
+
 def test_unknown_keypoint_reduction_is_refused():
     with pytest.raises(ValueError, match="reduction must be one of"):
         ops.heatmaps_to_keypoints(np.zeros((1, 4, 4, 1), np.float32), "mean")
