@@ -23,6 +23,7 @@ the tensorboard-plugin-profile package, which this project does not install).
 
 Examples:
   python bench/profile_step.py --precision mixed_bfloat16
+  python bench/profile_step.py --preset quick --precision mixed_bfloat16 --ops   # the quick preset, batch 16
   python bench/profile_step.py --smoke
 """
 
@@ -36,14 +37,17 @@ import tempfile
 
 
 from bench import common  # noqa: E402
-from bench.train_throughput import model_config  # noqa: E402
+from bench.train_throughput import model_config, preset_run_config  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
     parser.add_argument("--jit", choices=("off", "on"), default="off")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: 32, or the preset's batch size with --preset quick")
+    parser.add_argument("--preset", default="paper", choices=("paper", "quick"),
+                        help="the model config of a train.py preset (default: paper)")
     parser.add_argument("--steps", type=int, default=3, help="timed calls per piece")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--lspn-forms", action="store_true", help="also time the patch-extraction LSPN form")
@@ -52,6 +56,8 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=12, help="op types printed by --ops")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
+    if args.batch_size is None:
+        args.batch_size = 32 if args.preset == "paper" else preset_run_config("permakey", args.preset).train.batch_size
     if args.smoke:
         args.batch_size, args.steps, args.warmup = 2, 1, 1
 
@@ -63,7 +69,7 @@ def main(argv=None) -> int:
 
     common.set_precision(args.precision)
     keras.utils.set_random_seed(0)
-    config = model_config("permakey", args.smoke)
+    config = model_config("permakey", args.smoke, args.preset)
     model = PermaKey(config)
     model.compile()
     jit = args.jit == "on"
@@ -132,7 +138,7 @@ def main(argv=None) -> int:
         common.ceiling_dtype(args.precision), size=256 if args.smoke else None, repeats=3 if args.smoke else 5
     )
     modules = common.model_modules(model)
-    print(f"# profile of one PermaKey training step: batch {args.batch_size}, {args.precision}, jit {args.jit}, "
+    print(f"# profile of one PermaKey training step: {args.preset} config, batch {args.batch_size}, {args.precision}, jit {args.jit}, "
           f"ceiling {ceiling / 1e9:.0f} GFLOP/s, load {common.load_average()}, {common.describe_device()}")
     total = 0.0
     for name, fn, inputs in pieces:

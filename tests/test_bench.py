@@ -151,6 +151,7 @@ def test_profile_step_smoke(capsys):
 
     assert profile_step.main(["--smoke", "--ops"]) == 0
     output = capsys.readouterr().out
+    assert "paper config, batch 2," in output
     for piece in ("vae", "lspn_layer0", "lspn_layer1", "pointnet", "optimizers", "full_step"):
         assert f"piece={piece} " in output
     shares = [float(v.rstrip("%")) for v in re.findall(r"share=(\S+)", output)]
