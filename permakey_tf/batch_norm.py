@@ -27,8 +27,8 @@ variance (n / (n - 1) times the one it normalises with); Keras averages the bias
 
 In inference the normalisation is an affine map per channel (:meth:`FusedBatchNormalization.
 inference_affine`); the networks fold it into the kernel of the layer before it
-(:func:`folds_into_kernel`, :func:`folded_kernel`), so that inference runs no normalisation pass
-over the activations at all (docs/PERFORMANCE.md).
+(:func:`folds_into_kernel`, :func:`folded_kernel`), so that the served keypoint path runs no
+normalisation pass over the activations at all (docs/PERFORMANCE.md).
 
 :func:`recompute_statistics` replaces the moving averages of every such layer in a model by the
 plain average of the batch statistics of the current weights over some batches ("precise
@@ -169,7 +169,18 @@ def folded_kernel(norm: FusedBatchNormalization, kernel, dtype) -> tuple[tf.Tens
     ``norm(x @ kernel) == x @ kernel' + bias`` (in inference). Both cast to ``dtype`` (the
     layer's compute dtype); the product is taken in float32."""
     scale, offset = norm.inference_affine()
-    return tf.cast(tf.cast(kernel, tf.float32) * scale, dtype), tf.cast(offset, dtype)
+    return tf.cast(float32_value(kernel) * scale, dtype), tf.cast(offset, dtype)
+
+
+def float32_value(variable) -> tf.Tensor:
+    """A float variable's value in float32, also inside a mixed-precision layer's call, where
+    Keras hands out its float variables already rounded to the compute dtype (bfloat16): the
+    folded kernel is rounded once, from the float32 product, not twice."""
+    # Keras 3 has no public switch for this; a scope with no dtype turns the rounding off.
+    from keras.src.backend.common.variables import AutocastScope
+
+    with AutocastScope(None):
+        return tf.cast(tf.convert_to_tensor(variable), tf.float32)
 
 
 def batch_norm_layers(model: keras.layers.Layer) -> list[FusedBatchNormalization]:

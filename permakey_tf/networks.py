@@ -44,6 +44,17 @@ def apply_batch_norm(norm, x, training=None, batch_statistics=False, relu=False)
     return keras.ops.relu(outputs) if relu else outputs
 
 
+def conv_norm_relu(conv: keras.layers.Conv2D, norm, x, training=None, batch_statistics=False):
+    """``relu(norm(conv(x)))`` for a bias-free ``conv``. In inference with moving statistics a
+    batch norm is an affine map, folded into the convolution's kernel and a bias
+    (``batch_norm.folded_kernel``): one convolution with its bias and ReLU fused in, the same
+    values. Otherwise as :func:`apply_batch_norm`."""
+    if folds_into_kernel(norm, training, batch_statistics):
+        kernel, bias = folded_kernel(norm, conv.kernel, conv.compute_dtype)
+        return tf.nn.relu(tf.nn.bias_add(conv.convolution_op(tf.cast(x, kernel.dtype), kernel), bias))
+    return apply_batch_norm(norm, conv(x), training, batch_statistics, relu=True)
+
+
 @keras.saving.register_keras_serializable(package="permakey_tf")
 class ConvStack(keras.layers.Layer):
     """A stack of Conv -> Norm -> ReLU blocks with "same" output sizes; returns every block's output.
@@ -101,27 +112,18 @@ class ConvStack(keras.layers.Layer):
             norm.build(shape)
         self.built = True
 
-    def _conv(self, index, x, kernel=None):
-        """Block ``index``'s convolution of ``x``, with its own kernel or ``kernel`` (same shape,
-        cast to the compute dtype)."""
-        if self.padding != "zero":
-            x = ops.pad_for_same_conv(x, self.kernels[index], self.strides[index], self.padding)
-        if kernel is None:
-            return self.convs[index](x)
-        return self.convs[index].convolution_op(tf.cast(x, kernel.dtype), kernel)
+    def padded(self, index, x):
+        """``x`` bordered for block ``index``'s convolution (unchanged for zero padding, which
+        the convolution does itself)."""
+        if self.padding == "zero":
+            return x
+        return ops.pad_for_same_conv(x, self.kernels[index], self.strides[index], self.padding)
 
     def call(self, inputs, training=None, batch_statistics=False):
         outputs = []
         x = inputs
-        for index, norm in enumerate(self.norms):
-            if folds_into_kernel(norm, training, batch_statistics):
-                # Inference: the batch norm is an affine map, folded into the convolution (its
-                # bias and the ReLU then run inside the convolution's kernel). Same values.
-                conv = self.convs[index]
-                kernel, bias = folded_kernel(norm, conv.kernel, conv.compute_dtype)
-                x = tf.nn.relu(tf.nn.bias_add(self._conv(index, x, kernel), bias))
-            else:
-                x = apply_batch_norm(norm, self._conv(index, x), training, batch_statistics, relu=True)
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = conv_norm_relu(conv, norm, self.padded(index, x), training, batch_statistics)
             outputs.append(x)
         return outputs
 
@@ -281,7 +283,7 @@ class Decoder(keras.layers.Layer):
         for upsample, conv, norm in self.blocks:
             if upsample is not None:
                 x = self._upsample(x, upsample)
-            x = apply_batch_norm(norm, conv(x), training, relu=True)
+            x = conv_norm_relu(conv, norm, x, training)
         return keras.ops.sigmoid(self.output_conv(x))
 
     def compute_output_shape(self, input_shape):

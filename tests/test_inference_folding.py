@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from permakey_tf import ops
-from permakey_tf.batch_norm import FusedBatchNormalization, batch_norm_layers, folds_into_kernel
-from permakey_tf.networks import ConvStack, LocalSpatialPredictor
+from permakey_tf.batch_norm import FusedBatchNormalization, batch_norm_layers, folded_kernel, folds_into_kernel
+from permakey_tf.networks import ConvStack, Decoder, LocalSpatialPredictor
 
 
 def _randomise_batch_norms(layer, seed=0):
@@ -72,18 +72,59 @@ def test_lspn_keras_formula_reference_is_what_the_fused_layer_computes():
                                rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("padding", ["zero", "reflect"])
-def test_folded_convstack_equals_conv_norm_relu(padding):
+@pytest.mark.parametrize("padding, policy", [("zero", "float32"), ("reflect", "float32"),
+                                             ("reflect", "mixed_bfloat16")])
+def test_folded_convstack_equals_conv_norm_relu(padding, policy):
+    keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(6)
-    stack = ConvStack([3, 3, 1], [6, 8, 5], [1, 2, 1], padding=padding)
-    x = tf.constant(np.random.default_rng(4).uniform(size=(3, 9, 9, 3)), tf.float32)
+    stack = ConvStack([3, 3, 1], [16, 32, 8], [1, 2, 1], padding=padding)
+    x = tf.constant(np.random.default_rng(4).uniform(size=(3, 12, 12, 3)), tf.float32)
     stack(x)
     _randomise_batch_norms(stack, seed=5)
     folded = stack(x, training=False)
     h = x
     for index, norm in enumerate(stack.norms):
-        h = tf.nn.relu(_keras_reference_norm(norm)(stack._conv(index, h), training=False))
-        np.testing.assert_allclose(folded[index], h, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(h))))
+        h = tf.nn.relu(_keras_reference_norm(norm)(stack.convs[index](stack.padded(index, h)), training=False))
+        got, want = tf.cast(folded[index], tf.float32).numpy(), tf.cast(h, tf.float32).numpy()
+        assert folded[index].dtype == stack.compute_dtype
+        if policy == "float32":
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+        else:  # bfloat16 keeps 8 bits of mantissa
+            assert np.abs(got - want).mean() < 0.02 * np.abs(want).mean()
+
+
+def test_folded_decoder_equals_conv_norm_relu():
+    keras.utils.set_random_seed(9)
+    decoder = Decoder(image_size=16, kernels=[3, 3], filters=[6, 4], strides=[2, 2])
+    latent = tf.constant(np.random.default_rng(8).normal(size=(2, 5)), tf.float32)
+    decoder(latent)
+    _randomise_batch_norms(decoder, seed=9)
+    x = tf.reshape(decoder.seed_dense(latent), [-1, decoder.grid_size, decoder.grid_size, 1])
+    for upsample, conv, norm in decoder.blocks:
+        if upsample is not None:
+            x = decoder._upsample(x, upsample)
+        x = tf.nn.relu(_keras_reference_norm(norm)(conv(x), training=False))
+    expected = keras.ops.sigmoid(decoder.output_conv(x))
+    np.testing.assert_allclose(decoder(latent, training=False), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_folded_kernel_is_rounded_once_under_mixed_bfloat16():
+    """Inside a mixed-precision call Keras hands out kernels already rounded to bfloat16; the
+    fold multiplies the float32 kernel by the scale and rounds the product once."""
+    from keras.src.backend.common.variables import AutocastScope
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(10)
+    stack = ConvStack([3], [64], [1])
+    stack(tf.zeros([1, 6, 6, 8]))
+    _randomise_batch_norms(stack, seed=10)
+    conv, norm = stack.convs[0], stack.norms[0]
+    with AutocastScope("bfloat16"):  # what the stack's own call sees
+        kernel, bias = folded_kernel(norm, conv.kernel, tf.bfloat16)
+    scale, offset = norm.inference_affine()
+    expected = tf.cast(tf.constant(conv.kernel.numpy()) * scale, tf.bfloat16)
+    np.testing.assert_array_equal(tf.cast(kernel, tf.float32), tf.cast(expected, tf.float32))
+    np.testing.assert_array_equal(tf.cast(bias, tf.float32), tf.cast(tf.cast(offset, tf.bfloat16), tf.float32))
 
 
 def test_folding_applies_to_inference_with_moving_statistics_only():
@@ -96,15 +137,17 @@ def test_folding_applies_to_inference_with_moving_statistics_only():
 
 
 def test_folded_inference_graph_has_no_batch_norm_op():
-    """The point of the folding: the inference graph of an LSPN and a ConvStack runs no
-    normalisation pass over the activations (training still does)."""
+    """The point of the folding: the inference graph of an LSPN, a ConvStack and a decoder runs
+    no normalisation pass over the activations (training still does)."""
     keras.utils.set_random_seed(7)
     lspn = LocalSpatialPredictor(2, hidden_widths=(8, 4))
     stack = ConvStack([3], [4], [1])
+    decoder = Decoder(image_size=8, kernels=[3], filters=[4], strides=[2])
     x = tf.zeros([1, 6, 6, 2])
 
     def op_types(training):
-        graph = tf.function(lambda v: [lspn(v, training=training)[0], stack(v, training=training)[-1]])
+        graph = tf.function(lambda v: [lspn(v, training=training)[0], stack(v, training=training)[-1],
+                                       decoder(tf.reshape(v, [1, -1]), training=training)])
         return {op.type for op in graph.get_concrete_function(tf.TensorSpec(x.shape)).graph.get_operations()}
 
     assert not any("BatchNorm" in t for t in op_types(False))
