@@ -15,11 +15,13 @@ they are actually computed, with static shapes:
     and is not counted either.
   * Element-wise ops (BatchNorm, ReLU, Adam updates, losses) are not counted: they are memory
     bound, a few percent of the FLOPs at most, and not what the matmul ceiling measures.
-  * ``zero_tap_flops``: PermaKey's LSPN computes its first Dense over the 8 neighbour cells as a
-    3x3 convolution with the centre tap masked to zero (permakey_tf/networks.py). One ninth of
-    those convolutions (and of their weight gradients) multiplies zeros. ``model_flops`` =
-    ``executed_flops - zero_tap_flops`` is the mathematically needed work (the paper's count),
-    which is what the utilisation figure uses (work that multiplies zeros is not useful work).
+  * ``zero_tap_flops``: PermaKey's LSPN stores its first Dense over the 8 neighbour cells as a
+    3x3 kernel with the centre tap masked to zero (permakey_tf/networks.py). Its forward pass and
+    weight gradient run on the ring of neighbours (no centre work), but a 3x3 convolution with
+    that kernel (an input gradient that is not pruned, or an older form of the layer) multiplies
+    zeros in one ninth of its work. ``model_flops`` = ``executed_flops - zero_tap_flops`` is the
+    mathematically needed work (the paper's count), which is what the utilisation figure uses
+    (work that multiplies zeros is not useful work).
 
 ``tf.compat.v1.profiler`` was checked as an alternative (``v1_profiler_flops``): it walks every op
 of the graph including the dead ones, so on a training step it also counts the pruned input
@@ -272,7 +274,7 @@ def _module_of(op_name: str, modules: Iterable[str]) -> str:
 
 
 def _is_zero_tap_conv(op) -> bool:
-    """An LSPN first-layer convolution (3x3 with masked centre) or its weight gradient."""
+    """A 3x3 convolution (or one of its gradients) with an LSPN's centre-masked first-layer kernel."""
     if "lspn" not in op.name or op.type not in ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"):
         return False
     filter_shape = _static(op.outputs[0].shape if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape)

@@ -7,9 +7,12 @@ its traced graph, so each line says how close that piece runs to the matmul ceil
   encoder_fwd      the encoder alone (inference of the features the other pieces consume)
   vae              encoder -> latent head -> decoder, VAE loss, gradients of encoder+head+decoder
   lspn_layer<l>    LSPN of encoder layer l on stop-gradient features: forward, loss, gradients
-                   (the fast centre-masked 3x3 convolution form used by the model); with
-                   ``--lspn-forms`` also the straightforward patch-extraction form (materialised
-                   ring tensor + one matmul) for comparison
+                   (the model's form: the first layer on the ring of neighbour cells); with
+                   ``--lspn-forms`` also the straightforward patch-extraction form (the layer
+                   built from ``extract_neighbour_patches``, one matmul) for comparison, and the
+                   first layer's forward alone in the model's ring form (``_first_ring``) and as
+                   a 3x3 convolution with the centre tap masked (``_first_conv3x3``, which
+                   multiplies the zero tap too: its GFLOP/s count model work only)
   pointnet         error maps from the LSPN outputs -> PointNet -> keypoints -> Gaussian maps,
                    loss, gradients
   optimizers       the three Adam updates on precomputed gradients
@@ -124,10 +127,12 @@ def main(argv=None) -> int:
         ("encoder_fwd", lambda x: model.encoder(x, training=True), (x,)),
         ("vae", vae_piece, (x,)),
     ]
-    for layer, lspn in zip(config.lsp_layers, model.lspns):
+    for layer, lspn, cells in zip(config.lsp_layers, model.lspns, targets):
         pieces.append((f"lspn_layer{layer}", lspn_piece(lspn, False), (features[layer],)))
         if args.lspn_forms:
             pieces.append((f"lspn_layer{layer}_patchform", lspn_piece(lspn, True), (features[layer],)))
+            pieces += [(f"lspn_layer{layer}_first_{form}", first_layer_forward(lspn, form), (cells,))
+                       for form in ("ring", "conv3x3")]
     pieces += [
         ("pointnet", pointnet_piece, (predictions, targets)),
         ("optimizers", optimizer_piece, (gradients,)),
@@ -151,7 +156,7 @@ def main(argv=None) -> int:
 
         times, _ = common.time_steps(step, args.warmup, args.steps)
         median = statistics.median(times)
-        if name not in ("full_step", "encoder_fwd") and not name.endswith("_patchform"):
+        if name not in ("full_step", "encoder_fwd") and "_patchform" not in name and "_first_" not in name:
             total += median
         print(common.format_line({
             "bench": "profile",
@@ -178,6 +183,25 @@ def main(argv=None) -> int:
         else:
             shutil.rmtree(trace_dir, ignore_errors=True)
     return 0
+
+
+def first_layer_forward(lspn, form: str):
+    """The LSPN's first layer (before its batch norm) on a cell grid ``[B, gh, gw, d]``: the
+    model's ring form (``ops.neighbour_conv``) or the masked 3x3 convolution it replaced."""
+    import tensorflow as tf
+
+    from permakey_tf import ops
+
+    def forward(cells):
+        # In the layer's name scope, so that FLOP counts attribute (and discount) its zero tap.
+        with tf.name_scope(lspn.name):
+            kernel = tf.cast(lspn.first_kernel, cells.dtype)
+            if form == "ring":
+                return ops.neighbour_conv(cells, kernel, lspn.border)
+            padded = ops.pad_cells(cells, lspn.border)
+            return tf.nn.conv2d(padded, ops.centre_masked(kernel), strides=1, padding="VALID")
+
+    return forward
 
 
 def print_op_times(times: dict[str, float], steps: int, top: int) -> None:

@@ -313,10 +313,10 @@ class LocalSpatialPredictor(keras.layers.Layer):
 
     Fast form (used by default): ``ops.extract_neighbour_patches`` followed by the first Dense is
     the same linear map as a 3x3 convolution, stride 1, "same" zero padding, over the cell grid
-    ``space_to_depth(features, p)`` with the centre tap of the kernel masked to zero. This avoids
-    materialising the ``[B, gh, gw, 8 d]`` ring tensor (231 MB for layer 0 at batch 32, float32)
-    and lets oneDNN run one convolution; its kernel gradient is one ring-transposed matrix product
-    (:func:`ops.neighbour_conv`). The remaining layers act per cell (Dense on the last axis).
+    ``space_to_depth(features, p)`` with the centre tap of the kernel masked to zero; the weight is
+    stored in that 3x3 form and :func:`ops.neighbour_conv` computes it from the cell grid's ring
+    of neighbours (built once, reused by the kernel gradient), without the centre tap's work.
+    The remaining layers act per cell (Dense on the last axis).
     In inference (moving statistics) the batch norms are folded into the kernels before them and
     the Dense layers run as 1x1 convolutions (:meth:`_folded_inference`). ``patch_form=True``
     computes the straightforward patch-extraction form, layer by layer, with the same weights
@@ -380,9 +380,7 @@ class LocalSpatialPredictor(keras.layers.Layer):
 
     def ring_kernel(self) -> tf.Tensor:
         """The first layer as the Dense kernel over the ring: ``[8 p^2 C, h_0]`` (patch order)."""
-        taps = tf.reshape(tf.convert_to_tensor(self.first_kernel), [9, self.cell_depth, -1])
-        ring = tf.concat([taps[:4], taps[5:]], axis=0)
-        return tf.reshape(ring, [8 * self.cell_depth, -1])
+        return ops.ring_kernel(tf.convert_to_tensor(self.first_kernel))
 
     def call(self, features, training=None, batch_statistics=False, patch_form=False):
         aligned = ops.align_to_cells(features, self.patch_size, self.odd_size_rule)

@@ -114,7 +114,10 @@ def cell_ring(cells: tf.Tensor, border: str = "zero") -> tf.Tensor:
     return _ring_of_padded(pad_cells(cells, border))
 
 
-_CENTRE_MASK = ((1.0, 1.0, 1.0), (1.0, 0.0, 1.0), (1.0, 1.0, 1.0))
+def centre_masked(kernel: tf.Tensor) -> tf.Tensor:
+    """``[3, 3, d, h]`` -> the same kernel with its centre tap ``[1, 1]`` set to zero."""
+    mask = tf.constant([[1, 1, 1], [1, 0, 1], [1, 1, 1]], kernel.dtype)
+    return kernel * mask[:, :, None, None]
 
 
 def neighbour_conv(cells: tf.Tensor, kernel: tf.Tensor, border: str = "zero") -> tf.Tensor:
@@ -125,43 +128,53 @@ def neighbour_conv(cells: tf.Tensor, kernel: tf.Tensor, border: str = "zero") ->
     -> ``[B, gh, gw, h]``, stride 1, the grid bordered by :func:`pad_cells`. Equal to
     ``cell_ring(cells, border) @ reshape(kernel without its centre, [8 d, h])``.
 
-    Computed as one convolution forward (no ``8 d``-wide tensor kept for the backward pass). Its
-    kernel gradient is computed as ``ring^T @ dy``, one matrix product over every cell with the
-    ring rebuilt on the fly: 1.3-1.6x faster than oneDNN's convolution weight gradient here, and
-    it skips the centre tap's multiply-adds (whose gradient is zero). docs/PERFORMANCE.md has the
-    measurements; tests compare both gradients with autodiff.
+    Computed in that ring form: the ``[B, gh, gw, 8 d]`` ring is built once (a copy, memory-bound)
+    and multiplied with the 8-tap kernel as a 1x1 convolution, so the centre tap's multiply-adds
+    (1/9 of a 3x3 convolution's) are never done; the backward pass reuses the ring for the kernel
+    gradient ``ring^T @ dy``, one matrix product over every cell (faster than oneDNN's
+    convolution weight gradient), so in training the ring is held from the forward to the
+    backward pass (115 MB for the paper's layer 0 at batch 32 in bfloat16). docs/PERFORMANCE.md
+    has the measurements; tests compare the values and both gradients with the masked
+    convolution.
     """
     return _valid_neighbour_conv(pad_cells(cells, border), kernel)
+
+
+def ring_kernel(kernel: tf.Tensor) -> tf.Tensor:
+    """``[3, 3, d, h]`` -> ``[8 d, h]``: the 8 outer taps in :func:`cell_ring`'s order."""
+    depth, width = kernel.shape[2], kernel.shape[3]
+    taps = tf.reshape(kernel, [9, depth, width])
+    return tf.reshape(tf.concat([taps[:4], taps[5:]], axis=0), [8 * depth, width])
 
 
 @tf.custom_gradient
 def _valid_neighbour_conv(padded: tf.Tensor, kernel: tf.Tensor):
     """:func:`neighbour_conv` on an already bordered grid ``[B, gh + 2, gw + 2, d]`` ("valid")."""
-    mask = tf.constant(_CENTRE_MASK, kernel.dtype)[:, :, None, None]
-    masked = kernel * mask
-    outputs = tf.nn.conv2d(padded, masked, strides=1, padding="VALID")
+    ring = _ring_of_padded(padded)  # kept for the backward pass (not the padded grid: its shape)
+    padded_shape = tf.shape(padded)
+    outputs = tf.nn.conv2d(ring, ring_kernel(kernel)[None, None], strides=1, padding="VALID")
     # The gradient runs outside the caller's name scope: re-enter it so that its ops keep the
     # layer's name (profiles and bench/ FLOP counts attribute ops to layers by name).
     scope = tf.get_current_name_scope()
 
     def gradient(d_outputs):
         with tf.name_scope(f"{scope}/neighbour_conv_grad/" if scope else "neighbour_conv_grad/"):
-            return _neighbour_conv_gradient(padded, kernel, masked, d_outputs)
+            return _neighbour_conv_gradient(padded_shape, ring, kernel, d_outputs)
 
     return outputs, gradient
 
 
-def _neighbour_conv_gradient(padded, kernel, masked, d_outputs):
-    """(d_padded, d_kernel) of :func:`_valid_neighbour_conv`."""
+def _neighbour_conv_gradient(padded_shape, ring, kernel, d_outputs):
+    """(d_padded, d_kernel) of :func:`_valid_neighbour_conv`, given its forward ring."""
     depth, width = kernel.shape[2], kernel.shape[3]
-    ring = tf.reshape(_ring_of_padded(padded), [-1, 8 * depth])
-    d_ring = tf.matmul(ring, tf.reshape(d_outputs, [-1, width]), transpose_a=True)
+    flat_ring = tf.reshape(ring, [-1, 8 * depth])
+    d_ring = tf.matmul(flat_ring, tf.reshape(d_outputs, [-1, width]), transpose_a=True)
     taps = tf.reshape(d_ring, [8, depth, width])
     centre = tf.zeros([1, depth, width], d_ring.dtype)
     d_kernel = tf.reshape(tf.concat([taps[:4], centre, taps[4:]], axis=0), [3, 3, depth, width])
     # Pruned from the graph when nothing needs it (an LSPN's input is stop-gradient).
     d_padded = tf.raw_ops.Conv2DBackpropInput(
-        input_sizes=tf.shape(padded), filter=masked, out_backprop=d_outputs,
+        input_sizes=padded_shape, filter=centre_masked(kernel), out_backprop=d_outputs,
         strides=[1, 1, 1, 1], padding="VALID",
     )
     return d_padded, d_kernel

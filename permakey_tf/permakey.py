@@ -56,8 +56,9 @@ Deliberate differences from the authors' code (docs/BACKGROUND.md), each with it
   * Output keypoints refined on the error maps (``keypoint_refinement_steps``, default 2; 0 = the
     PointNet's keypoints as the paper has them): the loss and training use the PointNet's own.
   * Gaussian maps are rendered directly at 84x84 rather than at heatmap size and resized.
-  * LSPN first layer: computed as a centre-masked 3x3 convolution over the cell grid, which is
-    the same linear map as patch extraction + Dense (tested), without the 8 p^2 C ring tensor.
+  * LSPN first layer: stored as a centre-masked 3x3 kernel over the cell grid, the same linear map
+    as patch extraction + Dense (tested); computed on the grid's ring of neighbour cells
+    (``ops.neighbour_conv``) rather than by extracting overlapping patches from the features.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ script running end to end on tiny models (--smoke)."""
 import re
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -54,17 +55,33 @@ def test_einsum_and_batch_matmul_flops():
     assert _count(tf.matmul, a, b).executed_flops == 2 * 2 * 3 * 4 * 5
 
 
-def test_lspn_masked_centre_tap_is_executed_but_not_model_flops():
+def test_lspn_skips_the_centre_tap_and_a_live_masked_input_gradient_counts_it_as_zero_taps():
     from permakey_tf.networks import LocalSpatialPredictor
 
     lspn = LocalSpatialPredictor(patch_size=2, hidden_widths=(6,), name="lspn_layer0")
     lspn.build((None, 4, 4, 2))
-    count = _count(lambda f: lspn(f, training=False)[0], tf.TensorSpec([1, 4, 4, 2], tf.float32))
+    spec = tf.TensorSpec([1, 4, 4, 2], tf.float32)
+    count = _count(lambda f: lspn(f, training=False)[0], spec)
     cells, depth = 2 * 2, 2 * 2 * 2
     ring_dense = 2 * cells * (8 * depth) * 6  # the paper's Dense over the 8 neighbour cells
     output_dense = 2 * cells * 6 * depth
     assert count.model_flops == ring_dense + output_dense
-    assert count.executed_flops == ring_dense * 9 / 8 + output_dense  # 3x3 conv incl. centre
+    assert count.executed_flops == count.model_flops  # the ring form never multiplies the centre tap
+
+    def input_gradient(features):
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            prediction, _ = lspn(features, training=False)
+            loss = tf.reduce_sum(prediction)
+        return tape.gradient(loss, features)
+
+    # The input gradient (pruned in training, where LSPN inputs are stop-gradient) runs as a 3x3
+    # transposed convolution with the masked kernel: its centre ninth is executed, not model work.
+    with_input = _count(input_gradient, spec)
+    masked_backprop = ring_dense * 9 / 8
+    # (the output layer runs as a 1x1 convolution in inference: its input gradient is one too)
+    assert with_input.by_op_type["Conv2DBackpropInput"] == masked_backprop + output_dense
+    assert with_input.zero_tap_flops == masked_backprop / 9
 
 
 def test_lspn_weight_gradient_is_the_exact_ring_product_and_belongs_to_the_layer():
@@ -83,8 +100,8 @@ def test_lspn_weight_gradient_is_the_exact_ring_product_and_belongs_to_the_layer
     count = common.graph_flops(concrete, ["lspn_layer0"])
     cells, depth = 2 * 2, 2 * 2 * 2
     ring_dense = 2 * cells * (8 * depth) * 6
-    # Forward: conv incl. the centre tap; backward: the ring product (8 taps only, no input
-    # gradient, since the features are stop-gradient), counted under the layer's name.
+    # Forward and backward on the ring (8 taps only; no input gradient, since the features are
+    # stop-gradient), counted under the layer's name.
     assert count.by_op_type["Conv2DBackpropFilter"] == 0 and count.by_op_type["Conv2DBackpropInput"] == 0
     assert count.by_op_type["MatMul"] >= ring_dense
     assert count.by_module.get("other", 0.0) == 0.0
@@ -149,13 +166,33 @@ def test_input_pipeline_smoke(capsys):
 def test_profile_step_smoke(capsys):
     from bench import profile_step
 
-    assert profile_step.main(["--smoke", "--ops"]) == 0
+    assert profile_step.main(["--smoke", "--ops", "--lspn-forms"]) == 0
     output = capsys.readouterr().out
     assert "paper config, batch 2," in output
-    for piece in ("vae", "lspn_layer0", "lspn_layer1", "pointnet", "optimizers", "full_step"):
+    for piece in ("vae", "lspn_layer0", "lspn_layer1", "pointnet", "optimizers", "full_step",
+                  "lspn_layer0_patchform", "lspn_layer0_first_ring", "lspn_layer0_first_conv3x3"):
         assert f"piece={piece} " in output
     shares = [float(v.rstrip("%")) for v in re.findall(r"share=(\S+)", output)]
     assert "bench=profile_op" in output and sum(shares) == pytest.approx(100.0, abs=0.5)
+
+
+def test_profile_step_first_layer_forms_compute_the_same_layer():
+    from bench import profile_step
+    from permakey_tf.networks import LocalSpatialPredictor
+
+    lspn = LocalSpatialPredictor(patch_size=2, hidden_widths=(6,), name="lspn_layer0")
+    lspn.build((None, 6, 8, 2))
+    cells = tf.random.stateless_normal([2, 3, 4, 8], seed=[1, 2])
+    ring, conv3x3 = (profile_step.first_layer_forward(lspn, form) for form in ("ring", "conv3x3"))
+    np.testing.assert_allclose(ring(cells).numpy(), conv3x3(cells).numpy(), rtol=1e-5, atol=1e-5)
+    spec = tf.TensorSpec(cells.shape, cells.dtype)
+    ring_count, conv_count = (common.graph_flops(tf.function(form).get_concrete_function(spec), ["lspn_layer0"])
+                              for form in (ring, conv3x3))
+    # The 3x3 form multiplies the zero centre tap as well (9/8 of the ring form's work), which the
+    # counter attributes to the layer and does not count as model work.
+    assert conv_count.executed_flops == ring_count.executed_flops * 9 / 8 == 2 * 2 * 12 * 9 * 8 * 6
+    assert conv_count.model_flops == ring_count.model_flops == ring_count.executed_flops
+    assert set(conv_count.by_module) == set(ring_count.by_module) == {"lspn_layer0"}
 
 
 def test_trace_op_times_finds_the_op_that_takes_the_time(tmp_path):

@@ -24,7 +24,7 @@ def _randomise_batch_norms(layer, seed=0):
 
 
 def _layer_by_layer_lspn(lspn, features):
-    """The LSPN's prediction computed as its layers are written: the masked 3x3 convolution,
+    """The LSPN's prediction computed as its layers are written: the first layer over the 8 neighbours,
     then batch norm (moving statistics, Keras' formula) -> ReLU -> Dense for every hidden layer."""
     aligned = ops.align_to_cells(features, lspn.patch_size, lspn.odd_size_rule)
     cells = tf.nn.space_to_depth(aligned, lspn.patch_size)

@@ -340,6 +340,36 @@ def test_neighbour_conv_and_its_gradients_match_the_masked_convolution(border):
                                atol=1e-5)
 
 
+def test_neighbour_conv_in_bfloat16_with_an_unknown_batch_size():
+    # As traced for export (batch None) and run under mixed precision (bfloat16 kernel and cells).
+    cells = tf.random.stateless_normal([3, 5, 4, 6], seed=[1, 2])
+    kernel = tf.random.stateless_normal([3, 3, 6, 7], seed=[5, 6])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5, 4, 6], tf.bfloat16), tf.TensorSpec([3, 3, 6, 7], tf.bfloat16)])
+    def fast(c, k):
+        with tf.GradientTape() as tape:
+            tape.watch([c, k])
+            outputs = ops.neighbour_conv(c, k, "replicate")
+            loss = tf.reduce_sum(tf.cast(outputs, tf.float32) ** 2)
+        return outputs, tape.gradient(loss, [c, k])
+
+    def plain(c, k):
+        with tf.GradientTape() as tape:
+            tape.watch([c, k])
+            outputs = tf.nn.conv2d(ops.pad_cells(c, "replicate"), ops.centre_masked(k), 1, "VALID")
+            loss = tf.reduce_sum(outputs**2)
+        return outputs, tape.gradient(loss, [c, k])
+
+    # The float32 reference on the bfloat16-rounded inputs: only the products' rounding differs.
+    c16, k16 = tf.cast(cells, tf.bfloat16), tf.cast(kernel, tf.bfloat16)
+    outputs, grads = fast(c16, k16)
+    ref_outputs, ref_grads = plain(tf.cast(c16, tf.float32), tf.cast(k16, tf.float32))
+    assert outputs.dtype == tf.bfloat16 and outputs.shape == (3, 5, 4, 7)
+    for a, b in zip([outputs] + grads, [ref_outputs] + ref_grads):
+        a, b = tf.cast(a, tf.float32).numpy(), b.numpy()
+        assert np.abs(a - b).max() <= 0.02 * np.abs(b).max()
+
+
 def test_replicated_cell_border_continues_an_edge_wall():
     # A horizontal wall running into the left and right edges: with zero borders its end cells
     # have a neighbour no interior wall cell has; replicated, every wall cell sees the same ring.
