@@ -94,14 +94,21 @@ def pad_cells(cells: tf.Tensor, border: str) -> tf.Tensor:
 
 
 def _ring_of_padded(padded: tf.Tensor) -> tf.Tensor:
-    gh, gw = padded.shape[1] - 2, padded.shape[2] - 2
-    neighbours = [
-        padded[:, dy : dy + gh, dx : dx + gw, :]
-        for dy in range(3)
-        for dx in range(3)
-        if (dy, dx) != (1, 1)
-    ]
-    return tf.concat(neighbours, axis=-1)
+    """``[B, gh + 2, gw + 2, d]`` -> ``[B, gh, gw, 8 d]``: the 8 neighbours of every inner cell,
+    row-major over the 3x3 block (centre skipped).
+
+    One ``tf.gather`` of whole cells (``d`` values each) from the flattened grid: 8 slices and a
+    concatenation would copy the data twice (docs/PERFORMANCE.md, item 10).
+    """
+    rows, cols, depth = padded.shape[1], padded.shape[2], padded.shape[3]
+    gh, gw = rows - 2, cols - 2
+    neighbour_offsets = [dy * cols + dx for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
+    corners = tf.range(gh)[:, None] * cols + tf.range(gw)[None, :]  # each cell's top-left neighbour
+    within_image = corners[:, :, None] + tf.constant(neighbour_offsets, tf.int32)  # [gh, gw, 8]
+    batch = tf.shape(padded)[0]
+    indices = within_image[None] + (tf.range(batch) * (rows * cols))[:, None, None, None]
+    ring = tf.gather(tf.reshape(padded, [-1, depth]), tf.reshape(indices, [-1]))
+    return tf.reshape(ring, [batch, gh, gw, 8 * depth])
 
 
 def cell_ring(cells: tf.Tensor, border: str = "zero") -> tf.Tensor:
