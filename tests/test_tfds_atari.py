@@ -3,6 +3,7 @@
 Everything builds tiny variants (tens of frames); one Pong variant is built once per module.
 """
 
+import dataclasses
 import hashlib
 import pathlib
 import subprocess
@@ -355,6 +356,53 @@ def test_enduro_policy_mostly_accelerates():
     sampler = policies.ActionSampler(policies.policy_for_game("enduro"), names, np.random.default_rng(0))
     actions = [names[sampler.next_action()] for _ in range(5000)]
     assert np.mean(["FIRE" in a for a in actions]) > 0.7
+
+
+def _frame_objects(player_x=None, ball_x=None):
+    centers = {}
+    if player_x is not None:
+        centers["Player"] = (player_x, 190.0)
+    if ball_x is not None:
+        centers["Ball"] = (ball_x, 120.0)
+    empty = np.zeros((0, 4), np.float32)
+    return objects.FrameObjects(empty, np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool),
+                                player_center=centers.get("Player"), centers=centers)
+
+
+def test_tracking_policy_moves_the_paddle_towards_the_ball_and_serves():
+    names = ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    always = dataclasses.replace(policies.TRACK_BALL, track_probability=1.0)
+    sampler = policies.ActionSampler(always, names, np.random.default_rng(0))
+    assert names[sampler.next_action(_frame_objects(player_x=80, ball_x=30))] == "LEFT"
+    assert names[sampler.next_action(_frame_objects(player_x=80, ball_x=130))] == "RIGHT"
+    assert names[sampler.next_action(_frame_objects(player_x=80, ball_x=82))] == "NOOP"
+    assert names[sampler.next_action(_frame_objects(player_x=80))] == "FIRE"  # no ball: serve
+    half = policies.ActionSampler(policies.TRACK_BALL, names, np.random.default_rng(0))
+    actions = [names[half.next_action(_frame_objects(player_x=80, ball_x=30))] for _ in range(2000)]
+    assert 0.5 < np.mean([a == "LEFT" for a in actions]) < 0.75  # 0.5 tracked + random LEFTs
+
+
+def test_policies_without_tracking_ignore_the_objects():
+    """Games other than Breakout draw the same actions as before tracking existed."""
+    names = ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    for policy in (policies.HELD_RANDOM, policies.ACCELERATE, policies.RESTORE):
+        blind = policies.ActionSampler(policy, names, np.random.default_rng(3))
+        seeing = policies.ActionSampler(policy, names, np.random.default_rng(3))
+        plain = [blind.next_action() for _ in range(300)]
+        assert plain == [seeing.next_action(_frame_objects(80, 30)) for _ in range(300)]
+
+
+def test_breakout_collection_keeps_the_ball_in_play():
+    """Held-random play leaves Breakout's ball out of play about half the time (paddle at a wall);
+    the tracking policy keeps it in play in most frames and moves the paddle across the width."""
+    names = objects.object_class_names(get_game("breakout"))
+    records = collect.collect_chunk(collect.ChunkSpec("breakout", "train", 0, 600, 0, 2000))
+    ball = names.index("Ball")
+    assert np.mean([ball in r.objects["label"] for r in records]) > 0.8
+    paddle = names.index("Player")
+    xs = np.array([r.objects["bbox"][list(r.objects["label"]).index(paddle)][[1, 3]].mean()
+                   for r in records if paddle in r.objects["label"]])
+    assert np.mean((xs > 0.2) & (xs < 0.8)) > 0.5  # not parked at the walls
 
 
 def test_restore_policy_continues_episodes_from_saved_states(monkeypatch):

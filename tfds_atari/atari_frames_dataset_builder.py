@@ -197,16 +197,19 @@ def object_features(class_names) -> dict:
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for atari_frames."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     # Older versions already on disk stay readable (`get_builder(..., version="1.0.0")`): TFDS
     # reads their features from their own features.json. Nothing here rebuilds or removes them.
-    SUPPORTED_VERSIONS = [tfds.core.Version("1.0.0")]
+    SUPPORTED_VERSIONS = [tfds.core.Version("1.1.0"), tfds.core.Version("1.0.0")]
     RELEASE_NOTES = {
         "1.0.0": "Initial release: 84x84 RGB frames (frameskip 4, max-pooled), OCAtari RAM objects "
                  "with HUD/static flags, per-game seeded collection policies, episode-disjoint splits.",
         "1.1.0": "New feature `ram`: the 128-byte console RAM of every example, read after the same "
                  "emulator frame as the objects (for RAM-variable probes). Frames, objects, ids and "
                  "splits are the same as 1.0.0's for the same config.",
+        "1.2.0": "Breakout is collected with the held_random_track policy (half the steps move the "
+                 "paddle towards the ball, FIRE serves it), so the ball is in play in most frames "
+                 "and the paddle covers the width; every other game's data are the same as 1.1.0's.",
     }
     BUILDER_CONFIGS = [AtariFramesConfig.make(name) for name in GAMES]
     DEFAULT_BUILDER_CONFIG_NAME = "spaceinvaders"

@@ -86,8 +86,9 @@ def collect_chunk(spec: ChunkSpec) -> list[FrameRecord]:
         detector.reset()
         sampler.start_episode()
         step = 0
+        objects = None  # the objects of the frame the next action answers
         while len(records) < spec.num_frames and step < max_steps:
-            frame = emulator.step(sampler.next_action())
+            frame = emulator.step(sampler.next_action(objects))
             ram = np.array(emulator.ram(), dtype=np.uint8)  # a copy: the objects and the stored RAM agree
             objects = detector.detect(ram)
             records.append(FrameRecord(id_base + episode, step, frames.encode_png(frame),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sys
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -90,6 +90,7 @@ class FrameObjects:
       is_hud: bool [N], score / lives / other display.
       is_static: bool [N], background or level layout (STATIC_CLASSES).
       player_center: (x, y) native pixels of the first "Player" object, or None.
+      centers: class name -> (x, y) native pixels of the first object of that class on screen.
     """
 
     bbox: np.ndarray
@@ -97,6 +98,11 @@ class FrameObjects:
     is_hud: np.ndarray
     is_static: np.ndarray
     player_center: Optional[tuple[float, float]] = None
+    centers: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+
+    def center_of(self, class_name: str) -> Optional[tuple[float, float]]:
+        """(x, y) native pixels of the first object of `class_name` on screen, or None."""
+        return self.centers.get(class_name)
 
     def to_feature_dict(self) -> dict:
         return {"bbox": self.bbox, "label": self.label, "is_hud": self.is_hud,
@@ -142,7 +148,7 @@ class ObjectDetector:
         with np.errstate(over="ignore"):  # Enduro's extractor negates a uint8 on purpose
             detect_objects_ram(self._objects, ram, self.game.ocatari_name, self.hud)
         boxes, labels, huds, statics = [], [], [], []
-        player_center = None
+        centers: dict[str, tuple[float, float]] = {}
         for obj in self._objects:
             if not obj or not getattr(obj, "_visible", True):
                 continue
@@ -156,8 +162,7 @@ class ObjectDetector:
             box = normalise_box(x, y, w, h)
             if box is None:
                 continue
-            if category == "Player" and player_center is None:
-                player_center = (x + w / 2, y + h / 2)
+            centers.setdefault(category, (x + w / 2, y + h / 2))
             boxes.append(box)
             labels.append(self._label[category])
             huds.append(bool(obj.hud) or category in self._hud_classes)
@@ -167,5 +172,6 @@ class ObjectDetector:
             label=np.asarray(labels, np.int64),
             is_hud=np.asarray(huds, bool),
             is_static=np.asarray(statics, bool),
-            player_center=player_center,
+            player_center=centers.get("Player"),
+            centers=centers,
         )

@@ -11,15 +11,26 @@ draw a new one; episodes start after a random number of NOOP steps (0..noop_max)
     next episode continues, with probability `restore_probability`, from the saved state of a cell
     drawn with weight 1/sqrt(1 + visits) (rarely visited places first), else from a fresh reset.
     A restored stretch is a new episode: episodes are always contiguous play.
+  * held_random_track (Breakout): every step, with probability `track_probability`, the held
+    random action is replaced by one that moves the player towards the object of class
+    `track_class` (LEFT / RIGHT, NOOP when within `track_deadband` native pixels), or FIRE when
+    that object is not on screen (serve the ball). Held-random play keeps Breakout's paddle at a
+    wall and the ball out of play half the time; tracking half the steps keeps the ball in play
+    and spreads the paddle over the width (docs/BACKGROUND.md, "Collection policies").
+Policies without tracking draw exactly the random numbers they drew before tracking existed, so
+their data do not change.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # objects.py imports OCAtari; the policies need only the record's methods
+    from tfds_atari.objects import FrameObjects
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +44,9 @@ class CollectionPolicy:
     restore_probability: float = 0.0
     segment_steps: Optional[int] = None
     cell_size: int = 16
+    track_probability: float = 0.0
+    track_class: Optional[str] = None
+    track_deadband: float = 4.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -41,8 +55,10 @@ class CollectionPolicy:
 HELD_RANDOM = CollectionPolicy()
 ACCELERATE = CollectionPolicy(name="held_random_accelerate", fire_probability=0.8)
 RESTORE = CollectionPolicy(name="held_random_restore", restore_probability=0.8, segment_steps=250)
+TRACK_BALL = CollectionPolicy(name="held_random_track", track_probability=0.5, track_class="Ball")
 
 POLICY_BY_GAME: dict[str, CollectionPolicy] = {
+    "breakout": TRACK_BALL,
     "enduro": ACCELERATE,
     "frostbite": RESTORE,
     "mspacman": RESTORE,
@@ -60,6 +76,7 @@ class ActionSampler:
         self.policy = policy
         self._rng = rng
         self._num_actions = len(action_names)
+        self._action_names = tuple(action_names)
         if policy.fire_probability is not None:
             fire = [i for i, n in enumerate(action_names) if "FIRE" in n]
             other = [i for i, n in enumerate(action_names) if "FIRE" not in n]
@@ -77,11 +94,35 @@ class ActionSampler:
         group = self._fire if self._rng.random() < self.policy.fire_probability else self._other
         return int(group[self._rng.integers(len(group))])
 
-    def next_action(self) -> int:
-        """Index into the minimal action set."""
+    def next_action(self, objects: Optional[FrameObjects] = None) -> int:
+        """Index into the minimal action set.
+
+        objects: the objects of the frame the action answers (None before an episode's first
+          frame); only tracking policies read them.
+        """
         if self._previous is None or self._rng.random() >= self.policy.hold_probability:
             self._previous = self._draw()
+        if self.policy.track_probability > 0 and objects is not None:
+            if self._rng.random() < self.policy.track_probability:
+                return self._tracking_action(objects)
         return self._previous
+
+    def _tracking_action(self, objects: FrameObjects) -> int:
+        target = objects.center_of(self.policy.track_class)
+        if target is None:
+            return self._action_index("FIRE")
+        if objects.player_center is None:
+            return self._previous
+        offset = target[0] - objects.player_center[0]
+        if abs(offset) <= self.policy.track_deadband:
+            return self._action_index("NOOP")
+        return self._action_index("RIGHT" if offset > 0 else "LEFT")
+
+    def _action_index(self, name: str) -> int:
+        if name not in self._action_names:
+            raise ValueError(f"Policy {self.policy.name} needs the action {name}; the game has "
+                             f"{self._action_names}")
+        return self._action_names.index(name)
 
 
 class StateArchive:
