@@ -300,10 +300,11 @@ def model_diagnostics(run: Run, predictor: Predictor, frames: np.ndarray, pred: 
         result.update(diagnostics.shift_equivariance_gain(
             keypoints_of, frames, args.shift_px, keypoints=pred.keypoints_pixels))
     if pred.error_maps is not None and len(pred.error_maps) == len(frames):
-        model_config = run.config.model_config
+        from permakey_tf.permakey import pointnet_frame_losses_of_pixels
+
         result.update(diagnostics.pointnet_loss_ratio(
-            pred.keypoints_pixels, pred.error_maps, float(model_config.keypoint_sigma),
-            model_config.gaussian_combination))
+            pred.keypoints_pixels, pred.error_maps,
+            functools.partial(pointnet_frame_losses_of_pixels, config=run.config.model_config)))
     return result
 
 

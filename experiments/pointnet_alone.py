@@ -21,6 +21,7 @@ This separates "can the bottleneck read these maps?" from "does joint training g
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -176,7 +177,7 @@ def keypoint_reader(pointnet, config):
 def train_and_score(config, train_maps, test_maps, data, steps, batch_size, learning_rate, seed,
                     probe_set: "ProbeSet | None" = None):
     from permakey_tf import diagnostics, metrics
-    from permakey_tf.permakey import fit_pointnet
+    from permakey_tf.permakey import fit_pointnet, pointnet_frame_losses_of_pixels
 
     start = time.time()
     pointnet = fit_pointnet(config, train_maps, steps, batch_size, learning_rate, seed)
@@ -188,8 +189,8 @@ def train_and_score(config, train_maps, test_maps, data, steps, batch_size, lear
     own = results["model"]
     own.update(diagnostics.shift_equivariance_gain(keypoints_of, test_maps.astype(np.float32), 4,
                                                    keypoints=kps, fill=0.0))
-    own.update(diagnostics.pointnet_loss_ratio(kps, test_maps, config.keypoint_sigma,
-                                               config.gaussian_combination))
+    own.update(diagnostics.pointnet_loss_ratio(
+        kps, test_maps, functools.partial(pointnet_frame_losses_of_pixels, config=config)))
     own["fixed_layout_f1"] = results["fixed_layout"]["f1"]
     own["train_seconds"] = seconds
     if probe_set is not None:

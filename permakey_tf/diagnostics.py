@@ -6,8 +6,8 @@ objects; they ask the model itself:
 * :func:`shift_equivariance_gain`: move the frame's content by a few pixels (the uncovered strip
   filled with the frame's background colour) and measure how far the keypoints follow, as a
   fraction of the shift. 1 = they move with the content, 0 = a fixed layout.
-* :func:`pointnet_loss_ratio`: PermaKey's own objective (the summed Gaussian maps against the
-  error maps) for its keypoints, divided by the same loss for its fixed layout (each keypoint's
+* :func:`pointnet_loss_ratio`: PermaKey's own objective (the loss function the model trains,
+  passed in) for its keypoints, divided by the same loss for its fixed layout (each keypoint's
   mean position on every frame). Below 1 = the per-frame placement pays on the model's own terms.
 
 Keypoints are ``[N, K, 2]`` ``(x, y)`` continuous pixel coordinates of the ``S x S`` frame
@@ -116,46 +116,16 @@ def shift_equivariance_gain(
     return result
 
 
-def gaussian_maps(keypoints: np.ndarray, size: int, sigma: float) -> np.ndarray:
-    """``[N, K, 2]`` (x, y) pixels -> ``[N, size, size, K]``: the models' Gaussian windows
-    ``exp(-d^2 / sigma^2)`` with d and sigma in ``[-1, 1]`` units (``ops.keypoints_to_gaussian_maps``
-    in numpy)."""
-    keypoints = np.asarray(keypoints, np.float64)
-    scale = (size - 1) / 2.0
-    unit = (keypoints - 0.5) / scale - 1.0  # (x, y) in [-1, 1]
-    grid = np.linspace(-1.0, 1.0, size)
-    dx = (grid[None, None, :, None] - unit[:, None, None, :, 0]) ** 2  # [N, 1, S, K]
-    dy = (grid[None, :, None, None] - unit[:, None, None, :, 1]) ** 2  # [N, S, 1, K]
-    return np.exp(-(dx + dy) / sigma**2)
-
-
-def gaussian_map_loss(keypoints: np.ndarray, error_maps: np.ndarray, sigma: float,
-                      combination: str = "sum", chunk: int = 64) -> np.ndarray:
-    """PermaKey's PointNet loss per frame: ``mean((sum_k gaussian_k - error_map_l)^2)`` over
-    pixels and layers (``max_k`` for ``combination="max"``).
+def pointnet_loss_ratio(keypoints: np.ndarray, error_maps: np.ndarray,
+                        frame_losses: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, float]:
+    """The PointNet loss of the keypoints and of their fixed layout on the same error maps.
 
     Args:
       keypoints: ``[N, K, 2]`` (x, y) pixels.
-      error_maps: ``[N, S, S, L]`` in [0, 1].
-      sigma: the model's keypoint_sigma.
-
-    Returns:
-      ``[N]`` float64.
-    """
-    error_maps = np.asarray(error_maps)
-    size = error_maps.shape[1]
-    losses = []
-    for start in range(0, len(error_maps), chunk):
-        maps_k = gaussian_maps(keypoints[start:start + chunk], size, sigma)
-        rendered = maps_k.max(-1, keepdims=True) if combination == "max" else maps_k.sum(-1, keepdims=True)
-        maps = error_maps[start:start + chunk].astype(np.float64)
-        losses.append(np.mean((rendered - maps) ** 2, axis=(1, 2, 3)))
-    return np.concatenate(losses)
-
-
-def pointnet_loss_ratio(keypoints: np.ndarray, error_maps: np.ndarray, sigma: float,
-                        combination: str = "sum") -> dict[str, float]:
-    """The PointNet loss of the keypoints and of their fixed layout on the same error maps.
+      error_maps: ``[N, S, S, L]``.
+      frame_losses: (keypoints, error maps) -> ``[N]`` per-frame losses; the model's own
+        (``permakey.pointnet_frame_losses_of_pixels`` with its config), so the ratio is measured
+        on exactly the objective it trains.
 
     Returns:
       ``pointnet_loss``, ``fixed_layout_pointnet_loss`` (each keypoint at its mean position on
@@ -164,10 +134,41 @@ def pointnet_loss_ratio(keypoints: np.ndarray, error_maps: np.ndarray, sigma: fl
     """
     keypoints = np.asarray(keypoints, np.float64)
     fixed = np.broadcast_to(keypoints.mean(0, keepdims=True), keypoints.shape)
-    own = float(gaussian_map_loss(keypoints, error_maps, sigma, combination).mean())
-    static = float(gaussian_map_loss(fixed, error_maps, sigma, combination).mean())
+    own = float(np.mean(frame_losses(keypoints, error_maps)))
+    static = float(np.mean(frame_losses(fixed, error_maps)))
     return {
         "pointnet_loss": own,
         "fixed_layout_pointnet_loss": static,
         "pointnet_loss_ratio": own / static if static > 0 else math.nan,
     }
+
+
+def keypoint_gain_maps(error_maps: np.ndarray, sigma: float) -> np.ndarray:
+    """How much one keypoint centred on each pixel would lower the PointNet loss by itself.
+
+    The loss compares the summed Gaussian windows ``g`` with the error maps ``E``; adding a window
+    ``g_p`` at pixel p where no other window is changes the summed squared error of a layer by
+    ``<g_p, g_p> - 2 <g_p, E>``. The gain ``2 <g_p, E> - <g_p, g_p>`` (mean over layers) is
+    therefore positive exactly where a keypoint pays on the model's own terms: a blob of error
+    mass smaller than about half a window's ``<g, g>`` (``pi sigma_px^2 / 4`` for a blob at 1) is
+    never worth a keypoint, whatever the PointNet learns. The window's whole mass counts (the
+    default ``pointnet_loss_extent="padded"``); E is 0 beyond the frame.
+
+    Args:
+      error_maps: ``[N, S, S, L]``.
+      sigma: the model's keypoint_sigma (``[-1, 1]`` units).
+
+    Returns:
+      ``[N, S, S]`` float64, in summed-squared-error units of one frame's layer.
+    """
+    maps = np.asarray(error_maps, np.float64)
+    size = maps.shape[1]
+    sigma_px = sigma * (size - 1) / 2.0
+    reach = int(math.ceil(4.0 * sigma_px))
+    offsets = np.arange(-reach, reach + 1)
+    profile = np.exp(-(offsets**2) / sigma_px**2)
+    self_overlap = float(np.sum(profile**2)) ** 2  # <g, g> of the untruncated window
+    padded = np.pad(maps, ((0, 0), (reach, reach), (reach, reach), (0, 0)))
+    rows = sum(w * padded[:, reach + o:reach + o + size] for o, w in zip(offsets, profile))
+    overlap = sum(w * rows[:, :, reach + o:reach + o + size] for o, w in zip(offsets, profile))
+    return 2.0 * overlap.mean(-1) - self_overlap

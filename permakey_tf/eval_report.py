@@ -12,6 +12,7 @@ TABLE_METRICS = (
     "recall", "recall_class_macro", "recall_class/*", "precision", "precision_any", "f1",
     "hud_share", "bar_share", "border_share", "jitter_px", "tracking_error_relative", "probe_r2",
     "probe_r2/*", "shift_gain", "shift_gain_x", "shift_gain_y", "pointnet_loss_ratio",
+    "detection_precision", "detection_recall", "detection_f1", "detection_precision_cap",
 )
 COLUMNS = ("model", *metrics.BASELINE_NAMES)
 
@@ -50,7 +51,7 @@ SHORT_NAMES = {"model": "model", "fixed_layout": "fixed", "random": "random", "g
 
 
 # The model's per-frame diagnostics in the summary (name in the header, key in its results).
-SUMMARY_DIAGNOSTICS = (("recall", "recall"), ("border", "border_share"), ("HUD", "hud_share"),
+SUMMARY_DIAGNOSTICS = (("recall", "recall"), ("detection F1", "detection_f1"), ("border", "border_share"), ("HUD", "hud_share"),
                        ("shift gain", "shift_gain"), ("probe R2", "probe_r2"),
                        ("PN loss/fixed", "pointnet_loss_ratio"))
 

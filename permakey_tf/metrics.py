@@ -18,6 +18,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from permakey_tf import probe
+from permakey_tf.detection_score import detection_scores
 # Re-exported: the pieces of an evaluation, so that ``metrics.<name>`` keeps working.
 from permakey_tf.baselines import (  # noqa: F401
     BASELINE_NAMES, FrameDifferenceSettings, baseline_keypoints, fixed_layout_keypoints,
@@ -143,6 +144,7 @@ def evaluate_keypoints(
         class_recalls.append(value)
         result[f"recall_class/{_class_name(objects, label)}"] = value
     result["recall_class_macro"] = float(np.mean(class_recalls)) if class_recalls else math.nan
+    result.update(detection_scores(keypoints, objects, settings))
     if bar_masks is not None:
         result["bar_share"] = float(per_frame["bar_share"].mean()) if n else math.nan
     if episode_ids is not None and steps is not None:

@@ -118,8 +118,15 @@ def keypoint_outputs(pointnet: KeypointNet, config: PermaKeyConfig, error_maps, 
 
 
 def pointnet_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tensor:
-    """``mean((sum_k gaussian_k - error_map_l)^2)`` over pixels, layers l and batch (``max_k`` with
-    ``gaussian_combination="max"``).
+    """The PointNet's training loss: the batch mean of :func:`pointnet_frame_losses`."""
+    return tf.reduce_mean(pointnet_frame_losses(outputs, error_maps, config))
+
+
+def pointnet_frame_losses(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tensor:
+    """``mean((sum_k gaussian_k - error_map_l)^2)`` over pixels and layers l, per frame
+    (``max_k`` with ``gaussian_combination="max"``), plus ``pointnet_coarse_weight`` times the
+    blurred comparison (:func:`_coarse_loss`). The one definition of the PointNet's objective:
+    training and the diagnostics (:func:`pointnet_frame_losses_of_pixels`) both call it.
 
     With ``pointnet_loss_extent="padded"`` the sum also runs over a band of
     :func:`loss_margin` pixels around the frame where the error maps count as 0 (divided by the
@@ -129,6 +136,9 @@ def pointnet_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tenso
     Args:
       outputs: :func:`keypoint_outputs` (``gaussian_maps``, ``keypoints``).
       error_maps: ``[B, S, S, L]``.
+
+    Returns:
+      ``[B]`` float32.
     """
     loss = _fine_loss(outputs, error_maps, config)
     if config.pointnet_coarse_weight > 0:
@@ -136,19 +146,43 @@ def pointnet_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tenso
     return loss
 
 
+def pointnet_frame_losses_of_pixels(keypoints_pixels, error_maps, config: PermaKeyConfig,
+                                    chunk: int = 64):
+    """:func:`pointnet_frame_losses` for keypoints given as pixels (numpy in, numpy out), in chunks.
+
+    Args:
+      keypoints_pixels: ``[N, K, 2]`` (x, y) continuous pixel coordinates.
+      error_maps: ``[N, S, S, L]`` in [0, 1].
+
+    Returns:
+      ``[N]`` float64.
+    """
+    import numpy as np
+
+    size = config.image_size
+    losses = []
+    for start in range(0, len(error_maps), chunk):
+        keypoints = ops.pixels_to_keypoints(tf.constant(keypoints_pixels[start:start + chunk], tf.float32), size)
+        outputs = {"keypoints": keypoints,
+                   "gaussian_maps": ops.keypoints_to_gaussian_maps(keypoints, size, size, config.keypoint_sigma)}
+        maps = tf.constant(np.asarray(error_maps[start:start + chunk], np.float32))
+        losses.append(pointnet_frame_losses(outputs, maps, config).numpy())
+    return np.concatenate(losses).astype(np.float64) if losses else np.zeros(0)
+
+
 def _fine_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tensor:
     margin = loss_margin(config)
     combine = tf.reduce_sum if config.gaussian_combination == "sum" else tf.reduce_max
     if margin == 0:
         rendered = combine(outputs["gaussian_maps"], axis=-1, keepdims=True)
-        return tf.reduce_mean(tf.square(rendered - error_maps))
+        return tf.reduce_mean(tf.square(rendered - error_maps), axis=[1, 2, 3])
     size = config.image_size
     gaussians = ops.keypoints_to_gaussian_maps(outputs["keypoints"], size, size, config.keypoint_sigma,
                                                margin=margin)
     rendered = combine(gaussians, axis=-1, keepdims=True)
     padded = tf.pad(error_maps, [[0, 0], [margin, margin], [margin, margin], [0, 0]])
     squared = tf.reduce_sum(tf.square(rendered - padded), axis=[1, 2])  # [B, L]
-    return tf.reduce_mean(squared) / float(size * size)
+    return tf.reduce_mean(squared, axis=-1) / float(size * size)
 
 
 def _coarse_loss(keypoints, error_maps, config: PermaKeyConfig) -> tf.Tensor:
@@ -156,14 +190,14 @@ def _coarse_loss(keypoints, error_maps, config: PermaKeyConfig) -> tf.Tensor:
     ``pointnet_coarse_blur`` ([-1, 1] units): the summed windows blur in closed form (a window
     ``exp(-d^2 / s^2)`` has variance s^2 / 2 per axis), the error maps by convolution. A keypoint
     far from any unexplained error then still feels it (within a few blur widths instead of a
-    few sigma)."""
+    few sigma). ``[B]``."""
     size = config.image_size
     s2, b2 = config.keypoint_sigma**2, config.pointnet_coarse_blur**2
     windows = ops.keypoints_to_gaussian_maps(keypoints, size, size, math.sqrt(s2 + 2.0 * b2))
     rendered = (s2 / (s2 + 2.0 * b2)) * tf.reduce_sum(windows, axis=-1, keepdims=True)
     blurred = ops.gaussian_blur(tf.cast(error_maps, tf.float32),
                                 config.pointnet_coarse_blur * (size - 1) / 2.0)
-    return tf.reduce_mean(tf.square(rendered - blurred))
+    return tf.reduce_mean(tf.square(rendered - blurred), axis=[1, 2, 3])
 
 
 def pointnet_update(pointnet: KeypointNet, config: PermaKeyConfig, optimizer, error_maps,

@@ -16,6 +16,7 @@ See permakey_tf.metrics and permakey_tf.diagnostics for the definitions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from permakey_tf import diagnostics, metrics
+from permakey_tf.permakey import pointnet_frame_losses_of_pixels
 
 SUMMARY_KEYS = ("f1", "fixed_layout_f1", "recall", "border_share", "hud_share", "shift_gain",
                 "probe_r2", "pointnet_loss_ratio")
@@ -108,9 +110,9 @@ def measure_quality(model: keras.Model, data: QualitySet, shift_px: int = 4,
             lambda frames: model_outputs(model, frames)["keypoints_pixels"], data.frames, shift_px,
             keypoints=keypoints))
     if "error_maps" in outputs:
-        config = model.config
-        result.update(diagnostics.pointnet_loss_ratio(keypoints, outputs["error_maps"], config.keypoint_sigma,
-                                                      config.gaussian_combination))
+        result.update(diagnostics.pointnet_loss_ratio(
+            keypoints, outputs["error_maps"],
+            functools.partial(pointnet_frame_losses_of_pixels, config=model.config)))
     return result
 
 

@@ -68,26 +68,55 @@ def test_shift_gain_ignores_keypoints_near_the_edge():
     assert result["shift_gain_count"] == 4  # only the second frame's keypoint, 4 directions
 
 
-def test_gaussian_maps_match_the_models_rendering():
+def _one_gaussian_per_frame(centres, sigma):
     import tensorflow as tf
 
     from permakey_tf import ops
 
-    pixels = np.array([[[20.5, 60.5], [70.25, 10.0]]])
-    mine = diagnostics.gaussian_maps(pixels, SIZE, 0.1)
-    theirs = ops.keypoints_to_gaussian_maps(ops.pixels_to_keypoints(tf.constant(pixels)), SIZE, SIZE, 0.1)
-    np.testing.assert_allclose(mine, theirs.numpy(), atol=1e-5)
+    keypoints = ops.pixels_to_keypoints(tf.constant(centres, tf.float32))
+    return ops.keypoints_to_gaussian_maps(keypoints, SIZE, SIZE, sigma).numpy()
+
+
+@pytest.mark.parametrize("extent, coarse_weight", [("frame", 0.0), ("padded", 0.0), ("padded", 0.5)])
+def test_pointnet_loss_ratio_measures_the_loss_the_model_trains(extent, coarse_weight):
+    """The diagnostics' PointNet loss is the training loss itself, whatever its options (the
+    frame's surroundings, the coarse term), not a copy that could drift from it."""
+    import tensorflow as tf
+
+    from permakey_tf import ops
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.permakey import pointnet_frame_losses_of_pixels, pointnet_loss
+
+    config = PermaKeyConfig(num_keypoints=3, pointnet_loss_extent=extent, pointnet_coarse_weight=coarse_weight)
+    rng = np.random.default_rng(0)
+    keypoints = tf.constant(rng.uniform(-1.05, 1.05, (5, 3, 2)), tf.float32)  # some beyond the edge
+    maps = tf.constant(rng.uniform(0, 1, (5, SIZE, SIZE, 1)), tf.float32)
+    outputs = {"keypoints": keypoints,
+               "gaussian_maps": ops.keypoints_to_gaussian_maps(keypoints, SIZE, SIZE, config.keypoint_sigma)}
+    trained = float(pointnet_loss(outputs, maps, config))
+    measured = diagnostics.pointnet_loss_ratio(
+        ops.keypoints_to_pixels(keypoints).numpy(), maps.numpy(),
+        lambda kps, error_maps: pointnet_frame_losses_of_pixels(kps, error_maps, config, chunk=2))
+    assert measured["pointnet_loss"] == pytest.approx(trained, rel=1e-5)
 
 
 def test_pointnet_loss_ratio_rewards_keypoints_that_follow_the_maps():
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.permakey import pointnet_frame_losses_of_pixels
+
+    config = PermaKeyConfig(num_keypoints=1)
     rng = np.random.default_rng(1)
     centres = rng.uniform(15, 69, size=(30, 1, 2))
-    maps = diagnostics.gaussian_maps(centres, SIZE, 0.1)  # error maps = one Gaussian per frame
-    following = diagnostics.pointnet_loss_ratio(centres, maps, 0.1)
-    assert following["pointnet_loss"] == pytest.approx(0.0, abs=1e-12)
+    maps = _one_gaussian_per_frame(centres, config.keypoint_sigma)  # error maps = one Gaussian per frame
+
+    def losses(kps, error_maps):
+        return pointnet_frame_losses_of_pixels(kps, error_maps, config)
+
+    following = diagnostics.pointnet_loss_ratio(centres, maps, losses)
+    assert following["pointnet_loss"] == pytest.approx(0.0, abs=1e-9)
     assert following["pointnet_loss_ratio"] < 0.01
     fixed = np.broadcast_to(centres.mean(0, keepdims=True), centres.shape)
-    assert diagnostics.pointnet_loss_ratio(fixed, maps, 0.1)["pointnet_loss_ratio"] == pytest.approx(1.0)
+    assert diagnostics.pointnet_loss_ratio(fixed, maps, losses)["pointnet_loss_ratio"] == pytest.approx(1.0)
 
 
 def test_split_by_episode_keeps_episodes_whole_and_splits_few_long_ones_in_blocks():
@@ -180,3 +209,23 @@ def test_quality_model_outputs_equal_eager_keypoints_and_trace_once():
     np.testing.assert_allclose(first["error_maps"], eager["error_maps"].numpy(), atol=2e-3)
     np.testing.assert_array_equal(again["keypoints_pixels"], first["keypoints_pixels"])
     assert traced_predict_keypoints(model).experimental_get_tracing_count() <= 2
+
+
+def test_a_keypoint_pays_on_a_large_error_blob_and_not_on_a_small_one():
+    """The gain map says where one keypoint lowers the PointNet loss; it agrees with the loss
+    itself, and a blob much smaller than the window is not worth a keypoint."""
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.permakey import pointnet_frame_losses_of_pixels
+
+    config = PermaKeyConfig(num_keypoints=1)
+    maps = np.zeros((2, SIZE, SIZE, 1))
+    maps[0, 30:38, 40:48] = 1.0  # 64 pixels
+    maps[1, 30:32, 40:41] = 1.0  # 2 pixels, like a ball
+    gain = diagnostics.keypoint_gain_maps(maps, config.keypoint_sigma)
+    assert gain[0, 34, 44] > 0 > gain[1, 31, 40]
+    # The gain is the loss's own change (the frame loss divides by S^2).
+    keypoint = np.array([[[44.5, 34.5]]])
+    for frame in range(2):
+        with_point = pointnet_frame_losses_of_pixels(keypoint, maps[frame:frame + 1], config)[0]
+        far = pointnet_frame_losses_of_pixels(np.array([[[-200.0, -200.0]]]), maps[frame:frame + 1], config)[0]
+        assert (far - with_point) * SIZE**2 == pytest.approx(gain[frame, 34, 44], rel=0.02, abs=0.05)

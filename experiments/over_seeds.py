@@ -1,0 +1,194 @@
+"""One setting over several seeds: train, evaluate and probe each seed, then the seeds table.
+
+    python experiments/over_seeds.py --game pong                      # PermaKey, quick, seeds 0 1 2
+    python experiments/over_seeds.py --game spaceinvaders --model transporter --noise vertical
+    python experiments/over_seeds.py --game pong --tag lr3e-4 --set learning_rate=3e-4 --split validation
+
+For each seed S, in order (a finished step is not repeated, so the command can be run again after
+an interruption and continues where it stopped):
+  1. ``train.py --game G --model M --noise N --preset P --seed S [--set ...]`` into
+     ``LOGDIR/G/M/<name>_seedS`` (an interrupted run is resumed with ``--resume``);
+  2. ``evaluate.py RUN --split SPLIT --noise none[,N]`` into the report folder;
+  3. ``probe_state.py RUN --noise N`` into the same folder (the RAM-state probes, fitted on the
+     training split and scored on test; games with RAM annotations only, not with ``--split
+     validation``; ``--no-probe`` skips it);
+  4. ``protocol.json`` beside them: the code version (git commit, and whether the tree had
+     uncommitted changes), the machine (CPU model and vector instruction set), the date, the
+     commands and the wall time of each step.
+
+Report folders: ``REPORTS/<game>[-<noise>]/<model>[-<tag>]/seed<S>/`` with REPORTS defaulting to
+``docs/results/<UTC date>_<machine>`` (e.g. ``2026-12-06_amd-epyc-avx2``). The seeds table
+(``experiments/seeds_table.py``) is printed at the end for the setting's folders. Choose settings
+with ``--split validation`` and report the chosen one on ``--split test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from permakey_tf.seed_summary import format_seeds_table, load_seed_reports
+
+NOISES = ("none", "horizontal", "vertical", "both")
+
+
+def cpu_description() -> tuple[str, str]:
+    """(CPU model name, short machine label such as ``amd-epyc-avx2``) from /proc/cpuinfo."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    vendor = "amd-epyc" if "EPYC" in model else "intel-xeon" if "Xeon" in model else "cpu"
+    isa = "amx" if "amx_bf16" in flags else "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "base"
+    return model, f"{vendor}-{isa}"
+
+
+def code_version() -> dict:
+    """The git commit of this checkout and whether tracked files differ from it."""
+    def git(*args):
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "uncommitted_changes": bool(changed) if changed is not None else None}
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--game", required=True)
+    parser.add_argument("--model", default="permakey", choices=("permakey", "transporter"))
+    parser.add_argument("--noise", default="none", choices=NOISES,
+                        help="bars drawn in training; evaluation measures clean frames and these")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--preset", default="quick", choices=("paper", "quick", "smoke"))
+    parser.add_argument("--tag", default="",
+                        help="name of a variant (with --set / --train-arg): run and report folders get it")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
+                        help="passed to train.py --set (repeatable)")
+    parser.add_argument("--train-arg", dest="train_args", action="append", default=[],
+                        help="any further train.py argument, e.g. --train-arg=--epochs=12 (repeatable)")
+    parser.add_argument("--split", default="test", choices=("validation", "test"),
+                        help="split evaluated and probed: validation to choose settings, test to report")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--logdir", default=str(ROOT / "runs" / "seeds"))
+    parser.add_argument("--reports", default=None,
+                        help="root of the report folders (default docs/results/<UTC date>_<machine>)")
+    parser.add_argument("--no-probe", action="store_true", help="skip probe_state.py")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    if args.tag and not all(c.isalnum() or c in "-." for c in args.tag):
+        parser.error(f"--tag {args.tag!r}: use letters, digits, '-' and '.' only (it names folders)")
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        parser.error(f"--seeds {args.seeds}: give distinct non-negative seeds")
+    return args
+
+
+def run_name(args: argparse.Namespace, seed: int) -> str:
+    variant = f"{args.preset}-{args.tag}" if args.tag else args.preset
+    return f"{variant}_{args.noise}_seed{seed}"
+
+
+def setting_folder(reports: Path, args: argparse.Namespace) -> Path:
+    game = args.game if args.noise == "none" else f"{args.game}-{args.noise}"
+    model = f"{args.model}-{args.tag}" if args.tag else args.model
+    return reports / game / model
+
+
+def seed_commands(args: argparse.Namespace, seed: int, run_dir: Path, out: Path) -> list[tuple[str, list[str]]]:
+    """(step name, command) in order; training is left out when the run is finished."""
+    python = sys.executable
+    data = ["--data-dir", args.data_dir] if args.data_dir else []
+    steps = []
+    if not ((run_dir / "checkpoints" / "best.keras").exists() and (run_dir / "export").is_dir()):
+        if (run_dir / "config.json").exists():
+            steps.append(("train", [python, str(ROOT / "train.py"), "--resume", str(run_dir)]))
+        else:
+            steps.append(("train", [
+                python, str(ROOT / "train.py"), "--game", args.game, "--model", args.model, "--noise", args.noise,
+                "--preset", args.preset, "--seed", str(seed), "--logdir", args.logdir,
+                "--name", run_dir.name, *data, *[a for s in args.settings for a in ("--set", s)],
+                *args.train_args]))
+    noises = "none" if args.noise == "none" else f"none,{args.noise}"
+    steps.append(("evaluate", [python, str(ROOT / "evaluate.py"), str(run_dir), "--out", str(out),
+                               "--split", args.split, "--noise", noises, "--no-progress", *data]))
+    if not args.no_probe:
+        steps.append(("probe", [python, str(ROOT / "probe_state.py"), str(run_dir), "--out", str(out),
+                                "--noise", args.noise, "--no-progress", *data]))
+    return steps
+
+
+def has_ram_annotation(game: str) -> bool:
+    from permakey_tf import ram_annotations
+
+    try:
+        ram_annotations.ram_variables(game)
+        return True
+    except ram_annotations.NoRamAnnotationError:
+        return False
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if not args.no_probe and args.split != "test":
+        print("probe_state.py scores the test split: probes skipped with --split validation")
+        args.no_probe = True
+    if not args.no_probe and not has_ram_annotation(args.game):
+        print(f"{args.game} has no RAM annotation: probes skipped")
+        args.no_probe = True
+    cpu, machine = cpu_description()
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    reports = Path(args.reports) if args.reports else ROOT / "docs" / "results" / f"{today}_{machine}"
+    folder = setting_folder(reports, args)
+    for seed in args.seeds:
+        run_dir = Path(args.logdir) / args.game / args.model / run_name(args, seed)
+        out = folder / f"seed{seed}"
+        record_path = out / "protocol.json"
+        record = json.loads(record_path.read_text()) if record_path.exists() else {"steps": {}}
+        for step, command in seed_commands(args, seed, run_dir, out):
+            if step in record["steps"] and step != "train":
+                print(f"= seed {seed}: {step} already in {record_path}")
+                continue
+            print("+ " + " ".join(command), flush=True)
+            if args.dry_run:
+                continue
+            if step == "train":  # a new or resumed model: earlier evaluations are not of it
+                record["steps"] = {}
+            start = time.time()
+            result = subprocess.run(command, cwd=ROOT)
+            if result.returncode != 0:
+                print(f"over_seeds.py: error: seed {seed}: {step} failed (exit {result.returncode}); "
+                      f"fix the cause and run the same command again to continue", file=sys.stderr)
+                return result.returncode
+            out.mkdir(parents=True, exist_ok=True)
+            record["steps"][step] = {"command": command, "seconds": round(time.time() - start, 1),
+                                     "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                                         timespec="seconds")}
+            record.update(seed=seed, run_dir=str(run_dir), split=args.split, cpu=cpu, machine=machine,
+                          cpu_count=os.cpu_count(), **code_version())
+            tmp = record_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+            os.replace(tmp, record_path)
+    if not args.dry_run:
+        print(format_seeds_table(load_seed_reports([folder])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

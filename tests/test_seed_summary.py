@@ -1,0 +1,81 @@
+"""Results over seeds: permakey_tf.seed_summary and experiments/over_seeds.py end to end."""
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from permakey_tf import seed_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_summarise_gives_mean_sample_sd_and_the_worst_seed():
+    cell = seed_summary.summarise([(0, 0.5), (1, 0.2), (2, 0.8)])
+    assert cell.mean == pytest.approx(0.5)
+    assert cell.sd == pytest.approx(statistics.stdev([0.5, 0.2, 0.8]))
+    assert (cell.worst, cell.worst_seed, cell.count) == (0.2, 1, 3)
+    assert cell.format() == "0.50 ± 0.30 (worst 0.20, s1)"
+
+
+def test_summarise_leaves_out_missing_values_and_says_so():
+    cell = seed_summary.summarise([(0, None), (1, float("nan")), (2, 0.4)])
+    assert (cell.mean, cell.count, cell.worst_seed) == (0.4, 1, 2)
+    assert math.isnan(cell.sd) and cell.format() == "0.40 (worst 0.40, s2)"
+    assert seed_summary.summarise([(0, None)]).format() == "-"
+
+
+def _write_seed(folder, seed, f1, fixed_f1, player):
+    out = folder / f"seed{seed}"
+    out.mkdir(parents=True)
+    model = {"f1": f1, "recall_class/Player": player, "detection_f1": f1 / 2, "probe_r2": 0.5}
+    report = {"split": "test", "runs": [{"results": {"none": {"model": model, "fixed_layout": {"f1": fixed_f1}}}}]}
+    (out / "metrics.json").write_text(json.dumps(report))
+    (out / "protocol.json").write_text(json.dumps({"commit": "abcdef123", "machine": "amd-epyc-avx2",
+                                                   "steps": {"evaluate": {"finished": "2026-12-06T10:00"}}}))
+
+
+def test_table_cells_are_computed_from_the_seed_reports(tmp_path):
+    folder = tmp_path / "pong" / "permakey"
+    for seed, f1, fixed, player in ((0, 0.5, 0.1, 0.9), (1, 0.3, 0.1, 0.4), (2, 0.4, 0.2, 0.8)):
+        _write_seed(folder, seed, f1, fixed, player)
+    table = seed_summary.format_seeds_table(seed_summary.load_seed_reports([folder]))
+    row = table.splitlines()[2]
+    assert row.startswith("| pong/permakey | none | test | 0 1 2 | 0.40 ± 0.10 (worst 0.30, s1) |")
+    assert "| 3.33 ± 1.53 (worst 2.00, s2) |" in row  # F1 / fixed: 5, 3, 2
+    assert "Player 0.70 ± 0.26 (worst 0.40, s1)" in row
+    assert "abcdef1; amd-epyc-avx2; 2026-12-06" in row
+
+
+def test_a_folder_without_seed_reports_is_refused_with_the_command_to_make_them(tmp_path):
+    with pytest.raises(ValueError, match="over_seeds.py"):
+        seed_summary.load_seed_reports([tmp_path / "pong" / "permakey"])
+
+
+def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, str(ROOT / "experiments" / "over_seeds.py"), "--game", "pong", "--preset", "smoke",
+               "--seeds", "0", "1", "--no-probe", "--data-dir", str(tmp_path / "data"),
+               "--logdir", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports")]
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    folder = tmp_path / "reports" / "pong" / "permakey"
+    f1s = []
+    for seed in (0, 1):
+        protocol = json.loads((folder / f"seed{seed}" / "protocol.json").read_text())
+        assert protocol["seed"] == seed and set(protocol["steps"]) == {"train", "evaluate"}
+        assert len(protocol["commit"]) == 40 and protocol["machine"]
+        assert protocol["run_dir"].endswith(f"pong/permakey/smoke_none_seed{seed}")
+        (run,) = json.loads((folder / f"seed{seed}" / "metrics.json").read_text())["runs"]
+        assert run["seed"] == seed
+        f1s.append(run["results"]["none"]["model"]["f1"])
+    table_row = next(line for line in first.stdout.splitlines() if line.startswith("| pong/permakey |"))
+    assert f"{statistics.fmean(f1s):.2f} ± {statistics.stdev(f1s):.2f}" in table_row
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "train.py" not in again.stdout and again.stdout.count("already in") == 2
