@@ -1,5 +1,5 @@
 """How precisely a trained model's keypoints hold the game's state when they are read near each
-heatmap's peak instead of from the softmax over the whole map (docs/RESULTS.md, "Reading the
+heatmap's peak instead of from the softmax over the whole map (docs/notes/one-seed-results.md, "Reading the
 keypoints near the heatmap peak").
 
     python experiments/keypoint_readout_window.py RUN_DIR [--radii 1 2 3] [--mean-shift 1 2 4]

@@ -1,5 +1,5 @@
 """One markdown row per (run, eval noise) with everything that tells per-frame keypoints from a
-fixed layout, for docs/RESULTS.md.
+fixed layout, for docs/notes/one-seed-results.md.
 
     python experiments/keypoint_table.py OUT/*/metrics.json [--classes Player,Ball,Enemy]
 

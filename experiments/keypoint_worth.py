@@ -1,10 +1,10 @@
 """Which objects are worth a keypoint under PermaKey's own loss, for several keypoint sizes.
 
-    python experiments/keypoint_worth.py RUN_DIR [--sigmas 0.1 0.05] [--data-dir DIR]
+    python experiments/keypoint_worth.py RUN_DIR [--sigmas 0.1 0.05] [--split validation]
 
 A keypoint's Gaussian window lowers the PointNet loss only where the error maps hold more mass
 under it than about half the window's own (permakey_tf.diagnostics.keypoint_gain_maps). This
-script computes the run's error maps of the test frames (cached like experiments/pointnet_alone.py)
+script computes the run's error maps of the test (or validation) frames (cached like experiments/pointnet_alone.py)
 and, per object class (targets and HUD), prints the share of objects whose box (grown by one
 pixel) holds a pixel of positive gain for each sigma: an object below that share cannot be found
 by a PointNet trained on these maps, however long it trains.
@@ -52,14 +52,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.1, 0.05])
     parser.add_argument("--train-frames", type=int, default=3008, help="as pointnet_alone.py's cache")
     parser.add_argument("--out", default=None, help="JSON results (default RUN_DIR/keypoint_worth.json)")
+    parser.add_argument("--split", default="test", choices=("validation", "test"))
     args = parser.parse_args(argv)
     import evaluate
 
     run_dir = Path(args.run_dir)
     config = runs.load_config(run_dir)
     data = evaluate.load_eval_set(config.game, "none", evaluate.dataset_kwargs_for(
-        evaluate.inspect_run(run_dir), None), progress=False)
-    _, test_maps = cached_maps(run_dir, config, args.train_frames, data)
+        evaluate.inspect_run(run_dir), None), split=args.split, progress=False)
+    _, test_maps = cached_maps(run_dir, config, args.train_frames, data, args.split)
     results = {}
     for sigma in args.sigmas:
         gain = diagnostics.keypoint_gain_maps(test_maps, sigma)
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
         shares = ", ".join(f"{name} {share:.2f}" for name, share in results[str(sigma)].items())
         print(f"sigma {sigma}: objects worth a keypoint: {shares}")
     out = Path(args.out) if args.out else run_dir / "keypoint_worth.json"
-    out.write_text(json.dumps({"run": str(run_dir), "frames": len(test_maps), "by_sigma": results}, indent=1))
+    out.write_text(json.dumps({"run": str(run_dir), "split": args.split, "frames": len(test_maps),
+                               "by_sigma": results}, indent=1))
     print(f"wrote {out}")
     return 0
 

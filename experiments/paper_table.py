@@ -1,5 +1,5 @@
 """The paper's comparison as one table: keypoints against objects and RAM-state probes, one row
-per (game, training noise, model, run, evaluation noise), for docs/RESULTS.md.
+per (game, training noise, model, run, evaluation noise), for docs/notes/one-seed-results.md.
 
     python experiments/paper_table.py --metrics EVAL/*/metrics.json --probes PROBE/*/probe.json
 

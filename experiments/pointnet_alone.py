@@ -1,7 +1,7 @@
 """Fresh PointNets trained on a trained PermaKey run's error maps: the keypoint bottleneck alone.
 
     python experiments/pointnet_alone.py RUN_DIR [--steps 300] [--variants NAME,NAME] [--seeds 0]
-        [--probe] [--data-dir DIR]
+        [--probe] [--data-dir DIR] [--split validation]
 
 The run's encoder and LSPNs compute error maps for the first ``--train-frames`` training frames
 and for the test split once (cached in RUN_DIR/pointnet_alone_cache.npz); then for every variant
@@ -75,7 +75,13 @@ def parse_args(argv=None):
                         help="also probe each variant's keypoints for the RAM state (probe_state.py)")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
     parser.add_argument("--out", default=None, help="JSON results (default RUN_DIR/pointnet_alone.json)")
-    return parser.parse_args(argv)
+    parser.add_argument("--split", default="test", choices=("validation", "test"),
+                        help="split the PointNets are scored on (validation to choose a setting)")
+    args = parser.parse_args(argv)
+    if args.probe and args.split != "test":
+        raise SystemExit("pointnet_alone.py: error: --probe scores the test split; leave out --probe "
+                         "with --split validation")
+    return args
 
 
 def error_maps_of(model, frames, batch_size=64):
@@ -84,9 +90,10 @@ def error_maps_of(model, frames, batch_size=64):
     return np.concatenate(maps)
 
 
-def cached_maps(run_dir: Path, config, train_frames: int, data):
-    """(train maps, test maps) from the run's model, cached beside it."""
-    cache = run_dir / "pointnet_alone_cache.npz"
+def cached_maps(run_dir: Path, config, train_frames: int, data, split: str = "test"):
+    """(train maps, maps of `data`, the evaluation split's frames) from the run's model, cached
+    beside it (one cache per evaluation split)."""
+    cache = run_dir / ("pointnet_alone_cache.npz" if split == "test" else f"pointnet_alone_cache_{split}.npz")
     if cache.exists():
         stored = np.load(cache)
         if len(stored["train"]) == train_frames and len(stored["test"]) == len(data.frames):
@@ -218,8 +225,8 @@ def main(argv=None) -> int:
     run_dir = Path(args.run_dir)
     config = runs.load_config(run_dir)
     data = evaluate.load_eval_set(config.game, "none", evaluate.dataset_kwargs_for(
-        evaluate.inspect_run(run_dir), None), progress=False)
-    train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data)
+        evaluate.inspect_run(run_dir), args.data_dir), split=args.split, progress=False)
+    train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data, args.split)
     print(f"{config.game}: error maps {train_maps.shape} train, {test_maps.shape} test")
     rows, classes = [], None
     columns = COLUMNS + (PROBE_COLUMNS if args.probe else ())
@@ -248,7 +255,8 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else run_dir / "pointnet_alone.json"
     from permakey_tf.metrics import json_ready
 
-    out.write_text(json.dumps(json_ready({"run": str(run_dir), "steps": args.steps, "rows": rows}), indent=1))
+    out.write_text(json.dumps(json_ready({"run": str(run_dir), "split": args.split, "steps": args.steps,
+                                          "rows": rows}), indent=1))
     print(f"wrote {out}")
     return 0
 

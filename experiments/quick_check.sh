@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU-sized check behind docs/RESULTS.md: quick-preset PermaKey and Transporter on Space
+# The CPU-sized check behind docs/notes/one-seed-results.md: quick-preset PermaKey and Transporter on Space
 # Invaders, trained clean and with vertical bars, each evaluated clean and under every noise type.
 #
 # Compute: each quick run is ~13 minutes on an idle 2-core CPU (6,000 frames x 6 epochs,

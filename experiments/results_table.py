@@ -1,4 +1,4 @@
-"""Markdown tables from evaluate.py's metrics.json, for docs/RESULTS.md.
+"""Markdown tables from evaluate.py's metrics.json, for docs/notes/one-seed-results.md.
 
     python experiments/results_table.py runs/eval/quick_check/metrics.json [--metrics f1,recall,...]
 

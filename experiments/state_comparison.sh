@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Keypoints as a state representation (docs/RESULTS.md, "Keypoints as a state representation"):
+# Keypoints as a state representation (docs/notes/one-seed-results.md, "Keypoints as a state representation"):
 # PermaKey and Transporter on the paper's games, clean, then evaluate.py (keypoints vs objects)
 # and probe_state.py (AtariARI-style RAM probes) per game, then the tables (the last one,
 # experiments/paper_table.py, joins both per run and evaluation noise).
 #
 # Compute: the quick preset (PRESET=quick SEEDS=0, the default here) takes 8-16 min per run on a
-# 2-core CPU (docs/RESULTS.md lists each), evaluation ~1-2 min and the probes ~2-5 min per game:
+# 2-core CPU (docs/notes/one-seed-results.md lists each), evaluation ~1-2 min and the probes ~2-5 min per game:
 # about 3.5 hours for the 12 clean runs. Enduro has no RAM annotation in the benchmark, so it is
 # evaluated but not probed. NOISES="vertical both" NOISY_GAMES="..." adds noisy runs (trained and
 # evaluated with the bars; probes read the noisy frames).

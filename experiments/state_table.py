@@ -1,4 +1,4 @@
-"""The state-probe table for docs/RESULTS.md: one row per game and representation.
+"""The state-probe table for docs/notes/one-seed-results.md: one row per game and representation.
 
     python experiments/state_table.py PROBE_DIR/*/probe.json [--per-run]
 
@@ -8,7 +8,7 @@ the game's baselines (majority, random_cnn, pixels) come first. Keypoint metrics
 recall, HUD / bar shares, shift gain) come from experiments/keypoint_table.py.
 
 --per-run: one row per (game, run) instead, each cell agent-localisation F1 / mean over categories
-of one representation or baseline (docs/RESULTS.md's probe tables).
+of one representation or baseline (docs/notes/one-seed-results.md's probe tables).
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class KeypointHeadConfig:
     """The keypoint bottleneck, the same fields (and code) for PermaKey and Transporter.
 
     The papers are silent on the fields after keypoint_sigma; their defaults are what measured
-    best (docs/RESULTS.md, "The keypoint bottleneck"), the authors' behaviour is one switch away.
+    best in single-seed runs (docs/notes/one-seed-results.md, "The keypoint bottleneck"), the
+    authors' behaviour is one switch away.
 
     Attributes:
       num_keypoints: K.
@@ -147,7 +148,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
       keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
         keypoints in the model's outputs (``ops.mean_shift_keypoints``: each keypoint moves to
         the centre of error mass under its own Gaussian window). Default 2, what measured best
-        (docs/RESULTS.md, "Refining the keypoints on the error maps"); 0 = the PointNet's
+        (docs/notes/one-seed-results.md, "Refining the keypoints on the error maps"); 0 = the PointNet's
         soft-argmax keypoints as they are (the paper, which has no refinement). The PointNet's
         loss and training always use its own keypoints; refinement only changes what the model
         outputs (call, SavedModel, evaluation, probes).

@@ -9,7 +9,7 @@ The protocol of the AtariARI benchmark (Anand et al. 2019), as far as it applies
   * test frames whose image also occurs among the training or validation frames are dropped;
   * the score of a variable is its test F1, averaged over byte values weighted by their count
     ("weighted" F1); variables are averaged per category, and the categories are averaged.
-Differences from the benchmark (written down in docs/RESULTS.md): the frames come from our
+Differences from the benchmark (written down in docs/notes/one-seed-results.md): the frames come from our
 dataset splits (train / validation / test are episode-disjoint), not from a fresh 70/10/20 split
 of probe episodes; every epoch visits every training frame once, shuffled; features are
 standardised with the training frames' mean and standard deviation (so keypoints in pixels and

@@ -203,7 +203,7 @@ PRESET_TABLE: dict[str, Preset] = {
                 "lsp_hidden_widths": (64, 32, 32),
                 "learning_rate": 1e-3,
                 # Half-way (6 epochs x 375 steps), a fresh PointNet on the trained error maps:
-                # Pong F1 0.20 -> 0.43 (docs/RESULTS.md, "The keypoint bottleneck").
+                # Pong F1 0.20 -> 0.43 (docs/notes/one-seed-results.md, "The keypoint bottleneck").
                 "pointnet_restart_step": 1125,
             },
             "transporter": {"learning_rate": 1e-3},

@@ -86,14 +86,14 @@ def test_paper_table_joins_each_evaluation_with_the_probe_on_its_own_frames():
 
 
 def test_results_doc_holds_the_table_that_the_committed_reports_give():
-    """docs/RESULTS.md holds, for each report folder under docs/results/ (one machine and code
+    """docs/notes/one-seed-results.md holds, for each report folder under docs/results/ (one machine and code
     version each), paper_table.py's output over that folder's reports: a report or a table edited
     by hand without the other fails here."""
     import json
 
     folders = sorted({p.parent.parent for p in (ROOT / "docs" / "results").glob("*/*/metrics.json")})
     assert folders, "docs/results/ holds no evaluate.py reports"
-    document = (ROOT / "docs" / "RESULTS.md").read_text()
+    document = (ROOT / "docs" / "notes" / "one-seed-results.md").read_text()
     for folder in folders:
         reports = sorted(folder.glob("*/metrics.json"))
         probes = sorted(folder.glob("*/probe.json"))
@@ -101,4 +101,4 @@ def test_results_doc_holds_the_table_that_the_committed_reports_give():
                                              [json.loads(p.read_text()) for p in probes])
         runs = sum(len(json.loads(p.read_text())["runs"]) for p in reports)
         assert len(table.splitlines()) >= 2 + runs
-        assert table in document, f"the table of {folder.name} is not in docs/RESULTS.md"
+        assert table in document, f"the table of {folder.name} is not in docs/notes/one-seed-results.md"

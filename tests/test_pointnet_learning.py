@@ -21,7 +21,7 @@ Earlier machines at 800 steps: 2-core Intel Xeon (2026-12-01, sigma 0.1) 0.94 / 
 reference 0.08 / 0.05 / 0.16; Xeon with AMX (2026-12-02) 0.81 / 0.63 / 0.83 / 0.67, mean 0.74.
 Which frames a given seed gets right depends on float rounding (machine, kernel), so the test
 averages four seeds, at sigma 0.05 (the steadier setting here, and the best PointNet-alone
-variant on a trained Pong model's maps, docs/RESULTS.md). It trains 200 steps (800 before
+variant on a trained Pong model's maps, docs/notes/one-seed-results.md). It trains 200 steps (800 before
 2026-12-03: the same means at a quarter of the time) and asserts a mean >= 0.65 and above the
 same networks untrained; the reference bottleneck, same budget, stays below 0.4. A target of 0.9 in every run is not met reliably.
 """
