@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -167,12 +168,22 @@ def read_latest(backup_dir, missing_ok: bool = False) -> Optional[Path]:
             return None
         raise CorruptBackupError(f"No resume state in {backup_dir} (latest.json is missing).")
     try:
-        folder = backup_dir / json.loads(pointer.read_text())["folder"]
+        name = json.loads(pointer.read_text())["folder"]
+        folder = backup_dir / name
     except (ValueError, KeyError, TypeError) as error:
         raise CorruptBackupError(
             f"The resume pointer {pointer} is corrupt ({error!r}). Delete {backup_dir} to restart "
             "the run from scratch, or start a new run."
         ) from None
+    # The pointer names an epoch folder inside backup_dir, never anything else: a resume
+    # replaces (deletes) the folder it restored from, so a pointer that leads elsewhere (edited,
+    # or through a link) must not be followed.
+    if (not isinstance(name, str) or not re.fullmatch(r"epoch-\d{4,}", name)
+            or folder.resolve().parent != backup_dir.resolve()):
+        raise CorruptBackupError(
+            f"The resume pointer {pointer} names {name!r}, which is not an epoch-<n> folder inside "
+            f"{backup_dir}; nothing was read or deleted. Delete {backup_dir} to restart the run from "
+            "scratch, or start a new run.")
     return folder
 
 

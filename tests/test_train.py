@@ -429,3 +429,24 @@ def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--export-only", str(tmp_path / "nowhere")])
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_a_resume_pointer_that_leads_outside_the_backup_is_refused_and_nothing_is_deleted(tmp_path):
+    """latest.json naming a folder outside backup/ (an absolute path, '..', or a link out) is
+    refused before anything is read; the outside folder and its files stay."""
+    from permakey_tf import callbacks as cb
+
+    backup = tmp_path / "run" / "backup"
+    model = _tiny_model()
+    model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[cb.ResumeBackup(backup)])
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "unrelated.txt").write_text("keep me")
+    (backup / "epoch-9999").symlink_to(outside, target_is_directory=True)
+    for name in (str(outside), "../../elsewhere", "epoch-9999"):
+        (backup / "latest.json").write_text(json.dumps({"folder": name}))
+        with pytest.raises(cb.CorruptBackupError, match="not an epoch-<n> folder inside"):
+            cb.restore_backup(_tiny_model(), backup)
+        with pytest.raises(cb.CorruptBackupError):  # the next epoch's backup would replace it
+            model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[cb.ResumeBackup(backup)])
+    assert (outside / "unrelated.txt").read_text() == "keep me"
