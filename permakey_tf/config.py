@@ -38,6 +38,25 @@ class ConfigMixin:
 
 
 NORMS = ("batch", "layer", "instance")
+
+
+def check_positive_sizes_and_rates(config) -> None:
+    """Refuses settings that cannot train: a non-positive learning rate or decay period, a decay
+    rate outside (0, 1], and any layer width, latent size or kernel below 1 (ValueError naming
+    the field and what it must be)."""
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0 (the paper's is 2e-4), got {config.learning_rate}")
+    if config.lr_decay_steps < 1:
+        raise ValueError(f"lr_decay_steps must be >= 1 (steps between decays), got {config.lr_decay_steps}")
+    if not 0 < config.lr_decay_rate <= 1:
+        raise ValueError(f"lr_decay_rate must be in (0, 1] (1 = no decay), got {config.lr_decay_rate}")
+    for name in ("latent_dim",):
+        if hasattr(config, name) and getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    for name in ("encoder_filters", "encoder_kernels", "encoder_strides", "decoder_filters", "lsp_hidden_widths"):
+        values = getattr(config, name, None) or ()
+        if any(v < 1 for v in values):
+            raise ValueError(f"every entry of {name} must be >= 1, got {tuple(values)}")
 NOISE_MODES = ("none", "horizontal", "vertical", "both")  # Noisy-Atari bars (permakey_tf.noise)
 KEYPOINT_REDUCTIONS = ("spatial", "marginal")
 PADDING_MODES = ("zero", "reflect", "symmetric")
@@ -257,6 +276,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
                 )
         if self.image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        check_positive_sizes_and_rates(self)
 
     @property
     def feature_sizes(self) -> tuple[int, ...]:
@@ -333,6 +353,7 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
                 "encoder_kernels, encoder_filters and encoder_strides need equal, non-zero lengths"
             )
         super().__post_init__()
+        check_positive_sizes_and_rates(self)
         if self.l2_weight < 0:
             raise ValueError(f"l2_weight must be >= 0, got {self.l2_weight}")
         for name, value, valid in (

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 
 from permakey_tf.config import NOISE_MODES
 from permakey_tf.registry import MODELS, UnknownModelError, get_model_spec
+from tfds_atari.frames import FRAME_SIZE
 from tfds_atari.games import GAMES, UnknownGameError, get_game
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
@@ -395,6 +396,9 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
         model_config = model_cls.for_game(game, **model_changes)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"Invalid {model} configuration: {error}") from None
+    if model_config.image_size != FRAME_SIZE:
+        raise ConfigError(f"image_size {model_config.image_size} does not fit the data: atari_frames "
+                          f"holds {FRAME_SIZE}x{FRAME_SIZE} frames; leave image_size at {FRAME_SIZE}")
 
     seed = int(flags.get("seed", 0))
     return RunConfig(

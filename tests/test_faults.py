@@ -232,10 +232,18 @@ def test_train_refuses_a_file_where_a_folder_is_needed(flag, tmp_path, capsys):
     (["--layers", "0,0"], "names a layer twice"),
     (["--set", "keypoint_reduction=mean"], "keypoint_reduction must be one of"),
     (["--set", "no_such_field=1"], "expected FIELD=VALUE"),
+    (["--set", "learning_rate=-0.001"], "learning_rate must be > 0"),
+    (["--set", "learning_rate=0"], "learning_rate must be > 0"),
+    (["--set", "lr_decay_steps=0"], "lr_decay_steps must be >= 1"),
+    (["--set", "latent_dim=0"], "latent_dim must be >= 1"),
+    (["--set", "image_size=64"], "leave image_size at 84"),
+    (["--model", "transporter", "--set", "learning_rate=0"], "learning_rate must be > 0"),
 ])
 def test_model_configurations_that_cannot_work_are_refused(flags, message, tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        train.main([*flags, "--logdir", str(tmp_path)])
+    """Refused before anything is written (issue 34: these used to train, abort or leave a folder)."""
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*flags, "--preset", "smoke", "--logdir", str(tmp_path)])
+    assert exit_info.value.code == train.EXIT_BAD_FLAGS
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
