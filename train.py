@@ -389,6 +389,11 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.export_only is not None:
+        extra = [f"--{dest.replace('_', '-')}" for dest, value in vars(args).items()
+                 if dest != "export_only" and value != parser.get_default(dest)]
+        if extra:
+            parser.error(f"--export-only RUN_DIR exports the run's best checkpoint with the run's own "
+                         f"config and takes no other flag; drop {', '.join(extra)}")
         try:
             config = runs.load_config(args.export_only)
         except ConfigError as error:

@@ -431,9 +431,13 @@ def resume_config(run_dir: Path, flags: Mapping[str, Any]) -> RunConfig:
     saved_flat = _flat_flags(saved)
     conflicts = []
     for key, value in flags.items():
-        if key in ("epochs", "jit", "distribute", "resume", "export_only", "logdir", "name", "game",
-                   "model", "preset"):
+        if key in ("epochs", "jit", "distribute", "resume", "export_only", "logdir", "name"):
             continue
+        if key == "game":
+            try:
+                value = get_game(value).name
+            except UnknownGameError as error:
+                raise ConfigError(str(error)) from None
         if key == "model_options":
             changes = parse_model_options(type(saved.model_config), value)
             conflicts += [f"--set {field}={v!r} (the run has {getattr(saved.model_config, field)!r})"
@@ -461,6 +465,9 @@ def resume_config(run_dir: Path, flags: Mapping[str, Any]) -> RunConfig:
 
 def _flat_flags(config: RunConfig) -> dict:
     flat = {
+        "game": config.game,
+        "model": config.model,
+        "preset": config.preset,
         "noise": config.data.noise,
         "train_frames": config.data.train_frames,
         "data_dir": config.data.data_dir,

@@ -340,3 +340,35 @@ def test_a_finished_checkpoint_is_exported_once_by_training_and_again_only_on_re
     assert sorted(p.name for p in (saved_run / "export").iterdir() if p.is_dir()) == ["1", "2", "3"]
     record = json.loads((saved_run / "export" / "exported.json").read_text())
     assert set(record) == {"2", "3"} and len(set(record.values())) == 1
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "transporter"], "--model 'transporter' (the run has 'permakey')"),
+    (["--game", "mspacman"], "--game 'mspacman' (the run has 'pong')"),
+    (["--preset", "quick"], "--preset 'quick' (the run has 'smoke')"),
+])
+def test_resume_refuses_flags_that_contradict_the_run(flags, message, tmp_path, capsys):
+    """--resume RUN continues RUN's saved config: a different model, game or preset is a
+    conflict, not silently ignored (issue 34, items 7-9)."""
+    config = training.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path), "name": "r"})
+    run_dir = runs.create_run_dir(config)
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--resume", str(run_dir), *flags])
+    assert exit_info.value.code == train.EXIT_BAD_FLAGS
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    # The same values as the run's are no conflict (a game written another way included).
+    assert training.resume_config(run_dir, {"game": "Pong", "model": "permakey", "preset": "smoke"}).game == "pong"
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "5", "--batch-size", "4"], ["--resume", "RUN"]])
+def test_export_only_takes_no_other_flag(flags, saved_run, capsys):
+    """--export-only RUN exports with the run's own config; other flags were silently ignored
+    (issue 34, items 10-11)."""
+    flags = [str(saved_run) if f == "RUN" else f for f in flags]
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--export-only", str(saved_run), *flags])
+    assert exit_info.value.code == train.EXIT_BAD_FLAGS
+    err = capsys.readouterr().err
+    assert "takes no other flag" in err and flags[0] in err
