@@ -481,6 +481,9 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    from permakey_tf import console
+
+    console.quiet_tensorflow()
     import tfds_atari
 
     try:

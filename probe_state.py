@@ -296,6 +296,9 @@ def probe_runs(args: argparse.Namespace) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    from permakey_tf import console
+
+    console.quiet_tensorflow()
     import evaluate
     import tfds_atari
 

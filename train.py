@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from permakey_tf import distribute, runs, training
+from permakey_tf import console, distribute, runs, training
 from permakey_tf.registry import get_model_spec
 from permakey_tf.run_data import RunData
 from permakey_tf.training import ConfigError, RunConfig
@@ -394,6 +394,7 @@ def main(argv=None) -> int:
         if extra:
             parser.error(f"--export-only RUN_DIR exports the run's best checkpoint with the run's own "
                          f"config and takes no other flag; drop {', '.join(extra)}")
+        console.quiet_tensorflow()
         try:
             config = runs.load_config(args.export_only)
         except ConfigError as error:
@@ -405,6 +406,7 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_BUSY
     config, run_dir, resuming = _resolve(args, parser)
+    console.quiet_tensorflow()
     try:
         return train(config, run_dir, resuming, args.time_limit)
     except ConfigError as error:
