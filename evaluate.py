@@ -392,19 +392,38 @@ def output_folder(out: Optional[str], runs: Sequence[Run], kind: str) -> Path:
     return Path("runs") / kind / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
+class UnknownClassesError(ValueError):
+    """--include-classes names a class that a run's game does not have."""
+
+
+def refuse_unknown_classes(include_classes: Sequence[str], runs: Sequence) -> None:
+    """UnknownClassesError naming the classes each run's game does have, before anything loads."""
+    from tfds_atari.games import get_game
+    from tfds_atari.objects import object_class_names
+
+    for run in runs:
+        names = object_class_names(get_game(run.game))
+        unknown = sorted({c.lower() for c in include_classes} - {n.lower() for n in names})
+        if unknown:
+            raise UnknownClassesError(f"--include-classes {','.join(unknown)}: not a class of {run.game}; "
+                                      f"its classes are {', '.join(names)}")
+
+
 def evaluate_runs(args: argparse.Namespace) -> dict:
     """Everything evaluate.py does after parsing flags; returns the metrics.json content."""
     runs = [inspect_run(path) for path in args.run_dirs]  # fail fast, before loading anything
     refinement = getattr(args, "refinement_steps", None)
     if refinement is not None:
         refuse_refinement_without_error_maps(runs)
-    out = output_folder(args.out, runs, "eval")
-    out.mkdir(parents=True, exist_ok=True)
     settings = metrics.MetricSettings(
         hit_radius=args.hit_radius, box_dilation=args.box_dilation,
         include_classes=tuple(c.strip() for c in args.include_classes.split(","))
         if args.include_classes else None,
     )
+    if settings.include_classes:
+        refuse_unknown_classes(settings.include_classes, runs)
+    out = output_folder(args.out, runs, "eval")
+    out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
     eval_sets: dict[tuple, EvalSet] = {}
     entries = []
@@ -488,7 +507,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         evaluate_runs(args)
-    except (NotARunError, tfds_atari.DatasetDamagedError, tfds_atari.DatasetNotPreparedError) as error:
+    except (NotARunError, UnknownClassesError, tfds_atari.DatasetDamagedError,
+            tfds_atari.DatasetNotPreparedError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -372,3 +372,14 @@ def test_export_only_takes_no_other_flag(flags, saved_run, capsys):
     assert exit_info.value.code == train.EXIT_BAD_FLAGS
     err = capsys.readouterr().err
     assert "takes no other flag" in err and flags[0] in err
+
+
+def test_evaluate_refuses_unknown_include_classes_in_one_line(saved_run, tmp_path, capsys):
+    """A class the game does not have is named with the game's classes, before a model or the
+    data are loaded and before an output folder is made (issue 34, item 20)."""
+    out = tmp_path / "eval_out"
+    assert evaluate.main([str(saved_run), "--include-classes", "NoSuchThing", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("evaluate.py: error: --include-classes nosuchthing: not a class of spaceinvaders")
+    assert "Player" in err and "Alien" in err and len(err.splitlines()) == 1
+    assert not out.exists()
