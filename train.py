@@ -401,6 +401,7 @@ def main(argv=None) -> int:
             parser.error(str(error))
         try:
             with runs.RunLock(args.export_only):
+                runs.remove_stale_temporaries(args.export_only)  # a killed export's leftovers
                 return export_run(Path(args.export_only), config)
         except runs.RunFolderBusyError as error:
             print(f"error: {error}", file=sys.stderr)

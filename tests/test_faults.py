@@ -342,6 +342,17 @@ def test_a_finished_checkpoint_is_exported_once_by_training_and_again_only_on_re
     assert set(record) == {"2", "3"} and len(set(record.values())) == 1
 
 
+def test_export_only_removes_what_a_killed_export_left(saved_run):
+    """kill -9 during --export-only leaves export/.tmp-<version>-<pid>; the next --export-only
+    removes it (issue 34, item 19) and writes a complete version."""
+    stale = saved_run / "export" / ".tmp-2-99999"
+    (stale / "variables").mkdir(parents=True)
+    (stale / "saved_model.pb").write_bytes(b"half written")
+    assert train.main(["--export-only", str(saved_run)]) == 0
+    assert not stale.exists()
+    assert (saved_run / "export" / "2" / "saved_model.pb").exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--model", "transporter"], "--model 'transporter' (the run has 'permakey')"),
     (["--game", "mspacman"], "--game 'mspacman' (the run has 'pong')"),
