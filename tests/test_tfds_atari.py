@@ -486,5 +486,6 @@ def test_cli_builds_and_reports_frames_per_second(tmp_path, capsys):
     assert build.main(argv) == 0
     out = capsys.readouterr().out
     assert "built atari_frames/breakout_tr30_va10_te10: 50 frames in" in out and "frames/s" in out
-    assert "'frames': 30" in out
+    assert "'frames': 30" in out and "test split:" in out
+    assert "'class_presence': {" in out and "'Player': 1.0" in out and "player_x_middle_share" in out
     assert build.main(["--game", "pacman"]) == 2

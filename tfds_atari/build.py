@@ -31,27 +31,44 @@ def _parse(argv):
     parser.add_argument("--max-episode-steps", type=int, default=DEFAULT_MAX_EPISODE_STEPS)
     parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS's)")
     parser.add_argument("--workers", type=int, default=None, help="emulator processes (default: CPU count)")
-    parser.add_argument("--stats", action="store_true", help="print objects per frame and HUD share")
+    parser.add_argument("--stats", action="store_true", help="print, per split, objects per frame, HUD share, each class's presence and how often the player is away from the walls")
     parser.add_argument("--rebuild", action="store_true",
                         help="move an existing (e.g. damaged) copy of the variant aside and build it again")
     return parser.parse_args(argv)
 
 
 def object_stats(builder, split: str = "train") -> dict:
-    """Mean objects per frame, share of HUD and static objects, episodes, over one split."""
+    """Over one split: frames, episodes, mean objects per frame, share of HUD and static objects,
+    ``class_presence`` (per class, the share of frames showing at least one) and
+    ``player_x_middle_share`` (share of frames whose first Player's centre lies in the middle 60%
+    of the width: a policy that parks the player at a wall scores low)."""
     import numpy as np
     import tensorflow_datasets as tfds
 
+    names = builder.info.features["objects"]["label"].names
     counts, hud, static, episodes = [], 0, 0, set()
+    present = {name: 0 for name in names}
+    player_x = []
     for example in tfds.as_numpy(builder.as_dataset(split=split)):
-        counts.append(len(example["objects"]["label"]))
-        hud += int(example["objects"]["is_hud"].sum())
-        static += int(example["objects"]["is_static"].sum())
+        objects = example["objects"]
+        counts.append(len(objects["label"]))
+        hud += int(objects["is_hud"].sum())
+        static += int(objects["is_static"].sum())
         episodes.add(int(example["episode_id"]))
+        for label in set(objects["label"].tolist()):
+            present[names[label]] += 1
+        players = np.flatnonzero(objects["label"] == names.index("Player")) if "Player" in names else []
+        if len(players):
+            box = objects["bbox"][players[0]]
+            player_x.append((box[1] + box[3]) / 2)
     total = max(1, sum(counts))
+    frames = max(1, len(counts))
+    player_x = np.asarray(player_x)
     return {"frames": len(counts), "episodes": len(episodes),
             "objects_per_frame": float(np.mean(counts)) if counts else 0.0,
-            "hud_share": hud / total, "static_share": static / total}
+            "hud_share": hud / total, "static_share": static / total,
+            "class_presence": {name: round(n / frames, 3) for name, n in present.items() if n},
+            "player_x_middle_share": float(np.mean((player_x > 0.2) & (player_x < 0.8))) if len(player_x) else None}
 
 
 def _cpu_seconds() -> float:
@@ -101,7 +118,8 @@ def main(argv=None) -> int:
               f"= {total / seconds:.0f} frames/s -> {builder.data_dir}")
         print(f"CPU time (this process and its workers): {cpu:.1f} s = {total / cpu:.0f} frames per CPU-second")
     if args.stats:
-        print("train split:", object_stats(builder))
+        for split in ("train", "validation", "test"):
+            print(f"{split} split:", object_stats(builder, split))
     return 0
 
 
