@@ -45,7 +45,7 @@ def check_positive_sizes_and_rates(config) -> None:
     rate outside (0, 1], and any layer width, latent size or kernel below 1 (ValueError naming
     the field and what it must be)."""
     if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0 (the paper's is 2e-4), got {config.learning_rate}")
+        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate}")
     if config.lr_decay_steps < 1:
         raise ValueError(f"lr_decay_steps must be >= 1 (steps between decays), got {config.lr_decay_steps}")
     if not 0 < config.lr_decay_rate <= 1:
@@ -321,8 +321,8 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
       l2_weight: weight of sum(kernel^2) over all conv kernels added to the loss. The
         re-implementation declares l2(0.1) on every kernel but its custom loop never adds it, so
         its effective value is 0 (the default); DeepMind's code declares l2(1.0).
-      learning_rate: Adam's initial learning rate (2e-4 as the re-implementation; docs/BACKGROUND.md
-        gives 5e-4 for the Transporter paper).
+      learning_rate: Adam's initial learning rate: 5e-4, as the PermaKey paper's appendix A.2.2
+        states for its Transporter; the authors' code ran 2e-4 (``--set learning_rate=2e-4``).
       lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
         (InverseTimeDecay(lr, lr_decay_steps, lr_decay_rate, staircase) as the authors' code).
       lr_decay_rate / lr_decay_steps: 0.9 every 30,000 steps.
@@ -337,7 +337,7 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
     decoder_output: str = "bn_sigmoid"
     norm: str = "batch"
     l2_weight: float = 0.0
-    learning_rate: float = 2e-4
+    learning_rate: float = 5e-4
     lr_schedule: str = "paper"
     lr_decay_rate: float = 0.9
     lr_decay_steps: int = 30_000

@@ -13,7 +13,7 @@ Transport (per keypoint k, in order, m = Gaussian maps at the feature resolution
 
 Public API:
   * ``Transporter(config=None)``: ``TransporterConfig()`` defaults; ``compile()`` with no arguments
-    uses Adam with the configured schedule (2e-4, x0.9 every 30,000 steps, staircase).
+    uses Adam with the configured schedule (5e-4, x0.9 every 30,000 steps, staircase).
   * ``fit`` on a dataset of ``(source, target)`` tuples of uint8 ``[B, H, W, 3]`` frames.
   * ``call(frames)`` on uint8 ``[B, H, W, 3]`` returns the dict of docs/ARCHITECTURE.md:
     ``keypoints`` [B,K,2] (y, x) in [-1, 1]; ``keypoints_pixels`` [B,K,2] (x, y) pixels;
@@ -40,7 +40,8 @@ code disagree. Every one is a ``TransporterConfig`` field; the default is the re
   * normalisation: BatchNorm in both papers; DeepMind's code says layer / instance norm are much
     more stable -> ``norm`` ("batch" default, "layer", "instance": GroupNormalization with 1 group
     or one group per channel, i.e. per-channel scale/offset as Sonnet's LayerNorm).
-  * learning rate: 2e-4 (re-implementation; docs/BACKGROUND.md gives 5e-4 for the Transporter paper);
+  * learning rate: 5e-4 (the PermaKey paper's appendix A.2.2 for its Transporter; the authors' code
+    ran 2e-4: ``--set learning_rate=2e-4``);
     schedule "paper" = x0.9 every 30,000 steps, staircase (docs/BACKGROUND.md section 5), "reference" =
     InverseTimeDecay as the authors' code actually ran -> ``lr_schedule``.
   * BatchNorm runs on source and target in two separate calls (as both codes), so each frame set
