@@ -189,6 +189,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
     from permakey_tf.quality import KeypointQuality
 
     chief, worker_index = distribute.is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
+    new_run = run_dir is None and chief
     if run_dir is None:
         if chief:
             run_dir = runs.create_run_dir(config)  # writes config.json
@@ -212,6 +213,9 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
         data = RunData(config)
     except tfds_atari.DatasetDamagedError as error:
         print(f"error: {error}", file=sys.stderr)
+        if new_run:  # nothing trained: the same command works again once the data are rebuilt
+            lock.release()
+            runs.remove_unused_run_dir(run_dir)
         return EXIT_CORRUPT
     image_frames = data.image_frames(min(config.train.image_frames, data.split_sizes["validation"]))
     quality_set = data.quality_set(config.train.quality_frames) if config.train.quality_frames else None

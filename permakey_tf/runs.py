@@ -102,6 +102,21 @@ class RunLock:
         self.release()
 
 
+def remove_unused_run_dir(run_dir: os.PathLike | str) -> bool:
+    """Deletes a run folder that holds nothing but what starting a run wrote (config.json and the
+    lock file), so a run refused before training (damaged data) leaves nothing behind and the
+    same --name can be used again. Anything else in it keeps the folder. Release the lock first.
+    Returns whether the folder was removed."""
+    root = Path(run_dir)
+    names = {path.name for path in root.iterdir()}
+    if not names <= {CONFIG_FILE, LOCK_FILE}:
+        return False
+    for name in names:
+        (root / name).unlink()
+    root.rmdir()
+    return True
+
+
 def remove_stale_temporaries(run_dir: os.PathLike | str) -> list[Path]:
     """Deletes what interrupted atomic writes leave in a run folder: ``.tmp-*`` files and folders
     (checkpoint and export temporaries) and ``*.tmp`` files. Call it while holding the RunLock,

@@ -197,6 +197,38 @@ def test_a_deleted_validation_shard_is_reported(built_pong, tmp_path):
         tfds_atari.ensure_prepared(tfds_atari.get_builder("pong", data_dir=str(tmp_path), **TINY_DATA))
 
 
+def test_unreadable_dataset_metadata_is_reported_as_damage_not_a_traceback(built_pong, tmp_path):
+    """dataset_info.json overwritten with garbage (issue 34, items 14-15)."""
+    import tfds_atari
+
+    (Path(built_pong.data_dir) / "dataset_info.json").write_text("garbage {")
+    with pytest.raises(tfds_atari.DatasetDamagedError) as error:
+        tfds_atari.get_builder("pong", data_dir=str(tmp_path), **TINY_DATA)
+    message = str(error.value)
+    assert "cannot be read" in message and "aside" in message and "python -m tfds_atari.build --game pong" in message
+
+
+@pytest.mark.parametrize("damage", ["truncated train shard", "garbage metadata"])
+def test_training_on_damaged_data_leaves_no_run_folder(damage, tmp_path, capsys):
+    """The error names the damage and the fix (exit 4) and the run folder it had started is gone,
+    so the same command, --name included, works once the data are rebuilt (issue 34, items 12-15)."""
+    import tfds_atari
+
+    smoke = {"train_frames": 64, "validation_frames": 16, "test_frames": 16}
+    builder = tfds_atari.ensure_prepared(tfds_atari.get_builder("pong", data_dir=str(tmp_path / "data"), **smoke))
+    if damage == "truncated train shard":
+        shard = _shard(builder, "train")
+        shard.write_bytes(shard.read_bytes()[:100])
+    else:
+        (Path(builder.data_dir) / "dataset_info.json").write_text("garbage {")
+    logdir = tmp_path / "runs"
+    code = train.main(["--game", "pong", "--preset", "smoke", "--data-dir", str(tmp_path / "data"),
+                       "--logdir", str(logdir), "--name", "again"])
+    assert code == train.EXIT_CORRUPT
+    assert "damaged" in capsys.readouterr().err
+    assert not (logdir / "pong" / "permakey" / "again").exists()
+
+
 def test_a_variant_folder_without_dataset_info_is_set_aside_and_built(built_pong, tmp_path):
     import tfds_atari
 

@@ -41,8 +41,23 @@ def get_builder(game: str, *, data_dir: Optional[str] = None, train_frames: int 
         game, train_frames=train_frames, validation_frames=validation_frames, test_frames=test_frames,
         seed=seed, max_episode_steps=max_episode_steps,
     )
-    return Builder(config=Builder.get_builder_config(config.name), data_dir=data_dir, num_workers=num_workers,
-                   version=version)
+    try:
+        return Builder(config=Builder.get_builder_config(config.name), data_dir=data_dir,
+                       num_workers=num_workers, version=version)
+    except Exception as error:  # TFDS reads the prepared variant's metadata when it exists
+        from google.protobuf import json_format
+
+        if not isinstance(error, (json_format.ParseError, ValueError, KeyError)):
+            raise
+        root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+        folder = os.path.join(os.fspath(root), "atari_frames", config.name, version or str(Builder.VERSION))
+        if not os.path.exists(os.path.join(folder, "dataset_info.json")):
+            raise
+        raise DatasetDamagedError(
+            f"Dataset atari_frames/{config.name} in {folder} is damaged: its metadata cannot be read "
+            f"({type(error).__name__}). Move {folder} aside (nothing is deleted for you) and build it "
+            f"again with:\n  {_command(config, os.fspath(root))}"
+        ) from None
 
 
 _FIELDS = ("train_frames", "validation_frames", "test_frames", "seed", "max_episode_steps")
@@ -55,9 +70,11 @@ def _non_default_fields(config: AtariFramesConfig) -> dict:
 
 def build_command(builder: Builder) -> str:
     """The shell command that builds `builder`'s variant."""
-    config: AtariFramesConfig = builder.builder_config
+    return _command(builder.builder_config, os.fspath(builder.data_dir_root))
+
+
+def _command(config: AtariFramesConfig, data_dir: str) -> str:
     flags = [f"--{field.replace('_', '-')} {value}" for field, value in _non_default_fields(config).items()]
-    data_dir = os.fspath(builder.data_dir_root)
     return " ".join(["python -m tfds_atari.build", f"--game {config.game}", *flags, f"--data-dir {data_dir}"])
 
 
