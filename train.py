@@ -126,8 +126,9 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
                               "could stop at different epochs); use --epochs instead")
         if config.train.distribute == "multiworker":
             distribute.check_tf_config()
-        for path, flag in ((config.train.logdir, "--logdir"), (config.data.data_dir, "--data-dir")):
-            problem = path is not None and runs.check_writable_folder(path, flag)
+        for path, flag, need_write in ((config.train.logdir, "--logdir", True),
+                                       (config.data.data_dir, "--data-dir", False)):
+            problem = path is not None and runs.check_writable_folder(path, flag, need_write)
             if problem:
                 raise ConfigError(problem)
     except ConfigError as error:
@@ -211,12 +212,12 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
     _set_precision(config.train.precision)
     try:
         data = RunData(config)
-    except tfds_atari.DatasetDamagedError as error:
+    except (tfds_atari.DatasetDamagedError, tfds_atari.DatasetNotPreparedError) as error:
         print(f"error: {error}", file=sys.stderr)
-        if new_run:  # nothing trained: the same command works again once the data are rebuilt
+        if new_run:  # nothing trained: the same command works again once the data are there
             lock.release()
             runs.remove_unused_run_dir(run_dir)
-        return EXIT_CORRUPT
+        return EXIT_CORRUPT if isinstance(error, tfds_atari.DatasetDamagedError) else EXIT_BAD_FLAGS
     image_frames = data.image_frames(min(config.train.image_frames, data.split_sizes["validation"]))
     quality_set = data.quality_set(config.train.quality_frames) if config.train.quality_frames else None
     # Seeded after the data are ready: building a dataset in this process (or not) must not

@@ -150,16 +150,18 @@ def refuse_unwritable_flag(parser, path: Optional[os.PathLike | str], flag: str)
         parser.error(problem)
 
 
-def check_writable_folder(path: os.PathLike | str, what: str) -> Optional[str]:
+def check_writable_folder(path: os.PathLike | str, what: str, need_write: bool = True) -> Optional[str]:
     """A message saying why ``path`` cannot be (or become) a folder we write, or None if it can:
-    it is a file, or lies under one, or its nearest existing parent is not writable."""
+    it is a file, or lies under one, or (with ``need_write``) its nearest existing parent is not
+    writable. A data folder that may already hold prepared data is checked without
+    ``need_write``: reading needs no write access, and building says so itself."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         return f"{what} {path} is a file, not a folder; choose a folder"
     parent = nearest_existing_parent(path)
     if parent is not None and not parent.is_dir():
         return f"{what} {path} lies under {parent}, which is a file; choose a folder"
-    if parent is not None and not os.access(parent, os.W_OK):
+    if need_write and parent is not None and not os.access(parent, os.W_OK):
         return f"{what} {path}: cannot write into {parent} (permission denied)"
     return None
 

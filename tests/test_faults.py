@@ -426,3 +426,43 @@ def test_evaluate_refuses_unknown_include_classes_in_one_line(saved_run, tmp_pat
     assert err.startswith("evaluate.py: error: --include-classes nosuchthing: not a class of spaceinvaders")
     assert "Player" in err and "Alien" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_prepared_dataset_is_read_from_a_folder_without_write_access(built_pong, tmp_path, monkeypatch):
+    """A shared, read-only data folder that holds the prepared data is accepted by train.py's flag
+    check and read as it is (issue 34, item 16). Root passes every permission bit, so the missing
+    write access is simulated for the data folder alone."""
+    import tfds_atari
+
+    logdir = tmp_path / "runs"
+    logdir.mkdir()
+    real_access = os.access
+
+    def access(path, mode, **kwargs):
+        path = Path(path)
+        read_only = path == tmp_path or tmp_path / "atari_frames" in (path, *path.parents)
+        return False if mode == os.W_OK and read_only else real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    parser = train.build_parser()
+    args = parser.parse_args(["--game", "pong", "--preset", "smoke", "--data-dir", str(tmp_path),
+                              "--logdir", str(logdir)])
+    config, _, _ = train._resolve(args, parser)  # no "cannot write" refusal
+    assert config.data.data_dir == str(tmp_path)
+    assert tfds_atari.ensure_prepared(tfds_atari.get_builder("pong", data_dir=str(tmp_path), **TINY_DATA)).is_prepared()
+
+
+def test_building_where_nothing_can_be_written_says_so(tmp_path, capsys):
+    """--data-dir under /proc (writable by permission bits for root) and a file as --data-dir
+    give one-line errors, not tracebacks (issue 34, items 17-18)."""
+    import tfds_atari
+    from tfds_atari import build
+
+    builder = tfds_atari.get_builder("pong", data_dir="/proc/permakey-no-such-dir", **TINY_DATA)
+    with pytest.raises(tfds_atari.DatasetNotPreparedError, match="cannot be built in /proc/permakey-no-such-dir"):
+        tfds_atari.ensure_prepared(builder)
+    a_file = tmp_path / "data.txt"
+    a_file.write_text("keep")
+    assert build.main(["--game", "pong", "--data-dir", str(a_file)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "keep"

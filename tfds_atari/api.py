@@ -143,6 +143,12 @@ def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Build
             f"{os.fspath(builder.data_dir_root)}, and only the current version {Builder.VERSION} can be "
             f"built; leave out version= to build and read {Builder.VERSION} (the same frames)."
         )
+    problem = unwritable_data_dir(os.fspath(builder.data_dir_root))
+    if problem:
+        raise DatasetNotPreparedError(
+            f"Dataset atari_frames/{builder.builder_config.name} is not built, and it cannot be built "
+            f"in {os.fspath(builder.data_dir_root)}: {problem}. Choose a data directory you can write "
+            "(--data-dir), or build it there once with write access; reading needs none.")
     with _build_lock(builder):  # one builder per variant; a second one waits, then finds it built
         if builder.is_prepared():
             return _check_prepared(builder)
@@ -154,6 +160,22 @@ def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Build
                   f"moved it to {moved} and building again.", flush=True)
         builder.download_and_prepare()
     return builder
+
+
+def unwritable_data_dir(root: str) -> Optional[str]:
+    """Why nothing can be built under ``root`` (None if it can): tried by creating the
+    ``atari_frames`` folder and a scratch file in it, since permission bits say nothing for
+    root or for special file systems such as /proc."""
+    import tempfile
+
+    try:
+        folder = os.path.join(root, "atari_frames")
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        return f"{error.strerror or type(error).__name__} ({error.filename or root})"
+    return None
 
 
 def _build_lock(builder: Builder):

@@ -85,6 +85,9 @@ def main(argv=None) -> int:
     from tfds_atari import api
     from tfds_atari.games import UnknownGameError
 
+    if args.data_dir is not None and os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+        print(f"error: --data-dir {args.data_dir} is a file, not a folder; choose a folder", file=sys.stderr)
+        return 2
     try:
         builder = api.get_builder(
             args.game, data_dir=args.data_dir, train_frames=args.train_frames,
@@ -112,7 +115,11 @@ def main(argv=None) -> int:
         print(f"atari_frames/{config.name} already built at {builder.data_dir}")
     else:
         start, cpu_start = time.perf_counter(), _cpu_seconds()
-        api.ensure_prepared(builder)
+        try:
+            api.ensure_prepared(builder)
+        except api.DatasetNotPreparedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
         print(f"built atari_frames/{config.name}: {total} frames in {seconds:.1f} s "
               f"= {total / seconds:.0f} frames/s -> {builder.data_dir}")
