@@ -130,6 +130,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"Unknown config.json keys {unknown}; valid: {sorted(known)}")
         model = values["model"]
         return cls(
             model=model,

@@ -466,3 +466,15 @@ def test_building_where_nothing_can_be_written_says_so(tmp_path, capsys):
     assert build.main(["--game", "pong", "--data-dir", str(a_file)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert a_file.read_text() == "keep"
+
+
+def test_unknown_top_level_config_keys_are_named(tmp_path):
+    """A config.json with a key train.py never writes (a typo, a hand edit) is refused with the
+    key named, as unknown keys inside its sections already were (issue 34)."""
+    config = training.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path), "name": "k"})
+    run_dir = runs.create_run_dir(config)
+    values = json.loads((run_dir / "config.json").read_text())
+    values["epochz"] = 3
+    (run_dir / "config.json").write_text(json.dumps(values))
+    with pytest.raises(training.ConfigError, match=r"Unknown config.json keys \['epochz'\]"):
+        runs.load_config(run_dir)
