@@ -450,3 +450,38 @@ def test_a_resume_pointer_that_leads_outside_the_backup_is_refused_and_nothing_i
         with pytest.raises(cb.CorruptBackupError):  # the next epoch's backup would replace it
             model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[cb.ResumeBackup(backup)])
     assert (outside / "unrelated.txt").read_text() == "keep me"
+
+
+def _backup_values(path):
+    import h5py
+
+    values = {}
+    with h5py.File(path, "r") as store:
+        store.visititems(lambda name, item: values.__setitem__(name, np.asarray(item)) if isinstance(item, h5py.Dataset) else None)
+    return values
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one_by_value(smoke_data_dir, tmp_path):
+    """Two epochs straight, and one epoch then --resume for the second, end with the same
+    weights and optimizer states (every variable of the backup), the PointNet restart (at step
+    12, inside the second epoch) included."""
+    common = ("--preset", "smoke", "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path),
+              "--set", "pointnet_restart_step=12")
+    straight = subprocess.run(_train_cmd(*common, "--name", "straight", "--epochs", "2"), env=_env(),
+                              capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    first = subprocess.run(_train_cmd(*common, "--name", "resumed", "--epochs", "1"), env=_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed_dir = tmp_path / "spaceinvaders" / "permakey" / "resumed"
+    second = subprocess.run(_train_cmd("--resume", str(resumed_dir), "--epochs", "2"), env=_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    a = _backup_values(tmp_path / "spaceinvaders" / "permakey" / "straight" / "backup" / "epoch-0002" / "state.weights.h5")
+    b = _backup_values(resumed_dir / "backup" / "epoch-0002" / "state.weights.h5")
+    assert set(a) == set(b) and len(a) > 50
+    # The restart zeroed the PointNet optimizer's step count at step 12: 4 steps since, 16 for the others.
+    iterations = sorted({int(v) for name, v in a.items() if name.endswith("optimizer/vars/0")})  # step counts
+    assert iterations == [4, 16], iterations
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
