@@ -62,14 +62,17 @@ NOISE_MARKERS = ("cuInit", "cudart_stub", "I0000", "E0000", "W0000", "has no dat
 
 
 def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
-    """Also: train.py and evaluate.py print no TensorFlow start-up noise (a first dataset build,
-    no GPU) when the user has not asked for TensorFlow's own logging."""
+    """Trained with --precision auto (the quick preset's default). Also: train.py and evaluate.py
+    print no TensorFlow start-up noise (a first dataset build, no GPU) when the user has not asked
+    for TensorFlow's own logging."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PERMAKEY_VERBOSE")}
     command = [sys.executable, str(ROOT / "experiments" / "over_seeds.py"), "--game", "pong", "--preset", "smoke",
-               "--seeds", "0", "1", "--no-probe", "--data-dir", str(tmp_path / "data"),
+               "--seeds", "0", "1", "--no-probe", "--train-arg=--precision=auto",
+               "--data-dir", str(tmp_path / "data"),
                "--logdir", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports")]
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert first.stdout.count("Precision auto:") == 2
     noise = [line for line in (first.stdout + first.stderr).splitlines() if any(m in line for m in NOISE_MARKERS)]
     assert not noise, noise[:5]
     folder = tmp_path / "reports" / "pong" / "permakey"
