@@ -91,12 +91,14 @@ def load_predictor(run: Run, source: str = "auto", batch_statistics: bool = Fals
             raise NotARunError(f"{run.path} has no {CHECKPOINT}")
         import keras
 
+        from permakey_tf.checkpoints import unloadable_reason
+
         register_all_models()
         try:
             model = keras.models.load_model(run.checkpoint, compile=False)
         except Exception as error:  # zip / h5 / config errors all mean the same to the user
             raise NotARunError(
-                f"{run.checkpoint} cannot be loaded ({type(error).__name__}: {str(error)[:200]}). "
+                f"{run.checkpoint} cannot be loaded ({unloadable_reason(run.checkpoint, error)}). "
                 "It may be truncated or corrupt: evaluate the exported SavedModel instead "
                 "(--source savedmodel), or retrain / resume the run."
             ) from None

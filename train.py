@@ -377,8 +377,10 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
     try:
         model = keras.models.load_model(checkpoint, compile=False)
     except Exception as error:  # zip / h5 / config errors all mean the same to the user
-        print(f"error: the checkpoint {checkpoint} cannot be loaded ({type(error).__name__}: "
-              f"{error}). It may be corrupt; train again or resume the run.", file=sys.stderr)
+        from permakey_tf.checkpoints import unloadable_reason
+
+        print(f"error: the checkpoint {checkpoint} cannot be loaded ({unloadable_reason(checkpoint, error)}). "
+              "Train again or resume the run.", file=sys.stderr)
         return EXIT_CORRUPT
     target = export_saved_model(model, Path(run_dir) / runs.EXPORT_DIR, image_size=config.model_config.image_size)
     record[target.name] = digest

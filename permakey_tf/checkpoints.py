@@ -229,3 +229,18 @@ def restore_backup(model: keras.Model, backup_dir) -> Optional[dict]:
         )
     state["epoch"] = epoch
     return state
+
+
+def unloadable_reason(path, error: Exception) -> str:
+    """Why a ``.keras`` checkpoint could not be loaded, in the user's terms: a file that is not a
+    complete zip archive is named truncated or overwritten (Keras itself then says "File not
+    found", which misleads); otherwise the error's type and first line."""
+    import zipfile
+
+    path = Path(path)
+    if not path.exists():
+        return "the file does not exist"
+    if not zipfile.is_zipfile(path):
+        return f"it is not a complete .keras archive ({path.stat().st_size} bytes: truncated or overwritten)"
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {first_line}"

@@ -425,7 +425,7 @@ def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
     (run_dir / "checkpoints").mkdir()
     (run_dir / "checkpoints" / "best.keras").write_bytes(b"garbage")
     assert train.main(["--export-only", str(run_dir)]) == train.EXIT_CORRUPT
-    assert "cannot be loaded" in capsys.readouterr().err
+    assert "cannot be loaded (it is not a complete .keras archive" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train.main(["--export-only", str(tmp_path / "nowhere")])
     assert "not a run folder" in capsys.readouterr().err
