@@ -32,8 +32,6 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from permakey_tf import metrics  # noqa: E402  (numpy only)
 from permakey_tf.config import NOISE_MODES  # noqa: E402
 from permakey_tf import runs  # noqa: E402

@@ -35,8 +35,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from permakey_tf import coordinate_readout, ram_annotations, representations, state_probe  # noqa: E402
 from permakey_tf.config import NOISE_MODES  # noqa: E402
 
