@@ -25,7 +25,6 @@ import dataclasses
 import datetime
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence

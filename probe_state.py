@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import sys
 from typing import Optional, Sequence
 
