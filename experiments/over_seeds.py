@@ -16,8 +16,11 @@ an interruption and continues where it stopped):
      uncommitted changes), the machine (CPU model and vector instruction set), the date, the
      commands and the wall time of each step.
 
-Report folders: ``REPORTS/<game>[-<noise>]/<model>[-<tag>]/seed<S>/`` with REPORTS defaulting to
-``docs/results/<UTC date>_<machine>`` (e.g. ``2026-12-06_amd-epyc-avx2``). The seeds table
+Report folders: ``REPORTS/<game>[-<noise>]/<model>[-<tag>][-validation]/seed<S>/`` with REPORTS
+defaulting to ``docs/results/<UTC date>_<machine>`` (e.g. ``2026-12-06_amd-epyc-avx2``; the newest
+such folder that already holds the setting, so a setting continued on a later day stays in one
+folder). A run counts as trained when its last backup reached its epochs or stopped early; one
+cut short by ``--time-limit`` or a kill is resumed. The seeds table
 (``experiments/seeds_table.py``) is printed at the end for the setting's folders. Choose settings
 with ``--split validation`` and report the chosen one on ``--split test``.
 """
@@ -97,6 +100,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--tag {args.tag!r}: use letters, digits, '-' and '.' only (it names folders)")
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f"--seeds {args.seeds}: give distinct non-negative seeds")
+    # The steps run from the repository root: every path is made absolute against the caller's.
+    for name in ("logdir", "reports", "data_dir"):
+        if getattr(args, name) is not None:
+            setattr(args, name, str(Path(getattr(args, name)).resolve()))
     return args
 
 
@@ -106,9 +113,36 @@ def run_name(args: argparse.Namespace, seed: int) -> str:
 
 
 def setting_folder(reports: Path, args: argparse.Namespace) -> Path:
+    """``reports/<game>[-<noise>]/<model>[-<tag>][-validation]``: a validation evaluation has its
+    own folder, so it never stands in for the test one (or the reverse)."""
     game = args.game if args.noise == "none" else f"{args.game}-{args.noise}"
     model = f"{args.model}-{args.tag}" if args.tag else args.model
-    return reports / game / model
+    return reports / game / (model if args.split == "test" else f"{model}-{args.split}")
+
+
+def run_finished(run_dir: Path) -> bool:
+    """True when the run trained all its epochs or stopped early (its last backup says so) and
+    exported; a run stopped by --time-limit or a kill is not finished (it is resumed)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        latest = json.loads((run_dir / "backup" / "latest.json").read_text())["folder"]
+        state = json.loads((run_dir / "backup" / latest / "state.json").read_text())
+    except (OSError, ValueError, KeyError):
+        return False
+    done = state.get("epoch", 0) >= config["train"]["epochs"] or state.get("callbacks", {}).get(
+        "best", {}).get("stopped_early", False)
+    return bool(done) and (run_dir / "checkpoints" / "best.keras").exists() and (run_dir / "export").is_dir()
+
+
+def default_reports(machine: str, folder_of) -> Path:
+    """The newest ``docs/results/<date>_<machine>`` that already holds this setting (so a run
+    continued on a later day adds to the same folder), else today's."""
+    results = ROOT / "docs" / "results"
+    for candidate in sorted(results.glob(f"*_{machine}"), reverse=True):
+        if folder_of(candidate).is_dir():
+            return candidate
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    return results / f"{today}_{machine}"
 
 
 def seed_commands(args: argparse.Namespace, seed: int, run_dir: Path, out: Path) -> list[tuple[str, list[str]]]:
@@ -116,7 +150,7 @@ def seed_commands(args: argparse.Namespace, seed: int, run_dir: Path, out: Path)
     python = sys.executable
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     steps = []
-    if not ((run_dir / "checkpoints" / "best.keras").exists() and (run_dir / "export").is_dir()):
+    if not run_finished(run_dir):
         if (run_dir / "config.json").exists():
             steps.append(("train", [python, str(ROOT / "train.py"), "--resume", str(run_dir)]))
         else:
@@ -153,8 +187,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{args.game} has no RAM annotation: probes skipped")
         args.no_probe = True
     cpu, machine = cpu_description()
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    reports = Path(args.reports) if args.reports else ROOT / "docs" / "results" / f"{today}_{machine}"
+    reports = Path(args.reports) if args.reports else default_reports(
+        machine, lambda root: setting_folder(root, args))
     folder = setting_folder(reports, args)
     for seed in args.seeds:
         run_dir = Path(args.logdir) / args.game / args.model / run_name(args, seed)

@@ -42,14 +42,18 @@ NORMS = ("batch", "layer", "instance")
 
 def check_positive_sizes_and_rates(config) -> None:
     """Refuses settings that cannot train: a non-positive learning rate or decay period, a decay
-    rate outside (0, 1], and any layer width, latent size or kernel below 1 (ValueError naming
+    rate outside (0, 1] (paper schedule) or below 0 (reference schedule), and any layer width, latent size or kernel below 1 (ValueError naming
     the field and what it must be)."""
     if not config.learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {config.learning_rate}")
     if config.lr_decay_steps < 1:
         raise ValueError(f"lr_decay_steps must be >= 1 (steps between decays), got {config.lr_decay_steps}")
-    if not 0 < config.lr_decay_rate <= 1:
-        raise ValueError(f"lr_decay_rate must be in (0, 1] (1 = no decay), got {config.lr_decay_rate}")
+    if config.lr_schedule == "paper" and not 0 < config.lr_decay_rate <= 1:
+        raise ValueError(f"lr_decay_rate must be in (0, 1] for the paper's schedule (the factor per "
+                         f"decay, 1 = no decay), got {config.lr_decay_rate}")
+    if config.lr_schedule == "reference" and not config.lr_decay_rate >= 0:
+        raise ValueError(f"lr_decay_rate must be >= 0 for the reference (inverse-time) schedule, "
+                         f"got {config.lr_decay_rate}")
     for name in ("latent_dim",):
         if hasattr(config, name) and getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")

@@ -206,6 +206,10 @@ def test_unreadable_dataset_metadata_is_reported_as_damage_not_a_traceback(built
         tfds_atari.get_builder("pong", data_dir=str(tmp_path), **TINY_DATA)
     message = str(error.value)
     assert "cannot be read" in message and "aside" in message and "python -m tfds_atari.build --game pong" in message
+    from tfds_atari import build
+
+    argv = ["--game", "pong", "--data-dir", str(tmp_path), *[f"--{k.replace('_', '-')}={v}" for k, v in TINY_DATA.items()]]
+    assert build.main(argv) == 1  # the same message, no traceback
 
 
 @pytest.mark.parametrize("damage", ["truncated train shard", "garbage metadata"])

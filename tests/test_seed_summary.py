@@ -91,3 +91,35 @@ def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "train.py" not in again.stdout and again.stdout.count("already in") == 2
 
+
+
+def _over_seeds_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("over_seeds", ROOT / "experiments" / "over_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_cut_short_is_resumed_and_a_validation_report_has_its_own_folder(tmp_path, monkeypatch):
+    over_seeds = _over_seeds_module()
+    run = tmp_path / "run"
+    (run / "backup" / "epoch-0002").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "best.keras").write_bytes(b"x")
+    (run / "export").mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"epochs": 6}}))
+    (run / "backup" / "latest.json").write_text(json.dumps({"folder": "epoch-0002"}))
+    state = {"epoch": 2, "callbacks": {"best": {"stopped_early": False}}}
+    (run / "backup" / "epoch-0002" / "state.json").write_text(json.dumps(state))
+    assert not over_seeds.run_finished(run)  # exported after a --time-limit stop: not finished
+    commands = over_seeds.seed_commands(over_seeds.parse_args(["--game", "pong"]), 0, run, tmp_path)
+    assert commands[0][0] == "train" and "--resume" in commands[0][1]
+    state["callbacks"]["best"]["stopped_early"] = True
+    (run / "backup" / "epoch-0002" / "state.json").write_text(json.dumps(state))
+    assert over_seeds.run_finished(run)
+    monkeypatch.chdir(tmp_path)
+    args = over_seeds.parse_args(["--game", "pong", "--split", "validation", "--reports", "rel", "--logdir", "runs"])
+    assert args.reports == str(tmp_path / "rel") and args.logdir == str(tmp_path / "runs")
+    assert over_seeds.setting_folder(Path(args.reports), args) == tmp_path / "rel" / "pong" / "permakey-validation"

@@ -97,6 +97,9 @@ def main(argv=None) -> int:
     except (UnknownGameError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except api.DatasetDamagedError as error:  # its metadata cannot be read: the message says what to move
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     config = builder.builder_config
     total = config.train_frames + config.validation_frames + config.test_frames
     if args.rebuild and os.path.exists(os.fspath(builder.data_dir)):
