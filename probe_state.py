@@ -21,6 +21,10 @@ Prints F1 per category and averaged across categories, with the benchmark's publ
 the game beside them, and, per run and position variable, how precisely the best single keypoint
 coordinate holds it (permakey_tf.coordinate_readout: tracked share, error in byte steps, the F1 of
 that one coordinate calibrated); writes OUT/probe.json ("results" and "readouts").
+
+This file parses flags, runs the probes and prints; what it reads comes from the library
+(permakey_tf.probe_inputs: splits, representations, readouts; permakey_tf.state_probe: the
+probes themselves); nothing imports it.
 """
 
 from __future__ import annotations
@@ -32,13 +36,12 @@ import json
 import sys
 from typing import Optional, Sequence
 
-import numpy as np
+from permakey_tf import ram_annotations, representations, state_probe
+from permakey_tf.config import NOISE_MODES
+from permakey_tf.evaluation import load_predictor, output_folder
+from permakey_tf.probe_inputs import load_probe_splits, position_readouts, random_cnn_features, run_representations
+from permakey_tf.runs import NotARunError, read_run_folder
 
-from permakey_tf import coordinate_readout, ram_annotations, representations, state_probe  # noqa: E402
-from permakey_tf.config import NOISE_MODES  # noqa: E402
-
-SPLITS = ("train", "validation", "test")
-RANDOM_CNN_FEATURES = 256
 SUMMARY_COLUMNS = (*ram_annotations.CATEGORIES, "mean_over_categories")
 
 
@@ -67,116 +70,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
     refuse_unwritable_flag(parser, args.out, "--out")
     return args
-
-
-@dataclasses.dataclass
-class ProbeSplits:
-    """One game's splits as the probes read them: frames the models see and the RAM."""
-
-    frames: dict  # split -> uint8 [N, 84, 84, 3]
-    ram: dict  # split -> uint8 [N, 128]
-    test_mask: np.ndarray  # [N_test] bool: test frames seen in no train / validation frame
-
-
-def load_probe_splits(game: str, dataset_kwargs: dict, noise: str, seed: int,
-                      max_train_frames: Optional[int], progress: bool) -> ProbeSplits:
-    import evaluate
-
-    frames, ram = {}, {}
-    for split in SPLITS:
-        data = evaluate.load_eval_set(game, noise, dataset_kwargs,
-                                      max_train_frames if split == "train" else None, seed,
-                                      split=split, progress=progress)
-        if data.ram is None:
-            raise evaluate.NotARunError(
-                f"the {game} dataset has no console RAM (dataset version < 1.1.0); rebuild it with "
-                f"the current tfds_atari (python -m tfds_atari.build --game {game} ...)")
-        frames[split], ram[split] = data.frames, data.ram
-    seen = np.concatenate([frames["train"], frames["validation"]])
-    return ProbeSplits(frames, ram, state_probe.unique_frame_mask(frames["test"], seen))
-
-
-def run_representations(predictor, frames: dict, batch_size: int) -> dict:
-    """{representation: {split: [N, F]}} of one model (see the module docstring);
-    ``keypoints_features`` only when the predictor returns ``window_feature_maps_<i>``."""
-    coordinates, encoded, colours, features = {}, {}, {}, {}
-    for split, split_frames in frames.items():
-        points, windows, window_features = [], [], []
-        for start in range(0, len(split_frames), batch_size):
-            batch = split_frames[start:start + batch_size]
-            outputs = predictor(batch)
-            points.append(np.asarray(outputs["keypoints_pixels"], np.float64))
-            windows.append(representations.window_colours(batch, outputs["gaussian_maps"]))
-            maps = [outputs[name] for name in sorted(outputs) if name.startswith("window_feature_maps_")]
-            if maps:
-                window_features.append(np.concatenate(
-                    [representations.window_features(m, outputs["gaussian_maps"]) for m in maps], 1))
-        keypoints = np.concatenate(points)
-        coordinates[split] = representations.keypoint_coordinates(keypoints)
-        encoded[split] = representations.encode_coordinates(keypoints)
-        colours[split] = np.concatenate([encoded[split], np.concatenate(windows)], 1)
-        if window_features:
-            features[split] = np.concatenate([encoded[split], np.concatenate(window_features)], 1)
-    layout = coordinates["train"].mean(0, keepdims=True)
-    fixed = {split: np.repeat(layout, len(values), 0) for split, values in coordinates.items()}
-    result = {"keypoints": coordinates, "keypoints_encoded": encoded, "keypoints_colours": colours}
-    if features:
-        result["keypoints_features"] = features
-    result["fixed_layout"] = fixed
-    return result
-
-
-def random_cnn_features(frames: dict, model_config, seed: int, batch_size: int) -> dict:
-    """{split: [N, 256]}: a randomly initialised encoder of the PermaKeyConfig's shape (paper
-    defaults without one), its last block flattened and projected by a fixed random matrix."""
-    import keras
-    import tensorflow as tf
-
-    from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.networks import ConvStack
-    from permakey_tf.ops import scale_frames
-
-    config = model_config if model_config is not None else PermaKeyConfig()
-    keras.utils.set_random_seed(seed)
-    encoder = ConvStack(config.encoder_kernels, config.encoder_filters, config.encoder_strides,
-                        name="random_encoder")
-    projection = None
-    features = {}
-    for split, split_frames in frames.items():
-        rows = []
-        for start in range(0, len(split_frames), batch_size):
-            x = scale_frames(tf.convert_to_tensor(split_frames[start:start + batch_size]), config.image_size)
-            last = encoder(x, training=False)[-1].numpy().reshape(len(x), -1)
-            if projection is None:
-                rng = np.random.default_rng(seed)
-                projection = rng.normal(0, 1 / np.sqrt(last.shape[1]), (last.shape[1], RANDOM_CNN_FEATURES))
-            rows.append(last @ projection)
-        features[split] = np.concatenate(rows)
-    return features
-
-
-def position_readouts(coordinates: dict, splits: ProbeSplits, variables: dict) -> dict:
-    """{variable: CoordinateReadout as a dict} for every kept position variable: how precisely the
-    best single keypoint coordinate holds it (permakey_tf.coordinate_readout), calibrated on the
-    train split, scored on the probes' test frames.
-
-    Args:
-      coordinates: {split: [N, 2K]} keypoint coordinates (run_representations' "keypoints").
-    """
-    test = splits.test_mask
-    readouts = {}
-    for variable, index in variables.items():
-        if not (ram_annotations.category(variable) or "").endswith("_localization"):
-            continue
-        try:
-            readout = coordinate_readout.best_coordinate_readout(
-                coordinates["train"].reshape(len(coordinates["train"]), -1, 2), splits.ram["train"][:, index],
-                coordinates["test"][test].reshape(int(test.sum()), -1, 2), splits.ram["test"][test, index])
-        except ValueError as error:
-            readouts[variable] = {"error": str(error)}
-            continue
-        readouts[variable] = dataclasses.asdict(readout)
-    return readouts
 
 
 def _print_readouts(readouts: dict) -> None:
@@ -221,17 +114,15 @@ def _print_table(game: str, rows: dict, kept: dict) -> None:
 
 
 def probe_runs(args: argparse.Namespace) -> dict:
-    import evaluate
-
-    runs = [evaluate.inspect_run(path) for path in args.run_dirs]
+    runs = [read_run_folder(path) for path in args.run_dirs]
     for run in runs:
         ram_annotations.ram_variables(run.game)  # fail fast: a game without annotation
-    out = evaluate.output_folder(args.out, runs, "probe")
+    out = output_folder(args.out, runs, "probe")
     settings = state_probe.ProbeSettings(seed=args.seed)
     progress = not args.no_progress
     games: dict[str, dict] = {}
     for run in runs:
-        kwargs = evaluate.dataset_kwargs_for(run, args.data_dir)
+        kwargs = run.config.data.dataset_arguments(args.data_dir)
         key = json.dumps([run.game, kwargs], sort_keys=True)
         if key not in games:
             splits = load_probe_splits(run.game, kwargs, args.noise, args.seed, args.max_train_frames, progress)
@@ -251,11 +142,11 @@ def probe_runs(args: argparse.Namespace) -> dict:
                 state_probe.ProbeData(features, entry["splits"].ram, entry["splits"].test_mask),
                 entry["variables"], settings)
         if run.checkpoint is not None:
-            predictor = evaluate.load_predictor(run, "checkpoint", window_feature_maps=True)
+            predictor = load_predictor(run, "checkpoint", window_feature_maps=True)
         else:
             print(f"{run.label}: no Keras checkpoint, so no keypoints_features row (the SavedModel "
                   "serves keypoints only)")
-            predictor = evaluate.load_predictor(run, "savedmodel")
+            predictor = load_predictor(run, "savedmodel")
         features_of_run = run_representations(predictor, entry["splits"].frames, args.batch_size)
         for name, features in features_of_run.items():
             entry["rows"][f"{run.label}:{name}"] = state_probe.probe_representation(
@@ -296,12 +187,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from permakey_tf import console
 
     console.quiet_tensorflow()
-    import evaluate
     import tfds_atari
 
     try:
         probe_runs(args)
-    except (evaluate.NotARunError, ram_annotations.NoRamAnnotationError, tfds_atari.DatasetDamagedError,
+    except (NotARunError, ram_annotations.NoRamAnnotationError, tfds_atari.DatasetDamagedError,
             tfds_atari.DatasetNotPreparedError) as error:
         print(f"probe_state.py: error: {error}", file=sys.stderr)
         return 2

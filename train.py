@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from permakey_tf import console, distribute, runs, training
+from permakey_tf import console, distribute, run_flags, runs
+from permakey_tf.atomic_files import write_json_atomically
+from permakey_tf.config import NOISE_MODES
+from permakey_tf.registry import MODELS
 from permakey_tf.registry import get_model_spec
 from permakey_tf.run_data import RunData
-from permakey_tf.training import ConfigError, RunConfig
+from permakey_tf.run_config import ConfigError, RunConfig
 
 EXIT_BAD_FLAGS = 2
 EXIT_NON_FINITE = 3
@@ -33,7 +35,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    presets = "; ".join(f"{name}: {p.description}" for name, p in training.PRESET_TABLE.items())
+    presets = "; ".join(f"{name}: {p.description}" for name, p in run_flags.PRESET_TABLE.items())
     parser = argparse.ArgumentParser(
         prog="train.py",
         description=(
@@ -44,10 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--game", help=f"Atari game (dataset config); one of: {', '.join(training.valid_games())}. "
+    add("--game", help=f"Atari game (dataset config); one of: {', '.join(run_flags.valid_games())}. "
         "Default spaceinvaders.")
-    add("--model", choices=training.MODELS, help="Model to train. Default permakey.")
-    add("--noise", choices=training.NOISE_MODES,
+    add("--model", choices=MODELS, help="Model to train. Default permakey.")
+    add("--noise", choices=NOISE_MODES,
         help="Noisy-Atari distractor bars drawn over every frame. Default none.")
     add("--num-keypoints", type=int, metavar="K",
         help="Number of keypoints K (>= 1). Default: the authors' K for the game "
@@ -72,19 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data-dir", help="TensorFlow Datasets directory (default: TFDS's, ~/tensorflow_datasets).")
     add("--logdir", help="Root folder of run folders. Default runs.")
     add("--name", help="Run folder name (default: UTC timestamp). Needed for --distribute multiworker.")
-    add("--precision", choices=training.PRECISIONS,
+    add("--precision", choices=run_flags.PRECISIONS,
         help="Keras dtype policy; losses stay float32. auto = time float32 and bfloat16 matrix "
         "products here and take the faster. Default float32 (quick preset: auto).")
     add("--jit", action=argparse.BooleanOptionalAction,
         help="XLA-compile the train step (--no-jit: graph mode, faster on CPU). Default off.")
-    add("--distribute", choices=training.DISTRIBUTE_MODES,
+    add("--distribute", choices=run_flags.DISTRIBUTE_MODES,
         help="none; mirrored = MirroredStrategy over all local devices; multiworker = "
         "MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable. Default none.")
     add("--resume", nargs="?", const="latest", metavar="RUN_DIR",
         help="Continue an interrupted run from its last completed epoch (weights, optimizer "
         "states, LR schedule, data order). Without RUN_DIR: the run named by --name, else the "
         "newest run under LOGDIR/GAME/MODEL. Only --epochs may change.")
-    add("--preset", choices=training.PRESETS, help=f"Settings bundle. {presets}. Default paper.")
+    add("--preset", choices=run_flags.PRESETS, help=f"Settings bundle. {presets}. Default paper.")
     add("--time-limit", type=float, metavar="MINUTES",
         help="Stop training at the last epoch boundary before MINUTES of training (the next epoch "
         "is assumed as long as the longest so far); the run exports as usual and --resume "
@@ -109,15 +111,15 @@ def _resolve(args, parser) -> tuple[RunConfig, Path, bool]:
             if args.resume != "latest":
                 run_dir = Path(args.resume)
             elif args.name is not None:
-                probe = training.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir", "name", "preset")})
+                probe = run_flags.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir", "name", "preset")})
                 run_dir = runs.run_dir_for(probe)
             else:
-                probe = training.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir")})
+                probe = run_flags.resolve_config({k: flags.get(k) for k in ("game", "model", "logdir")})
                 run_dir = runs.latest_run_dir(probe.train.logdir, probe.game, probe.model)
-            config = training.resume_config(run_dir, flags)
+            config = run_flags.resume_config(run_dir, flags)
             resuming = True
         else:
-            config = training.resolve_config(flags)
+            config = run_flags.resolve_config(flags)
             run_dir = None
             resuming = False
         if config.train.distribute == "multiworker" and args.time_limit is not None:
@@ -147,7 +149,7 @@ def _build_model(config: RunConfig):
 
 def _build_all(model, frames) -> None:
     """Creates every variable: the model's (a call) and each optimizer's (before a restore)."""
-    from permakey_tf.callbacks import model_optimizers
+    from permakey_tf.run_state import model_optimizers
 
     model(frames, training=False)
     for optimizer in model_optimizers(model).values():
@@ -186,7 +188,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
     if config.train.precision == "auto":
         config = _measured_precision(config)
 
-    from permakey_tf import callbacks as cb
+    from permakey_tf import callbacks as cb, checkpoints, run_state, summaries
     from permakey_tf.quality import KeypointQuality
 
     chief, worker_index = distribute.is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
@@ -233,14 +235,14 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
         distribute.vector_logs(model)
 
     initial_epoch = 0
-    best = cb.BestCheckpointAndEarlyStopping(
+    best = checkpoints.BestCheckpointAndEarlyStopping(
         out_dir / runs.CHECKPOINT, patience=config.train.early_stopping_patience
     )
     backup_dir = out_dir / runs.BACKUP_DIR
     if resuming:
         try:
-            state = cb.restore_backup(model, backup_dir)
-        except cb.CorruptBackupError as error:
+            state = checkpoints.restore_backup(model, backup_dir)
+        except checkpoints.CorruptBackupError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_CORRUPT
         if state is None:
@@ -249,7 +251,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
             initial_epoch = state["epoch"]
             best.set_state(state["callbacks"].get("best", {}))
             print(f"Resuming {run_dir} after epoch {initial_epoch} (optimizer step "
-                  f"{cb.global_step(model)}).", flush=True)
+                  f"{run_state.global_step(model)}).", flush=True)
             if best.stopped_early:
                 print("The run had already stopped early; nothing left to train.", flush=True)
                 initial_epoch = config.train.epochs
@@ -271,8 +273,8 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
                 kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "
                 f"the resume state (last completed epoch) is in {backup_dir}."
             ),
-            cb.ScalarLogger(out_dir / runs.TENSORBOARD_DIR, every_steps=config.train.scalar_every_steps),
-            cb.KeypointImages(out_dir / runs.TENSORBOARD_DIR / "images", image_frames),
+            summaries.ScalarLogger(out_dir / runs.TENSORBOARD_DIR, every_steps=config.train.scalar_every_steps),
+            summaries.KeypointImages(out_dir / runs.TENSORBOARD_DIR / "images", image_frames),
         ]
         if quality_set is not None:
             callbacks.append(KeypointQuality(
@@ -285,7 +287,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
             callbacks.append(keras.callbacks.ProgbarLogger())
         callbacks += [
             cb.EpochSummary(epochs),
-            cb.ResumeBackup(backup_dir, stateful={"best": best}),
+            checkpoints.ResumeBackup(backup_dir, stateful={"best": best}),
         ]
         time_limit = None
         if time_limit_minutes is not None:  # last: its epoch time includes the callbacks above
@@ -384,9 +386,7 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
         return EXIT_CORRUPT
     target = export_saved_model(model, Path(run_dir) / runs.EXPORT_DIR, image_size=config.model_config.image_size)
     record[target.name] = digest
-    tmp = record_path.with_name(record_path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, record_path)
+    write_json_atomically(record_path, record, indent=1)
     print(f"SavedModel for TF Serving: {target} (signature serving_default: uint8 frames "
           f"[N, {config.model_config.image_size}, {config.model_config.image_size}, 3]).", flush=True)
     return 0

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 import numpy as np
+from permakey_tf import evaluation, runs
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -23,7 +24,6 @@ def distances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    import evaluate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+")
@@ -32,9 +32,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-statistics", action="store_true")
     args = parser.parse_args(argv)
     for path in args.run_dirs:
-        run = evaluate.inspect_run(path)
-        predictor = evaluate.load_predictor(run, args.source, args.batch_statistics)
-        data = evaluate.load_eval_set(run.game, "none", evaluate.dataset_kwargs_for(run, None),
+        run = runs.read_run_folder(path)
+        predictor = evaluation.load_predictor(run, args.source, args.batch_statistics)
+        data = evaluation.load_eval_set(run.game, "none", run.config.data.dataset_arguments(None),
                                       max_frames=args.frames, progress=False)
         frames = data.frames
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -48,34 +47,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from permakey_tf.machine import cpu_flags, cpu_model  # noqa: E402
 from permakey_tf.precision import matmul_flops_per_second  # noqa: E402
 
 GIB = 1024**3
 
 # --------------------------------------------------------------------------------- the device
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def gpu_names() -> list[str]:

@@ -50,7 +50,7 @@ def model_config(model: str, smoke: bool, preset: str = "paper"):
 
 def preset_run_config(model: str, preset: str):
     """train.py's resolved RunConfig for ``model`` under ``preset`` (model config, batch size)."""
-    from permakey_tf.training import resolve_config
+    from permakey_tf.run_flags import resolve_config
 
     return resolve_config({"model": model, "preset": preset})
 

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import probe_state  # noqa: E402
-from permakey_tf import ram_annotations, representations, state_probe  # noqa: E402
+from permakey_tf import evaluation, probe_inputs, ram_annotations, representations, runs, state_probe
+from permakey_tf.registry import get_model_spec
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,20 +91,19 @@ def readout_keypoints(logits: dict, radius, reduction: str, error_maps: dict | N
 
 
 def main(argv=None) -> int:
-    import evaluate
 
     args = parse_args(argv)
-    run = evaluate.inspect_run(args.run_dir)
+    run = runs.read_run_folder(args.run_dir)
     if run.checkpoint is None:
         raise SystemExit(f"{run.path} has no Keras checkpoint (the heatmaps come from it)")
-    if (args.error_map_blocks or args.mean_shift) and run.model != "permakey":
+    if (args.error_map_blocks or args.mean_shift) and not get_model_spec(run.model).has_error_maps:
         raise SystemExit(f"--error-map-blocks and --mean-shift need a PermaKey run ({run.path} is "
                          f"{run.model}: it has no error maps)")
-    splits = probe_state.load_probe_splits(run.game, evaluate.dataset_kwargs_for(run, args.data_dir),
+    splits = probe_inputs.load_probe_splits(run.game, run.config.data.dataset_arguments(args.data_dir),
                                            "none", args.seed, None, progress=False)
     variables = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
                                            state_probe.ProbeSettings().entropy_threshold)
-    predictor = evaluate.load_predictor(run, "checkpoint")
+    predictor = evaluation.load_predictor(run, "checkpoint")
     maps = model_maps(predictor, splits.frames, args.batch_size,
                       ["heatmaps", "error_maps"] if args.error_map_blocks or args.mean_shift
                       else ["heatmaps"])
@@ -126,7 +124,7 @@ def main(argv=None) -> int:
             state_probe.ProbeData(encoded, splits.ram, splits.test_mask), variables,
             state_probe.ProbeSettings(seed=args.seed))
         coordinates = {split: representations.keypoint_coordinates(p) for split, p in pixels.items()}
-        readouts = probe_state.position_readouts(coordinates, splits, variables)
+        readouts = probe_inputs.position_readouts(coordinates, splits, variables)
         rows[name] = {"probe": probe, "readouts": readouts}
         summary = probe["summary"]
         print(f"{name}: probe agent localisation {summary.get('agent_localization', float('nan')):.3f}, "

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pointnet_alone import cached_maps  # noqa: E402  (the run's error maps, cached)
 
-from permakey_tf import diagnostics, runs  # noqa: E402
+from permakey_tf import diagnostics, evaluation, runs  # noqa: E402
 from permakey_tf.matching import MetricSettings, target_mask  # noqa: E402
 
 
@@ -54,12 +54,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="JSON results (default RUN_DIR/keypoint_worth.json)")
     parser.add_argument("--split", default="test", choices=("validation", "test"))
     args = parser.parse_args(argv)
-    import evaluate
 
     run_dir = Path(args.run_dir)
     config = runs.load_config(run_dir)
-    data = evaluate.load_eval_set(config.game, "none", evaluate.dataset_kwargs_for(
-        evaluate.inspect_run(run_dir), None), split=args.split, progress=False)
+    data = evaluation.load_eval_set(config.game, "none", config.data.dataset_arguments(), split=args.split,
+                                  progress=False)
     _, test_maps = cached_maps(run_dir, config, args.train_frames, data, args.split)
     results = {}
     for sigma in args.sigmas:

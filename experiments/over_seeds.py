@@ -39,26 +39,11 @@ from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from permakey_tf.atomic_files import write_json_atomically
+from permakey_tf.machine import cpu_model, machine_label
 from permakey_tf.seed_summary import format_seeds_table, load_seed_reports
 
 NOISES = ("none", "horizontal", "vertical", "both")
-
-
-def cpu_description() -> tuple[str, str]:
-    """(CPU model name, short machine label such as ``amd-epyc-avx2``) from /proc/cpuinfo."""
-    model, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    vendor = "amd-epyc" if "EPYC" in model else "intel-xeon" if "Xeon" in model else "cpu"
-    isa = "amx" if "amx_bf16" in flags else "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "base"
-    return model, f"{vendor}-{isa}"
 
 
 def code_version() -> dict:
@@ -186,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.no_probe and not has_ram_annotation(args.game):
         print(f"{args.game} has no RAM annotation: probes skipped")
         args.no_probe = True
-    cpu, machine = cpu_description()
+    cpu, machine = cpu_model(), machine_label()
     reports = Path(args.reports) if args.reports else default_reports(
         machine, lambda root: setting_folder(root, args))
     folder = setting_folder(reports, args)
@@ -216,9 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                          timespec="seconds")}
             record.update(seed=seed, run_dir=str(run_dir), split=args.split, cpu=cpu, machine=machine,
                           cpu_count=os.cpu_count(), **code_version())
-            tmp = record_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
-            os.replace(tmp, record_path)
+            write_json_atomically(record_path, record, sort_keys=False)
     if not args.dry_run:
         print(format_seeds_table(load_seed_reports([folder])))
     return 0

@@ -30,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # probe_state.py, evaluate.py
-from permakey_tf import runs  # noqa: E402
+from permakey_tf import evaluation, probe_inputs, runs  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -122,18 +121,16 @@ class ProbeSet:
     """The probes' splits of the run's game with the run's error maps of their frames."""
 
     def __init__(self, run_dir: Path, data_dir, seed: int = 0):
-        import evaluate
-        import probe_state
         from permakey_tf import ram_annotations, state_probe
 
-        run = evaluate.inspect_run(run_dir)
-        self.splits = probe_state.load_probe_splits(run.game, evaluate.dataset_kwargs_for(run, data_dir),
+        run = runs.read_run_folder(run_dir)
+        self.splits = probe_inputs.load_probe_splits(run.game, run.config.data.dataset_arguments(data_dir),
                                                     "none", seed, None, progress=False)
         self.variables = state_probe.kept_variables(
             self.splits.ram["train"], ram_annotations.ram_variables(run.game),
             state_probe.ProbeSettings().entropy_threshold)
         self.seed = seed
-        predictor = evaluate.load_predictor(run, "checkpoint")
+        predictor = evaluation.load_predictor(run, "checkpoint")
         self.error_maps, self.joint_keypoints = {}, {}
         for split, frames in self.splits.frames.items():
             outputs = [predictor(frames[i:i + 64]) for i in range(0, len(frames), 64)]
@@ -143,7 +140,6 @@ class ProbeSet:
 
     def score(self, keypoints_pixels: dict) -> dict:
         """{split: [N, K, 2]} pixel keypoints -> probe_agent, probe_mean, the probe and readouts."""
-        import probe_state
         from permakey_tf import representations, state_probe
 
         encoded = {split: representations.encode_coordinates(p) for split, p in keypoints_pixels.items()}
@@ -153,7 +149,7 @@ class ProbeSet:
         coordinates = {split: representations.keypoint_coordinates(p) for split, p in keypoints_pixels.items()}
         return {"probe_agent": probe["summary"].get("agent_localization", float("nan")),
                 "probe_mean": probe["summary"]["mean_over_categories"], "probe": probe,
-                "readouts": probe_state.position_readouts(coordinates, self.splits, self.variables)}
+                "readouts": probe_inputs.position_readouts(coordinates, self.splits, self.variables)}
 
 
 def keypoint_reader(pointnet, config):
@@ -220,12 +216,10 @@ def _print_readouts(readouts: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import evaluate
 
     run_dir = Path(args.run_dir)
     config = runs.load_config(run_dir)
-    data = evaluate.load_eval_set(config.game, "none", evaluate.dataset_kwargs_for(
-        evaluate.inspect_run(run_dir), args.data_dir), split=args.split, progress=False)
+    data = evaluation.load_eval_set(config.game, "none", config.data.dataset_arguments(args.data_dir), split=args.split, progress=False)
     train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data, args.split)
     print(f"{config.game}: error maps {train_maps.shape} train, {test_maps.shape} test")
     rows, classes = [], None

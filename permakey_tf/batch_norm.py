@@ -1,42 +1,31 @@
-"""Batch normalisation as one fused TensorFlow op.
+"""Batch normalisation as one fused TensorFlow op, and the inference statistics it uses.
 
-``keras.layers.BatchNormalization`` (Keras 3) computes batch normalisation as separate ops: it
-casts a bfloat16 input to float32, takes the moments, normalises, scales and casts back, and its
-gradient is as many ops again. On PermaKey's LSPN activations (``[32, 42, 42, 1024]`` at batch
-32) that chain of memory-bound passes cost 360 ms per forward + backward here, against 74 ms for
-TensorFlow's fused kernel (``FusedBatchNormV3``, oneDNN on CPU, cuDNN on GPU), which reads the
-input once for the statistics and once to normalise, accumulating in float32 whatever the input
-dtype (measured by bench/profile_step.py; docs/PERFORMANCE.md).
+:class:`FusedBatchNormalization` is a drop-in subclass of ``keras.layers.BatchNormalization``
+computed by TensorFlow's fused kernel (``FusedBatchNormV3``: one pass for the statistics, one to
+normalise, float32 accumulation whatever the input dtype) instead of Keras' chain of separate
+ops. Contract: the same variables (gamma, beta, moving_mean, moving_variance), the same config
+and the same results as the Keras layer (tests/test_batch_norm.py compares outputs, gradients and
+moving statistics); it falls back to the Keras computation wherever the fused op does not apply
+(another backend, rank other than 4, a normalised axis other than the last, a mask, renorm,
+synchronised statistics).
 
-:class:`FusedBatchNormalization` is a drop-in subclass: same variables (gamma, beta,
-moving_mean, moving_variance), same config, same results (tests/test_batch_norm.py compares
-outputs, gradients and moving statistics with the Keras layer), and it falls back to the Keras
-computation wherever the fused op does not apply (another backend, rank other than 4, a
-normalised axis other than the last, a mask, renorm, synchronised statistics).
-
-Two details of the fused op are handled here. Its speed depends on the tensor's shape, not only
-on its size: oneDNN's kernel runs a ``[32, 42, 42, 1024]`` activation 1.9x slower forward +
-backward (2.2x in inference) than the same values viewed as ``[32 * 42, 1, 42, 1024]``, and the
-statistics over every axis but the last are the same for both. The layer therefore normalises the
-"row view" ``[B * H, 1, W, C]`` and reshapes back (measured on the CPU, an Intel Xeon with AMX,
-docs/PERFORMANCE.md; not measured on a GPU). ``relu=True`` applies the ReLU inside that view, so
-that TensorFlow still fuses it into the normalisation (``_FusedBatchNormEx``); outside, a reshape
-would sit between the two. And in training ``FusedBatchNormV3`` returns the *unbiased* batch
-variance (n / (n - 1) times the one it normalises with); Keras averages the biased one into
-``moving_variance``, and so does this layer.
+Two details of the fused op are handled here. The layer normalises the "row view"
+``[B * H, 1, W, C]`` of a ``[B, H, W, C]`` input and reshapes back (the statistics over every axis
+but the last are the same; oneDNN's kernel is faster on that shape), and ``relu=True`` applies the
+ReLU inside that view so that TensorFlow fuses it into the normalisation. In training the fused
+op returns the unbiased batch variance; like Keras, the layer averages the biased one into
+``moving_variance``.
 
 In inference the normalisation is an affine map per channel (:meth:`FusedBatchNormalization.
 inference_affine`); the networks fold it into the kernel of the layer before it
-(:func:`folds_into_kernel`, :func:`folded_kernel`), so that the served keypoint path runs no
-normalisation pass over the activations at all (docs/PERFORMANCE.md).
+(:func:`folds_into_kernel`, :func:`folded_kernel`), so the served keypoint path runs no
+normalisation pass.
 
-:func:`recompute_statistics` replaces the moving averages of every such layer in a model by the
-plain average of the batch statistics of the current weights over some batches ("precise
-BatchNorm"): the population statistics inference should use. The exponential moving averages
-lag behind weights that change quickly (Adam at 1e-3 over a few thousand steps), and PermaKey's
-error maps amplify that lag: they divide the prediction error by the mean centre activation
-(+ 1e-3), which is near zero on the background, so a small background shift in the encoder's
-features becomes a bright background (docs/ARCHITECTURE.md).
+:func:`recompute_statistics` ("precise BatchNorm") replaces the moving averages of every such
+layer in a model by the plain average of the batch statistics of the current weights over some
+batches: the population statistics inference should use. Exponential moving averages lag behind
+weights that change quickly, and PermaKey's error maps amplify that lag (docs/ARCHITECTURE.md).
+The timings behind these choices are in docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations

@@ -1,29 +1,20 @@
-"""Keras callbacks for a training run, importable from one place.
+"""The training loop's own Keras callbacks: the NaN stop, the PointNet restart, the one-line
+console summary per epoch, the time limit and precise BatchNorm before each validation.
 
-Here: the NaN stop, the PointNet restart, the one-line console summary per epoch, the time limit
-and precise BatchNorm before each validation. Re-exported from their own modules: the TensorBoard callbacks
-(``permakey_tf.summaries``), the best checkpoint, early stopping and the resume backup
-(``permakey_tf.checkpoints``) and the model/log readers they share (``permakey_tf.run_state``).
-Epoch numbers on the console and in TensorBoard count completed epochs (1 = after the first).
+The other callbacks live with what they write: TensorBoard in ``permakey_tf.summaries``, the best
+checkpoint, early stopping and the resume backup in ``permakey_tf.checkpoints``; the model and
+log readers they share are in ``permakey_tf.run_state``. Epoch numbers on the console and in TensorBoard count completed epochs (1 = after the first).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 
 import keras
-import tensorflow as tf
 
-# Re-exported: the TensorBoard and checkpoint callbacks live in their own modules.
-from permakey_tf.checkpoints import (  # noqa: F401
-    BestCheckpointAndEarlyStopping, CorruptBackupError, ResumeBackup, read_latest, restore_backup,
-    save_model_atomically)
-from permakey_tf.run_state import (  # noqa: F401
-    _atomic_json, _scalar_logs, global_step, learning_rates, model_optimizers, validation_loss)
-from permakey_tf.summaries import KeypointImages, ScalarLogger, map_panels  # noqa: F401
+from permakey_tf.run_state import global_step, learning_rates, scalar_logs
 
 
 # ----------------------------------------------------------------------------- NaN stop
@@ -76,7 +67,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._epoch = epoch
 
     def _check(self, logs, where: str):
-        for name, value in _scalar_logs(logs).items():
+        for name, value in scalar_logs(logs).items():
             if "loss" in name and not math.isfinite(value):
                 raise NonFiniteLossError(
                     f"{name} became {value} {where} (epoch {self._epoch + 1}). Training stopped. "
@@ -107,7 +98,7 @@ class EpochSummary(keras.callbacks.Callback):
         self._start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        scalars = _scalar_logs(logs)
+        scalars = scalar_logs(logs)
         train = {k: v for k, v in scalars.items() if not k.startswith("val_") and "loss" in k}
         val = {k[4:]: v for k, v in scalars.items() if k.startswith("val_") and "loss" in k}
         rates = learning_rates(self.model)

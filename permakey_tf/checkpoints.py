@@ -17,7 +17,8 @@ from typing import Mapping, Optional
 
 import keras
 
-from permakey_tf.run_state import _atomic_json, global_step, validation_loss
+from permakey_tf.atomic_files import write_json_atomically
+from permakey_tf.run_state import global_step, validation_loss
 
 
 def save_model_atomically(model: keras.Model, path: os.PathLike | str) -> None:
@@ -97,7 +98,7 @@ class BestCheckpointAndEarlyStopping(keras.callbacks.Callback):
             self.best, self.best_epoch, self.epochs_since_best = value, epoch + 1, 0
             if self.save:
                 save_model_atomically(self.model, self.path)
-                _atomic_json(self.record_path, {"val_loss": value, "epoch": epoch + 1, "metric": "val_loss"})
+                write_json_atomically(self.record_path, {"val_loss": value, "epoch": epoch + 1, "metric": "val_loss"})
         else:
             self.epochs_since_best += 1
         if self.patience is not None and self.epochs_since_best >= self.patience:
@@ -152,9 +153,9 @@ class ResumeBackup(keras.callbacks.Callback):
             "global_step": global_step(self.model),
             "callbacks": {name: cb.state() for name, cb in self.stateful.items()},
         }
-        _atomic_json(folder / "state.json", state)
+        write_json_atomically(folder / "state.json", state)
         previous = read_latest(self.backup_dir, missing_ok=True)
-        _atomic_json(self.backup_dir / "latest.json", {"folder": folder.name})
+        write_json_atomically(self.backup_dir / "latest.json", {"folder": folder.name})
         if previous is not None and previous != folder:
             shutil.rmtree(previous, ignore_errors=True)
 

@@ -555,6 +555,17 @@ def _split_kwargs(dataset_kwargs: dict) -> dict:
     return kwargs
 
 
+def class_names(game: str, **dataset_kwargs) -> tuple[str, ...]:
+    """The dataset's object class names (``objects/label`` index -> name), read from its
+    metadata without loading frames; ``dataset_kwargs`` choose the dataset as for load_frames."""
+    import tfds_atari
+
+    kwargs = _split_kwargs(dataset_kwargs)
+    builder = tfds_atari.get_builder(game, **{k: kwargs[k] for k in (
+        "data_dir", "train_frames", "validation_frames", "test_frames", "seed")})
+    return tuple(builder.info.features["objects"]["label"].names)
+
+
 def load_frames(game: str, split: str, *, training: Optional[bool] = None, batch_size: int = 32,
                 seed: int = 0, noise: NoiseConfig = NoiseConfig(), shuffle_buffer: int = 10_000,
                 **dataset_kwargs) -> tf.data.Dataset:

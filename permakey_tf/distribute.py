@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from permakey_tf.training import ConfigError
+from permakey_tf.run_config import ConfigError
 
 
 def check_tf_config() -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from permakey_tf import metrics
+from permakey_tf import baselines
 
 TABLE_METRICS = (
     "recall", "recall_class_macro", "recall_class/*", "precision", "precision_any", "f1",
@@ -14,7 +14,7 @@ TABLE_METRICS = (
     "probe_r2/*", "shift_gain", "shift_gain_x", "shift_gain_y", "pointnet_loss_ratio",
     "detection_precision", "detection_recall", "detection_f1", "detection_precision_cap",
 )
-COLUMNS = ("model", *metrics.BASELINE_NAMES)
+COLUMNS = ("model", *baselines.BASELINE_NAMES)
 
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):

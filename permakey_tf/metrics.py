@@ -2,10 +2,9 @@
 
 The paper shows keypoints only in pictures; the dataset knows where every object is, so this module
 turns "do the keypoints sit on objects?" into numbers (docs/BACKGROUND.md section 8). The pieces
-live in their own modules and are re-exported here: ``permakey_tf.matching`` (settings, objects,
-hits, per-frame metrics), ``permakey_tf.stability`` (consecutive frames), ``permakey_tf.baselines``
-(fixed layout, random, grid, frame difference); this module adds the object-position probe and the
-whole-set evaluation.
+live in their own modules: ``permakey_tf.matching`` (settings, objects, hits, per-frame metrics),
+``permakey_tf.stability`` (consecutive frames), ``permakey_tf.baselines`` (fixed layout, random,
+grid, frame difference); this module adds the object-position probe and the whole-set evaluation.
 
 Conventions (keypoints, boxes, hits, target groups): the docstring of permakey_tf.matching.
 """
@@ -19,14 +18,11 @@ import numpy as np
 
 from permakey_tf import probe
 from permakey_tf.detection_score import detection_scores
-# Re-exported: the pieces of an evaluation, so that ``metrics.<name>`` keeps working.
-from permakey_tf.baselines import (  # noqa: F401
-    BASELINE_NAMES, FrameDifferenceSettings, baseline_keypoints, fixed_layout_keypoints,
-    frame_difference_keypoints, grid_keypoints, grid_layout, random_keypoints)
-from permakey_tf.matching import (  # noqa: F401
-    STATIC_CLASS_NAMES, MetricSettings, ObjectSet, _check_keypoints, _f1, _safe_div, frame_metrics, hit_matrix,
-    keypoints_on_border, keypoints_on_mask, object_centres, target_mask)
-from permakey_tf.stability import consecutive_pairs, stability_metrics  # noqa: F401
+from permakey_tf.baselines import baseline_keypoints
+from permakey_tf.matching import (
+    MetricSettings, ObjectSet, _check_keypoints, _f1, _safe_div, frame_metrics, hit_matrix, object_centres,
+    target_mask)
+from permakey_tf.stability import stability_metrics
 
 # --------------------------------------------------------------------------------------------------
 # Linear probe from keypoints to object positions

@@ -1,9 +1,9 @@
 """Which Keras precision policy is fastest on this machine: measured, not guessed from CPU flags.
 
-CPUs that report bfloat16 instructions differ by 10x in what they do with them: on 2-core cloud
-VMs we measured TensorFlow's (oneDNN's) bfloat16 matrix product at 3.5x the float32 one on Intel
-Xeons with AMX, 1.8x on an AMD EPYC with AVX-512 BF16, and 0.6x (slower) on an Intel Xeon with
-AVX-512 BF16 but no AMX. ``"auto"`` times both and picks the faster (docs/PERFORMANCE.md).
+CPUs that report bfloat16 instructions differ widely in what they do with them (docs/PERFORMANCE.md
+has the measurements): bfloat16 matrix products can be several times faster than float32 ones or
+slower. ``"auto"`` times TensorFlow's own matrix product in both dtypes when a run starts and
+picks the faster; train.py records the policy chosen in the run's config.json.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from permakey_tf import diagnostics, metrics
+from permakey_tf import baselines, diagnostics, matching, metrics
 from permakey_tf.permakey import pointnet_frame_losses_of_pixels
 
 SUMMARY_KEYS = ("f1", "fixed_layout_f1", "recall", "border_share", "hud_share", "shift_gain",
@@ -44,7 +44,7 @@ class QualitySet:
     """
 
     frames: np.ndarray
-    objects: metrics.ObjectSet
+    objects: matching.ObjectSet
     episode_ids: np.ndarray
     steps: np.ndarray
 
@@ -65,7 +65,7 @@ def quality_set_from_batches(batches, count: Optional[int] = None,
     index = np.arange(len(frames))
     if count is not None and count < len(frames):
         index = np.unique(np.linspace(0, len(frames) - 1, count).round().astype(int))
-    return QualitySet(frames[index], metrics.ObjectSet.from_frames([objects[i] for i in index], class_names),
+    return QualitySet(frames[index], matching.ObjectSet.from_frames([objects[i] for i in index], class_names),
                       np.concatenate(episodes)[index], np.concatenate(steps)[index])
 
 
@@ -97,13 +97,13 @@ def model_outputs(model: keras.Model, frames: np.ndarray, batch_size: int = 64) 
 
 
 def measure_quality(model: keras.Model, data: QualitySet, shift_px: int = 4,
-                    settings: metrics.MetricSettings = metrics.MetricSettings()) -> dict[str, float]:
+                    settings: matching.MetricSettings = matching.MetricSettings()) -> dict[str, float]:
     """The numbers of the module docstring for one model on one QualitySet."""
     outputs = model_outputs(model, data.frames)
     keypoints = outputs["keypoints_pixels"]
     result = metrics.evaluate_keypoints(keypoints, data.objects, settings,
                                         episode_ids=data.episode_ids, steps=data.steps)
-    fixed = metrics.evaluate_keypoints(metrics.fixed_layout_keypoints(keypoints), data.objects, settings)
+    fixed = metrics.evaluate_keypoints(baselines.fixed_layout_keypoints(keypoints), data.objects, settings)
     result["fixed_layout_f1"] = fixed["f1"]
     if shift_px > 0:
         result.update(diagnostics.shift_equivariance_gain(

@@ -6,11 +6,8 @@ loaders and pipelines. TensorFlow is imported when a RunData is made, not on imp
 
 from __future__ import annotations
 
-import dataclasses
-
-from permakey_tf import runs
 from permakey_tf.registry import get_model_spec
-from permakey_tf.training import ConfigError, RunConfig
+from permakey_tf.run_config import ConfigError, RunConfig
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -35,9 +32,7 @@ class RunData:
 
         self.config = config
         d = config.data
-        # get_builder / load_split name the collection seed "seed".
-        kwargs = {("seed" if k == "dataset_seed" else k): v
-                  for k, v in runs.dataset_arguments(dataclasses.asdict(d)).items()}
+        kwargs = d.builder_arguments()
         builder = tfds_atari.get_builder(config.game, **kwargs)
         if not builder.is_prepared():
             print(f"Building the dataset atari_frames/{builder.builder_config.name} "

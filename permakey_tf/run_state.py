@@ -1,11 +1,8 @@
 """What the callbacks read from a model and its logs: optimizers by name, learning rates, the
-global step, scalar logs, the validation loss; and an atomic JSON write."""
+global step, scalar logs, the validation loss."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Mapping, Optional
 
 import keras
@@ -42,7 +39,7 @@ def global_step(model: keras.Model) -> int:
     return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
 
-def _scalar_logs(logs: Optional[Mapping]) -> dict[str, float]:
+def scalar_logs(logs: Optional[Mapping]) -> dict[str, float]:
     out = {}
     for name, value in (logs or {}).items():
         try:
@@ -57,13 +54,4 @@ def _scalar_logs(logs: Optional[Mapping]) -> dict[str, float]:
 def validation_loss(logs: Mapping) -> Optional[float]:
     """The validation loss used for the best checkpoint and early stopping: ``val_loss`` (both
     models report their total loss as ``loss``), or None when the epoch had no validation."""
-    return _scalar_logs(logs).get("val_loss")
-
-
-def _atomic_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return scalar_logs(logs).get("val_loss")

@@ -23,10 +23,10 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import Optional
 
-if TYPE_CHECKING:  # training imports this module; the config classes are imported where used
-    from permakey_tf.training import RunConfig
+from permakey_tf.atomic_files import write_json_atomically
+from permakey_tf.run_config import ConfigError, RunConfig
 
 # The layout, relative to RUN_DIR: every module that reads or writes a run folder uses these.
 CONFIG_FILE = "config.json"
@@ -36,22 +36,6 @@ BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tensorboard"
 EXPORT_DIR = "export"
 EXPORT_RECORD = Path(EXPORT_DIR) / "exported.json"
-
-# The fields of a run's ``data`` settings (training.DataSettings) that select its dataset variant.
-_DATASET_FIELDS = ("train_frames", "validation_frames", "test_frames", "data_dir", "dataset_seed")
-
-
-def dataset_arguments(data_settings: Mapping[str, Any], data_dir: Optional[str] = None) -> dict:
-    """Keyword arguments of ``permakey_tf.data``'s loaders that select the dataset a run trained
-    on, from its ``data`` settings (``DataSettings.to_dict()`` or config.json's ``data``).
-
-    ``data_dir`` (if given) replaces the recorded data directory. Train and evaluate both use
-    this, so that they never disagree on which variant (sizes, collection seed) a run used."""
-    arguments = {k: data_settings[k] for k in _DATASET_FIELDS if k in data_settings}
-    if data_dir is not None:
-        arguments["data_dir"] = data_dir
-    return arguments
-
 
 class RunFolderBusyError(RuntimeError):
     """Another process is writing this run folder."""
@@ -191,8 +175,6 @@ def create_run_dir(config: RunConfig) -> Path:
             run_dir = base.with_name(f"{base.name}-{suffix}")
             suffix += 1
     if run_dir.exists() and (run_dir / CONFIG_FILE).exists():
-        from permakey_tf.training import ConfigError
-
         raise ConfigError(
             f"Run folder {run_dir} already exists. Continue it with --resume {run_dir}, "
             "or choose another --name."
@@ -206,17 +188,11 @@ def create_run_dir(config: RunConfig) -> Path:
 
 def write_config(config: RunConfig, run_dir: Path) -> Path:
     """Writes RUN_DIR/config.json atomically (temporary file + rename)."""
-    path = Path(run_dir) / CONFIG_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomically(Path(run_dir) / CONFIG_FILE, config.to_dict())
 
 
 def load_config(run_dir: os.PathLike | str) -> RunConfig:
     """Reads RUN_DIR/config.json; raises ConfigError saying what is wrong with the folder."""
-    from permakey_tf.training import ConfigError, RunConfig
-
     path = Path(run_dir) / CONFIG_FILE
     if not Path(run_dir).is_dir():
         raise ConfigError(f"{run_dir} is not a run folder (it does not exist)")
@@ -233,8 +209,6 @@ def latest_run_dir(logdir: str, game: str, model: str) -> Path:
     root = Path(logdir) / game / model
     runs = [p for p in root.glob("*") if (p / CONFIG_FILE).exists()] if root.is_dir() else []
     if not runs:
-        from permakey_tf.training import ConfigError
-
         raise ConfigError(
             f"--resume found no run under {root}; pass the run folder (--resume RUN_DIR) or the "
             "--logdir/--game/--model/--name it was started with"
@@ -261,7 +235,7 @@ class RunFolder:
     """
 
     path: Path
-    config: "RunConfig"
+    config: RunConfig
     checkpoint: Optional[Path]
     saved_model: Optional[Path]
 
@@ -297,7 +271,6 @@ def read_run_folder(path: os.PathLike | str) -> RunFolder:
     """Checks that ``path`` is a run folder with a trained model and reads its config; raises
     NotARunError naming what is missing or wrong."""
     from permakey_tf.registry import MODEL_SPECS
-    from permakey_tf.training import ConfigError
 
     path = Path(path)
     if not path.is_dir():

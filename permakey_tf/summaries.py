@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from permakey_tf.run_state import _scalar_logs, global_step, learning_rates
+from permakey_tf.run_state import scalar_logs, global_step, learning_rates
 
 
 class ScalarLogger(keras.callbacks.Callback):
@@ -45,14 +45,14 @@ class ScalarLogger(keras.callbacks.Callback):
         self._step += 1
         if self._step % self.every_steps:
             return
-        values = _scalar_logs(logs)
+        values = scalar_logs(logs)
         values.update(learning_rates(self.model))
         with self._train_writer.as_default(step=self._step):
             for name, value in values.items():
                 tf.summary.scalar(f"step/{name}", value)
 
     def on_epoch_end(self, epoch, logs=None):
-        scalars = _scalar_logs(logs)
+        scalars = scalar_logs(logs)
         train = {k: v for k, v in scalars.items() if not k.startswith("val_")}
         train.update(learning_rates(self.model))
         val = {k[4:]: v for k, v in scalars.items() if k.startswith("val_")}

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from permakey_tf import diagnostics, metrics, probe
-from permakey_tf.metrics import ObjectSet
+from permakey_tf import baselines, diagnostics, metrics, probe
+from permakey_tf.matching import ObjectSet
 
 SIZE = 84
 
@@ -170,9 +170,9 @@ def test_position_probe_scores_keypoints_on_objects_high_and_a_fixed_layout_at_m
     on_objects = metrics.position_probe(centres, objects, episodes, steps)
     assert on_objects["probe_r2"] > 0.99
     assert set(on_objects) >= {"probe_r2/Player", "probe_r2/Ball"}
-    fixed = metrics.fixed_layout_keypoints(centres)
+    fixed = baselines.fixed_layout_keypoints(centres)
     assert metrics.position_probe(fixed, objects, episodes, steps)["probe_r2"] <= 0.0
-    random = metrics.random_keypoints(n, 2, seed=0)
+    random = baselines.random_keypoints(n, 2, seed=0)
     assert metrics.position_probe(random, objects, episodes, steps)["probe_r2"] < 0.1
     # evaluate_keypoints reports it when episode ids are given.
     assert "probe_r2" in metrics.evaluate_keypoints(centres, objects, episode_ids=episodes, steps=steps)

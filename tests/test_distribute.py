@@ -33,7 +33,7 @@ MIRRORED = textwrap.dedent(
     import numpy as np
 
     from permakey_tf import distribute
-    from permakey_tf import training
+    from permakey_tf import run_flags
     from permakey_tf.permakey import PermaKey
 
     # Each replica draws VAE sampling noise for its own half of the batch, which no single-device
@@ -42,7 +42,7 @@ MIRRORED = textwrap.dedent(
     PermaKey._standard_normal = lambda self, shape: tf.zeros(shape)
 
     model_name = sys.argv[2]
-    config = training.resolve_config({"preset": "smoke", "model": model_name}).model_config
+    config = run_flags.resolve_config({"preset": "smoke", "model": model_name}).model_config
     rng = np.random.default_rng(0)
     half = rng.integers(0, 256, size=[2, 84, 84, 3], dtype=np.uint8)
     # Replica i gets rows [2i, 2i+2): identical halves give each replica the full batch's
@@ -128,9 +128,9 @@ def _free_ports(count: int) -> list[int]:
 
 def test_multiworker_two_processes_train_and_agree(tmp_path):
     import tfds_atari
-    from permakey_tf import training
+    from permakey_tf import run_flags
 
-    smoke = training.resolve_config({"preset": "smoke"}).data
+    smoke = run_flags.resolve_config({"preset": "smoke"}).data
     data_dir = tmp_path / "tfds"
     # Build the data once, before the workers start (they would race to build it).
     tfds_atari.ensure_prepared(tfds_atari.get_builder(

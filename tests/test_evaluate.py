@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 import evaluate  # noqa: E402
-from permakey_tf import metrics, runs, training  # noqa: E402
+from permakey_tf import baselines, eval_figures, eval_report, evaluation, matching, metrics, run_flags, runs# noqa: E402
 
 SIZE = 84
 
@@ -31,21 +31,21 @@ def test_refuses_a_folder_without_config(tmp_path):
 
 
 def test_refuses_a_missing_folder_and_a_run_without_a_model(tmp_path):
-    with pytest.raises(evaluate.NotARunError, match="does not exist"):
-        evaluate.inspect_run(tmp_path / "nope")
+    with pytest.raises(runs.NotARunError, match="does not exist"):
+        runs.read_run_folder(tmp_path / "nope")
     (tmp_path / "config.json").write_text(json.dumps(
         {"model": "permakey", "game": "pong", "model_config": {"num_keypoints": 4}}))
-    with pytest.raises(evaluate.NotARunError, match=r"not a valid run config.*seed"):
-        evaluate.inspect_run(tmp_path)  # config.json is read typed: every field must be there
-    config = training.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path)})
+    with pytest.raises(runs.NotARunError, match=r"not a valid run config.*seed"):
+        runs.read_run_folder(tmp_path)  # config.json is read typed: every field must be there
+    config = run_flags.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path)})
     runs.write_config(config, tmp_path)
-    with pytest.raises(evaluate.NotARunError, match=r"checkpoints/best.keras.*saved_model.pb"):
-        evaluate.inspect_run(tmp_path)
+    with pytest.raises(runs.NotARunError, match=r"checkpoints/best.keras.*saved_model.pb"):
+        runs.read_run_folder(tmp_path)
     (tmp_path / "export" / "3").mkdir(parents=True)
     (tmp_path / "export" / "3" / "saved_model.pb").write_bytes(b"")
     (tmp_path / "export" / "12").mkdir()
     (tmp_path / "export" / "12" / "saved_model.pb").write_bytes(b"")
-    run = evaluate.inspect_run(tmp_path)
+    run = runs.read_run_folder(tmp_path)
     assert run.checkpoint is None and run.saved_model.name == "12"  # newest version, numerically
     assert run.config == config and run.num_keypoints == config.model_config.num_keypoints
 
@@ -55,7 +55,7 @@ def test_refinement_steps_are_refused_for_a_transporter_run_before_anything_load
     for model in ("permakey", "transporter"):
         folder = tmp_path / model
         folder.mkdir()
-        runs.write_config(training.resolve_config({"game": "pong", "preset": "smoke", "model": model,
+        runs.write_config(run_flags.resolve_config({"game": "pong", "preset": "smoke", "model": model,
                                                    "logdir": str(tmp_path)}), folder)
         (folder / "export" / "1").mkdir(parents=True)
         (folder / "export" / "1" / "saved_model.pb").write_bytes(b"")
@@ -86,17 +86,17 @@ def test_predict_batches_and_keeps_maps_for_figures_spread_over_the_set():
                 "gaussian_maps": np.ones([n, SIZE, SIZE, 3]) * marks[:, None, None, None],
                 "error_maps": np.zeros([n, SIZE, SIZE, 2]) + marks[:, None, None, None]}
 
-    pred = evaluate.predict(predictor, frames, batch_size=4, map_frames=[1, 5, 9], progress=False)
+    pred = evaluation.predict(predictor, frames, batch_size=4, map_frames=[1, 5, 9], progress=False)
     assert pred.keypoints_pixels.shape == (10, 3, 2)
     np.testing.assert_array_equal(pred.figure_gaussian_maps[:, 0, 0, 0], [1, 5, 9])
     np.testing.assert_array_equal(pred.figure_error_maps[:, 0, 0, 0], [1, 5, 9])
     assert pred.error_maps is None
-    every = evaluate.predict(predictor, frames, batch_size=4, progress=False, all_error_maps=True)
+    every = evaluation.predict(predictor, frames, batch_size=4, progress=False, all_error_maps=True)
     assert every.error_maps.shape == (10, SIZE, SIZE, 2) and every.error_maps.dtype == np.float16
-    np.testing.assert_array_equal(every.figure_error_maps[:, 0, 0, 0], evaluate.figure_indices(10))
-    np.testing.assert_array_equal(evaluate.figure_indices(10), [0, 1, 3, 4, 5, 6, 8, 9])
+    np.testing.assert_array_equal(every.figure_error_maps[:, 0, 0, 0], eval_figures.figure_indices(10))
+    np.testing.assert_array_equal(eval_figures.figure_indices(10), [0, 1, 3, 4, 5, 6, 8, 9])
     with pytest.raises(FloatingPointError, match="NaN"):
-        evaluate.predict(lambda b: {"keypoints_pixels": np.full([len(b), 1, 2], np.nan)}, frames,
+        evaluation.predict(lambda b: {"keypoints_pixels": np.full([len(b), 1, 2], np.nan)}, frames,
                          progress=False)
 
 
@@ -109,8 +109,8 @@ def _synthetic_eval_set(n=12):
         frames[t, 40:44, x:x + 4] = 255
         objects.append({"bbox": np.array([[40 / SIZE, x / SIZE, 44 / SIZE, (x + 4) / SIZE]]),
                         "label": np.array([0])})
-    return evaluate.EvalSet(frames=frames, clean=frames, bar_masks=np.zeros([n, SIZE, SIZE], bool),
-                            objects=metrics.ObjectSet.from_frames(objects, ("Player",)),
+    return evaluation.EvalSet(frames=frames, clean=frames, bar_masks=np.zeros([n, SIZE, SIZE], bool),
+                            objects=matching.ObjectSet.from_frames(objects, ("Player",)),
                             episode_ids=np.zeros(n, int), steps=np.arange(n), noise="none")
 
 
@@ -125,8 +125,8 @@ def _entry(data, model, seed, k, name, tracking):
               "model_config": {"num_keypoints": k, "keypoint_sigma": 0.1,
                                **({"lsp_layers": [0]} if model == "permakey" else {})},
               "data": {"test_frames": 16}, "train": {"name": name, "logdir": "runs"}}
-    shown = len(evaluate.figure_indices(len(kps)))
-    pred = evaluate.Predictions(kps, np.zeros([shown, SIZE, SIZE, k]),
+    shown = len(eval_figures.figure_indices(len(kps)))
+    pred = evaluation.Predictions(kps, np.zeros([shown, SIZE, SIZE, k]),
                                 np.random.default_rng(0).uniform(size=[shown, SIZE, SIZE, 1])
                                 if model == "permakey" else None)
     results = metrics.evaluate_with_baselines(kps, data.objects, frames=data.frames,
@@ -149,14 +149,14 @@ def test_tables_and_figures_from_synthetic_runs(tmp_path):
     assert results["model"]["recall"] == 1.0 > results["fixed_layout"]["recall"]
     assert results["model"]["tracking_error_relative"] == pytest.approx(0.0, abs=1e-9)
 
-    table = evaluate.format_results_table("pong/permakey/s0", "none", results)
+    table = eval_report.format_results_table("pong/permakey/s0", "none", results)
     assert "fixed_layout" in table and "frame_difference" in table
     f1_line = next(line for line in table.splitlines() if line.startswith("f1 "))
     assert f"{results['model']['f1']:.3f}" in f1_line and f"{results['random']['f1']:.3f}" in f1_line
-    summary = evaluate.format_summary(entries)
+    summary = eval_report.format_summary(entries)
     assert len(summary.splitlines()) == 1 + len(entries)
 
-    written = evaluate.draw_figures(entries, {(("pong", "{}"), "none"): data}, tmp_path)
+    written = eval_figures.draw_figures(entries, {(("pong", "{}"), "none"): data}, tmp_path)
     names = {Path(p).name for p in written}
     assert "figure2_pong_none.png" in names
     assert "figure3_pong_permakey_seeds.png" in names  # s0 and s1 differ only by seed
@@ -191,7 +191,7 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     (run,) = report["runs"]
     assert set(run["results"]) == {"none", "vertical"}
     for noise, results in run["results"].items():
-        assert set(results) == {"model", *metrics.BASELINE_NAMES}
+        assert set(results) == {"model", *baselines.BASELINE_NAMES}
         for name in ("recall", "precision", "f1", "hud_share", "border_share", "jitter_px"):
             assert name in results["model"], name
         assert results["model"]["num_keypoints"] == run["num_keypoints"]
@@ -204,10 +204,10 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     # those moved by its two mean-shift steps on the error maps.
     from permakey_tf import ops
 
-    run_info = evaluate.inspect_run(run_dir)
+    run_info = runs.read_run_folder(run_dir)
     frames = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
-    own = evaluate.load_predictor(run_info, "checkpoint")(frames)
-    raw = evaluate.load_predictor(run_info, "checkpoint", refinement_steps=0)(frames)
+    own = evaluation.load_predictor(run_info, "checkpoint")(frames)
+    raw = evaluation.load_predictor(run_info, "checkpoint", refinement_steps=0)(frames)
     sigma = run_info.config.model_config.keypoint_sigma
     expected = ops.keypoints_to_pixels(ops.mean_shift_keypoints(
         ops.pixels_to_keypoints(raw["keypoints_pixels"]), raw["error_maps"], sigma, 2)).numpy()

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from permakey_tf import training
+from permakey_tf import run_flags
 from permakey_tf.export import SIGNATURE_NAME, export_saved_model, next_version
 
 # Runs in a fresh interpreter, outside the repository, with nothing but TensorFlow and NumPy:
@@ -67,8 +67,8 @@ def _models():
     from permakey_tf.permakey import PermaKey
     from permakey_tf.transporter import Transporter
 
-    smoke_permakey = training.resolve_config({"preset": "smoke"}).model_config
-    smoke_transporter = training.resolve_config({"preset": "smoke", "model": "transporter"}).model_config
+    smoke_permakey = run_flags.resolve_config({"preset": "smoke"}).model_config
+    smoke_transporter = run_flags.resolve_config({"preset": "smoke", "model": "transporter"}).model_config
     return {"permakey": PermaKey(smoke_permakey), "transporter": Transporter(smoke_transporter)}
 
 
@@ -137,7 +137,7 @@ def test_saved_model_in_a_fresh_process_matches_the_keras_model(tmp_path):
 def test_versions_are_numbered_and_never_overwritten(tmp_path):
     from permakey_tf.transporter import Transporter
 
-    model = Transporter(training.resolve_config({"preset": "smoke", "model": "transporter"}).model_config)
+    model = Transporter(run_flags.resolve_config({"preset": "smoke", "model": "transporter"}).model_config)
     assert next_version(tmp_path / "missing") == 1
     export_saved_model(model, tmp_path, version=3)
     assert next_version(tmp_path) == 4
@@ -153,7 +153,7 @@ def test_mixed_precision_export_serves_float32(tmp_path):
     from permakey_tf.permakey import PermaKey
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = PermaKey(training.resolve_config({"preset": "smoke"}).model_config)
+    model = PermaKey(run_flags.resolve_config({"preset": "smoke"}).model_config)
     target = export_saved_model(model, tmp_path)
     serve = tf.saved_model.load(str(target)).signatures[SIGNATURE_NAME]
     outputs = serve(frames=tf.constant(_frames(count=2)))
@@ -171,12 +171,12 @@ def test_export_records_the_keypoint_readout_it_serves(tmp_path):
     from permakey_tf.permakey import PermaKey
     from permakey_tf.transporter import Transporter
 
-    config = training.resolve_config({"preset": "smoke"}).model_config
+    config = run_flags.resolve_config({"preset": "smoke"}).model_config
     for steps in (0, 3):
         target = export_saved_model(PermaKey(dataclasses.replace(config, keypoint_refinement_steps=steps)),
                                     tmp_path / "permakey")
         assert exported_refinement_steps(target) == steps
     (target / READOUT_FILE).unlink()
     assert exported_refinement_steps(target) == 0
-    transporter = Transporter(training.resolve_config({"preset": "smoke", "model": "transporter"}).model_config)
+    transporter = Transporter(run_flags.resolve_config({"preset": "smoke", "model": "transporter"}).model_config)
     assert not (export_saved_model(transporter, tmp_path / "transporter") / READOUT_FILE).exists()

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 import evaluate  # noqa: E402
 import train  # noqa: E402
-from permakey_tf import runs, training  # noqa: E402
+from permakey_tf import runs, run_flags, run_config  # noqa: E402
 
 TINY_DATA = dict(train_frames=40, validation_frames=16, test_frames=16)
 
@@ -58,7 +58,7 @@ def test_run_lock_refuses_a_second_writer_and_dies_with_its_holder(tmp_path):
 
 
 def test_resume_of_a_run_that_is_being_written_is_refused(tmp_path, capsys):
-    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "busy"})
+    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "busy"})
     run_dir = runs.create_run_dir(config)
     with runs.RunLock(run_dir):
         assert train.main(["--resume", str(run_dir)]) == train.EXIT_BUSY
@@ -94,17 +94,17 @@ def _tiny_model():
 
 
 def test_a_restarted_run_never_replaces_a_better_kept_checkpoint(tmp_path):
-    from permakey_tf import callbacks as cb
+    from permakey_tf import checkpoints
 
     path = tmp_path / "checkpoints" / "best.keras"
-    first = cb.BestCheckpointAndEarlyStopping(path, patience=None)
+    first = checkpoints.BestCheckpointAndEarlyStopping(path, patience=None)
     first.set_model(_tiny_model())
     first.on_train_begin()
     first.on_epoch_end(0, {"val_loss": 0.5})
     kept = path.read_bytes()
     assert json.loads(path.with_suffix(".json").read_text())["val_loss"] == 0.5
     # The backup was deleted: a new callback without resume state, a worse first epoch.
-    restarted = cb.BestCheckpointAndEarlyStopping(path, patience=None)
+    restarted = checkpoints.BestCheckpointAndEarlyStopping(path, patience=None)
     restarted.set_model(_tiny_model())
     restarted.on_train_begin()
     restarted.on_epoch_end(0, {"val_loss": 0.9})
@@ -116,11 +116,11 @@ def test_a_restarted_run_never_replaces_a_better_kept_checkpoint(tmp_path):
 
 
 def test_a_kill_during_a_backup_write_keeps_the_previous_backup(tmp_path, monkeypatch):
-    from permakey_tf import callbacks as cb
+    from permakey_tf import checkpoints
 
     model = _tiny_model()
     x, y = np.ones([8, 3]), np.ones([8, 1])
-    backup = cb.ResumeBackup(tmp_path / "backup")
+    backup = checkpoints.ResumeBackup(tmp_path / "backup")
     model.fit(x, y, epochs=1, verbose=0, callbacks=[backup])
 
     def killed(*args, **kwargs):
@@ -129,7 +129,7 @@ def test_a_kill_during_a_backup_write_keeps_the_previous_backup(tmp_path, monkey
     monkeypatch.setattr(model, "save_weights", killed)
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, epochs=2, initial_epoch=1, verbose=0, callbacks=[backup])
-    state = cb.restore_backup(_tiny_model(), tmp_path / "backup")
+    state = checkpoints.restore_backup(_tiny_model(), tmp_path / "backup")
     assert state["epoch"] == 1
 
 
@@ -139,7 +139,7 @@ def test_a_kill_during_export_leaves_no_version_and_its_debris_is_cleared(tmp_pa
     from permakey_tf.export import export_saved_model
     from permakey_tf.permakey import PermaKey
 
-    model = PermaKey(training.resolve_config({"preset": "smoke"}).model_config)
+    model = PermaKey(run_flags.resolve_config({"preset": "smoke"}).model_config)
 
     def killed(self, *args, **kwargs):
         Path(args[0]).mkdir(parents=True)
@@ -292,7 +292,7 @@ def saved_run(tmp_path):
     from permakey_tf.export import export_saved_model
     from permakey_tf.permakey import PermaKey
 
-    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "saved"})
+    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "saved"})
     run_dir = runs.create_run_dir(config)
     model = PermaKey(config.model_config)
     model.compile()
@@ -352,7 +352,7 @@ def test_the_same_seed_trains_the_same_with_and_without_building_the_dataset(tmp
 
 
 def test_a_corrupt_config_json_is_named_by_train_and_evaluate(tmp_path, capsys):
-    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "bad"})
+    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "bad"})
     run_dir = runs.create_run_dir(config)
     (run_dir / "config.json").write_text('{"model": "permakey", "game": ')
     with pytest.raises(SystemExit) as exit_info:
@@ -399,7 +399,7 @@ def test_export_only_removes_what_a_killed_export_left(saved_run):
 def test_resume_refuses_flags_that_contradict_the_run(flags, message, tmp_path, capsys):
     """--resume RUN continues RUN's saved config: a different model, game or preset is a
     conflict, not silently ignored (issue 34, items 7-9)."""
-    config = training.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path), "name": "r"})
+    config = run_flags.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path), "name": "r"})
     run_dir = runs.create_run_dir(config)
     before = sorted(p.name for p in run_dir.iterdir())
     with pytest.raises(SystemExit) as exit_info:
@@ -408,7 +408,7 @@ def test_resume_refuses_flags_that_contradict_the_run(flags, message, tmp_path, 
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in run_dir.iterdir()) == before
     # The same values as the run's are no conflict (a game written another way included).
-    assert training.resume_config(run_dir, {"game": "Pong", "model": "permakey", "preset": "smoke"}).game == "pong"
+    assert run_flags.resume_config(run_dir, {"game": "Pong", "model": "permakey", "preset": "smoke"}).game == "pong"
 
 
 @pytest.mark.parametrize("flags", [["--epochs", "5", "--batch-size", "4"], ["--resume", "RUN"]])
@@ -477,10 +477,10 @@ def test_building_where_nothing_can_be_written_says_so(tmp_path, capsys):
 def test_unknown_top_level_config_keys_are_named(tmp_path):
     """A config.json with a key train.py never writes (a typo, a hand edit) is refused with the
     key named, as unknown keys inside its sections already were (issue 34)."""
-    config = training.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path), "name": "k"})
+    config = run_flags.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path), "name": "k"})
     run_dir = runs.create_run_dir(config)
     values = json.loads((run_dir / "config.json").read_text())
     values["epochz"] = 3
     (run_dir / "config.json").write_text(json.dumps(values))
-    with pytest.raises(training.ConfigError, match=r"Unknown config.json keys \['epochz'\]"):
+    with pytest.raises(run_config.ConfigError, match=r"Unknown config.json keys \['epochz'\]"):
         runs.load_config(run_dir)

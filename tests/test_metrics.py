@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from permakey_tf import metrics, stability
-from permakey_tf.metrics import MetricSettings, ObjectSet
+from permakey_tf import baselines, matching, metrics, stability
+from permakey_tf.matching import MetricSettings, ObjectSet
 
 SIZE = 84
 
@@ -56,10 +56,10 @@ def test_box_edge_plus_dilation_hits_on_a_large_object():
     objects = one_frame([box(10, 10, 40, 20)])
     inside_dilation = kps((40.9, 15))  # 0.9 px right of the edge
     outside_dilation = kps((41.2, 15))
-    assert metrics.hit_matrix(inside_dilation, objects, MetricSettings())[0, 0, 0]
-    assert not metrics.hit_matrix(outside_dilation, objects, MetricSettings())[0, 0, 0]
+    assert matching.hit_matrix(inside_dilation, objects, MetricSettings())[0, 0, 0]
+    assert not matching.hit_matrix(outside_dilation, objects, MetricSettings())[0, 0, 0]
     no_dilation = MetricSettings(box_dilation=0)
-    assert not metrics.hit_matrix(inside_dilation, objects, no_dilation)[0, 0, 0]
+    assert not matching.hit_matrix(inside_dilation, objects, no_dilation)[0, 0, 0]
 
 
 def test_recall_precision_f1_by_hand():
@@ -133,7 +133,7 @@ def test_frame_metrics_has_nan_recall_without_targets_and_pooling_ignores_it():
         {"bbox": np.zeros([0, 4]), "label": np.zeros([0], int)},
     ])
     points = np.array([[[41, 31]], [[41, 31]]], float)
-    per_frame = metrics.frame_metrics(points, frames)
+    per_frame = matching.frame_metrics(points, frames)
     assert per_frame["recall"][0] == 1.0 and math.isnan(per_frame["recall"][1])
     result = metrics.evaluate_keypoints(points, frames)
     assert result["recall"] == 1.0 and result["precision"] == 0.5
@@ -163,20 +163,20 @@ def _moving_square_episode(num_frames=6, speed=2, start=20, follow=True, jitter=
 
 def test_stability_follower_vs_fixed_point():
     objects, follower, eps, steps = _moving_square_episode(speed=1, follow=True)
-    stable = metrics.stability_metrics(follower, objects, eps, steps)
+    stable = stability.stability_metrics(follower, objects, eps, steps)
     assert stable["num_pairs"] == 5 and stable["num_tracked"] == 5
     assert stable["jitter_px"] == pytest.approx(1.0)
     assert stable["object_motion_px"] == pytest.approx(1.0)
     assert stable["tracking_error_relative"] == pytest.approx(0.0, abs=1e-9)
     objects, still, eps, steps = _moving_square_episode(speed=1, follow=False)
-    fixed = metrics.stability_metrics(still, objects, eps, steps)
+    fixed = stability.stability_metrics(still, objects, eps, steps)
     assert fixed["jitter_px"] == 0.0
     # The still point only sits on the object while the object covers it (first frames).
     assert fixed["tracking_error_relative"] == pytest.approx(1.0)
 
 
 def test_stability_pairs_only_within_an_episode():
-    first, second = metrics.consecutive_pairs(np.array([0, 0, 1, 1, 0]), np.array([0, 1, 2, 3, 3]))
+    first, second = stability.consecutive_pairs(np.array([0, 0, 1, 1, 0]), np.array([0, 1, 2, 3, 3]))
     assert sorted(zip(first.tolist(), second.tolist())) == [(0, 1), (2, 3)]
 
 
@@ -192,9 +192,9 @@ def test_json_ready_replaces_nan():
 def test_random_points_rarely_hit_one_small_object_and_are_seeded():
     n, k = 400, 8
     objects = ObjectSet.from_frames([{"bbox": np.array([SMALL]), "label": np.array([0])}] * n)
-    points = metrics.random_keypoints(n, k, seed=3)
-    assert np.array_equal(points, metrics.random_keypoints(n, k, seed=3))
-    assert not np.array_equal(points, metrics.random_keypoints(n, k, seed=4))
+    points = baselines.random_keypoints(n, k, seed=3)
+    assert np.array_equal(points, baselines.random_keypoints(n, k, seed=3))
+    assert not np.array_equal(points, baselines.random_keypoints(n, k, seed=4))
     assert points.min() >= 0 and points.max() < SIZE
     result = metrics.evaluate_keypoints(points, objects)
     # Hit area: disc r=3 ∪ dilated 4x4 box ≈ 30 px of 7056: p ≈ 0.004 per point.
@@ -204,15 +204,15 @@ def test_random_points_rarely_hit_one_small_object_and_are_seeded():
 
 
 def test_grid_layout_covers_the_frame_evenly():
-    layout = metrics.grid_layout(9)
+    layout = baselines.grid_layout(9)
     assert sorted(set(layout[:, 0].round(3))) == pytest.approx([14, 42, 70])
-    assert metrics.grid_layout(8).shape == (8, 2)
-    assert np.all(metrics.grid_keypoints(5, 8)[3] == metrics.grid_layout(8))
+    assert baselines.grid_layout(8).shape == (8, 2)
+    assert np.all(baselines.grid_keypoints(5, 8)[3] == baselines.grid_layout(8))
 
 
 def test_fixed_layout_is_the_mean_position_on_every_frame():
     points = np.array([[[10, 20], [30, 40]], [[20, 40], [50, 60]]], float)
-    fixed = metrics.fixed_layout_keypoints(points)
+    fixed = baselines.fixed_layout_keypoints(points)
     assert np.allclose(fixed[0], [[15, 30], [40, 50]]) and np.allclose(fixed[1], fixed[0])
 
 
@@ -234,21 +234,21 @@ def _square_video(num_frames=6, num_episodes=2, size=SIZE):
 
 def test_frame_difference_blobs_find_a_moving_square():
     frames, objects, eps, steps = _square_video()
-    points = metrics.frame_difference_keypoints(frames, eps, steps, num_keypoints=3)
+    points = baselines.frame_difference_keypoints(frames, eps, steps, num_keypoints=3)
     assert points.shape == (len(frames), 3, 2)
     result = metrics.evaluate_keypoints(points, objects)
     assert result["recall"] == 1.0
     assert result["precision"] > 0.9
     # Shuffling the frame order changes nothing: neighbours come from (episode, step).
     order = np.random.default_rng(0).permutation(len(frames))
-    shuffled = metrics.frame_difference_keypoints(frames[order], eps[order], steps[order], 3)
+    shuffled = baselines.frame_difference_keypoints(frames[order], eps[order], steps[order], 3)
     assert np.allclose(shuffled, points[order])
 
 
 def test_frame_difference_without_motion_falls_back_to_the_grid():
     frames = np.zeros([3, SIZE, SIZE, 3], np.uint8)
-    points = metrics.frame_difference_keypoints(frames, np.zeros(3), np.arange(3), 4)
-    assert np.allclose(points, metrics.grid_keypoints(3, 4))
+    points = baselines.frame_difference_keypoints(frames, np.zeros(3), np.arange(3), 4)
+    assert np.allclose(points, baselines.grid_keypoints(3, 4))
 
 
 def test_evaluate_with_baselines_runs_every_baseline_through_the_same_code():
@@ -256,7 +256,7 @@ def test_evaluate_with_baselines_runs_every_baseline_through_the_same_code():
     model = np.repeat(np.array([[[50.0, 10.0]] * 4]), len(frames), axis=0)  # never on the square
     results = metrics.evaluate_with_baselines(model, objects, frames=frames, episode_ids=eps,
                                               steps=steps, seed=0)
-    assert set(results) == {"model", *metrics.BASELINE_NAMES}
+    assert set(results) == {"model", *baselines.BASELINE_NAMES}
     assert results["model"]["recall"] == 0.0
     assert results["fixed_layout"]["recall"] == 0.0  # a constant model equals its fixed layout
     assert results["frame_difference"]["recall"] == 1.0
@@ -265,7 +265,7 @@ def test_evaluate_with_baselines_runs_every_baseline_through_the_same_code():
 
 def test_stability_is_the_same_when_pairs_are_processed_in_chunks(monkeypatch):
     objects, points, eps, steps = _moving_square_episode(num_frames=9, speed=1, jitter=1.0)
-    whole = metrics.stability_metrics(points, objects, eps, steps)
+    whole = stability.stability_metrics(points, objects, eps, steps)
     monkeypatch.setattr(stability, "_PAIR_CHUNK", 2)
-    assert metrics.stability_metrics(points, objects, eps, steps) == pytest.approx(whole, nan_ok=True)
+    assert stability.stability_metrics(points, objects, eps, steps) == pytest.approx(whole, nan_ok=True)
     assert whole["num_tracked"] > 0

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from permakey_tf import registry, training
+from permakey_tf import registry, run_flags, run_config
 from permakey_tf.registry import MODEL_SPECS, ModelSpec, UnknownModelError, get_model_spec
 
 
@@ -29,12 +29,12 @@ def test_each_spec_names_its_config_and_model_class():
 def test_unknown_model_names_the_valid_ones():
     with pytest.raises(UnknownModelError, match="permakey, transporter"):
         get_model_spec("permakee")
-    with pytest.raises(training.ConfigError, match="Unknown model 'permakee'"):
-        training.resolve_config({"model": "permakee"})
+    with pytest.raises(run_config.ConfigError, match="Unknown model 'permakee'"):
+        run_flags.resolve_config({"model": "permakee"})
 
 
 def test_importing_the_registry_does_not_load_tensorflow():
-    code = "import sys, permakey_tf.registry, permakey_tf.training; print('tensorflow' in sys.modules)"
+    code = "import sys, permakey_tf.registry, permakey_tf.run_flags; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -46,12 +46,12 @@ def test_run_settings_come_from_the_spec(monkeypatch):
                       model_path="permakey_tf.permakey:PermaKey", examples="frames",
                       paper_batch_size=48, paper_patience=3, has_error_maps=True)
     monkeypatch.setitem(registry.MODEL_SPECS, extra.name, extra)
-    config = training.resolve_config({"model": "permakey_wide", "layers": "0"})
+    config = run_flags.resolve_config({"model": "permakey_wide", "layers": "0"})
     assert (config.train.batch_size, config.train.early_stopping_patience) == (48, 3)
     assert config.model_config.lsp_layers == (0,)
     # Transporter has no encoder layers to choose: the check reads the config's fields.
-    with pytest.raises(training.ConfigError, match="Transporter has none"):
-        training.resolve_config({"model": "transporter", "layers": "0"})
+    with pytest.raises(run_config.ConfigError, match="Transporter has none"):
+        run_flags.resolve_config({"model": "transporter", "layers": "0"})
 
 
 @pytest.mark.parametrize("model", sorted(MODEL_SPECS))

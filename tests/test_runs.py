@@ -1,34 +1,42 @@
-"""permakey_tf.runs: the run folder's layout and the dataset a run used, shared by train and evaluate."""
+"""permakey_tf.runs: the run folder's layout, its config.json and the folder readers."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 
-import evaluate
-from permakey_tf import runs, training
+import pytest
+
+from permakey_tf import run_config, run_flags, runs
 
 
-def test_train_and_evaluate_select_the_same_dataset_variant(tmp_path):
-    config = training.resolve_config({"preset": "quick", "logdir": str(tmp_path), "name": "r",
-                                      "data_dir": str(tmp_path / "data")})
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset_seed=3))
+def test_a_run_folder_is_read_back_with_its_config_and_model(tmp_path):
+    config = run_flags.resolve_config({"preset": "quick", "logdir": str(tmp_path), "name": "r",
+                                       "data_dir": str(tmp_path / "data")})
     run_dir = runs.create_run_dir(config)
+    with pytest.raises(runs.NotARunError, match="no trained model"):
+        runs.read_run_folder(run_dir)
     (run_dir / runs.CHECKPOINT).parent.mkdir()
     (run_dir / runs.CHECKPOINT).write_bytes(b"")  # inspect_run only needs it to exist
-    run = evaluate.inspect_run(run_dir)
-    assert run.checkpoint == run_dir / runs.CHECKPOINT
-    arguments = evaluate.dataset_kwargs_for(run, None)
-    assert arguments == runs.dataset_arguments(dataclasses.asdict(config.data))
-    assert arguments == {"train_frames": 6_000, "validation_frames": 256, "test_frames": 512,
-                         "data_dir": str(tmp_path / "data"), "dataset_seed": 3}
-    # --data-dir replaces the recorded folder and nothing else.
-    moved = evaluate.dataset_kwargs_for(run, "/elsewhere")
-    assert moved == {**arguments, "data_dir": "/elsewhere"}
+    run = runs.read_run_folder(run_dir)
+    assert run.checkpoint == run_dir / runs.CHECKPOINT and run.saved_model is None
+    assert run.config == config and run.label == "spaceinvaders/permakey/r"
 
 
-def test_dataset_arguments_are_what_the_loaders_accept():
-    from permakey_tf import data
+def test_config_json_is_written_whole_and_sorted(tmp_path):
+    """write_config goes through a temporary file: the folder never holds half a config, and
+    no temporary is left behind."""
+    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "r"})
+    run_dir = runs.create_run_dir(config)
+    assert sorted(p.name for p in run_dir.iterdir()) == [runs.CONFIG_FILE]
+    text = (run_dir / runs.CONFIG_FILE).read_text()
+    assert text.endswith("}\n") and list(json.loads(text)) == sorted(json.loads(text))
+    stale = run_dir / "config.json.tmp"
+    stale.write_text("{half")
+    assert runs.remove_stale_temporaries(run_dir) == [stale] and not stale.exists()
 
-    arguments = runs.dataset_arguments(dataclasses.asdict(training.DataSettings()))
-    assert set(arguments) <= set(data._SPLIT_DEFAULTS) | {"dataset_seed"}
-    data._split_kwargs(arguments)  # raises TypeError on an unknown argument
+
+def test_a_folder_without_config_is_not_a_run(tmp_path):
+    with pytest.raises(runs.NotARunError, match="no config.json"):
+        runs.read_run_folder(tmp_path)
+    with pytest.raises(run_config.ConfigError, match="not a run folder"):
+        runs.load_config(tmp_path / "missing")

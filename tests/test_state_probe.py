@@ -145,9 +145,9 @@ def test_the_cli_refuses_a_game_without_ram_annotation_before_loading_anything(t
     run = tmp_path / "enduro" / "permakey" / "r"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "best.keras").write_bytes(b"not loaded")
-    from permakey_tf import runs, training
+    from permakey_tf import runs, run_flags
 
-    runs.write_config(training.resolve_config({"game": "enduro", "preset": "smoke"}), run)
+    runs.write_config(run_flags.resolve_config({"game": "enduro", "preset": "smoke"}), run)
     result = subprocess.run([sys.executable, str(root / "probe_state.py"), str(run), "--no-progress"],
                             capture_output=True, text=True, timeout=120, cwd=root)
     assert result.returncode == 2 and "enduro has no RAM annotation" in result.stderr

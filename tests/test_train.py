@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 import train  # noqa: E402
-from permakey_tf import runs, training  # noqa: E402
+from permakey_tf import runs, run_flags, run_config  # noqa: E402
 
 
 def _env():
@@ -38,7 +38,7 @@ def smoke_data_dir(tmp_path_factory):
     import tfds_atari
 
     data_dir = tmp_path_factory.mktemp("tfds")
-    smoke = training.resolve_config({"preset": "smoke"}).data
+    smoke = run_flags.resolve_config({"preset": "smoke"}).data
     builder = tfds_atari.get_builder(
         "spaceinvaders", data_dir=str(data_dir), train_frames=smoke.train_frames,
         validation_frames=smoke.validation_frames, test_frames=smoke.test_frames,
@@ -100,51 +100,52 @@ def test_help_explains_every_flag(capsys):
 
 
 def test_defaults_are_the_papers_and_flags_override_presets():
-    paper = training.resolve_config({})
+    paper = run_flags.resolve_config({})
     assert (paper.model, paper.game, paper.preset) == ("permakey", "spaceinvaders", "paper")
     assert paper.train.batch_size == 32 and paper.train.epochs == 100
     assert paper.train.early_stopping_patience == 10
     assert (paper.data.train_frames, paper.data.validation_frames) == (85_000, 5_000)
     assert paper.model_config.lsp_layers == (0, 1) and paper.model_config.learning_rate == 2e-4
     assert paper.model_config.num_keypoints == 25  # the authors' K for Space Invaders
-    transporter = training.resolve_config({"model": "transporter", "game": "mspacman"})
+    transporter = run_flags.resolve_config({"model": "transporter", "game": "mspacman"})
     assert transporter.train.batch_size == 64 and transporter.train.early_stopping_patience == 5
     assert transporter.model_config.num_keypoints == 7
 
-    quick = training.resolve_config({"preset": "quick"})
+    quick = run_flags.resolve_config({"preset": "quick"})
+    quick_steps_per_epoch = quick.data.train_frames // quick.train.batch_size
     # Sized for the README's 12-minute main job (docs/TRAINING.md).
     assert quick.model_config.lsp_layers == (0,) and quick.model_config.patch_size == 2
     assert quick.model_config.lsp_hidden_widths == (64, 32, 32)
-    assert quick.model_config.pointnet_restart_step == quick.train.epochs * quick.steps_per_epoch // 2
+    assert quick.model_config.pointnet_restart_step == quick.train.epochs * quick_steps_per_epoch // 2
     assert paper.model_config.pointnet_restart_step == 0  # the paper trains the PointNet throughout
     assert quick.model_config.keypoint_reduction == "spatial"  # the defaults, not the preset's
     assert quick.model_config.learning_rate == 1e-3
     assert quick.train.batch_size == 16 and quick.train.precision == "auto"
     assert not quick.train.jit and quick.data.train_frames == 6_000
-    assert 2_000 <= quick.train.epochs * quick.steps_per_epoch <= 3_000
+    assert 2_000 <= quick.train.epochs * quick_steps_per_epoch <= 3_000
 
-    overridden = training.resolve_config(
+    overridden = run_flags.resolve_config(
         {"preset": "quick", "batch_size": 8, "layers": "0,1", "num_keypoints": 5, "epochs": 1}
     )
     assert overridden.train.batch_size == 8 and overridden.train.epochs == 1
     assert overridden.model_config.lsp_layers == (0, 1) and overridden.model_config.num_keypoints == 5
-    patched = training.resolve_config({"patch_size": 3})
+    patched = run_flags.resolve_config({"patch_size": 3})
     assert patched.model_config.patch_size == 3
     assert overridden.train.precision == "auto"  # untouched preset values stay
 
 
 def test_config_json_round_trip(tmp_path):
-    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "r"})
+    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "r"})
     run_dir = runs.create_run_dir(config)
     assert run_dir == tmp_path / "spaceinvaders" / "permakey" / "r"
     assert runs.load_config(run_dir) == config
     saved = json.loads((run_dir / "config.json").read_text())
     assert set(saved) >= {"model", "game", "model_config", "data", "train", "seed"}
-    with pytest.raises(training.ConfigError, match="already exists"):
+    with pytest.raises(run_config.ConfigError, match="already exists"):
         runs.create_run_dir(config)
-    with pytest.raises(training.ConfigError, match="conflict"):
-        training.resume_config(run_dir, {"batch_size": 4})
-    assert training.resume_config(run_dir, {"epochs": 7}).train.epochs == 7
+    with pytest.raises(run_config.ConfigError, match="conflict"):
+        run_flags.resume_config(run_dir, {"batch_size": 4})
+    assert run_flags.resume_config(run_dir, {"epochs": 7}).train.epochs == 7
 
 
 # ----------------------------------------------------------------------------- callbacks in process
@@ -161,7 +162,7 @@ def _tiny_model():
 def test_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
     import tensorflow as tf
 
-    from permakey_tf import callbacks as cb
+    from permakey_tf import callbacks as cb, checkpoints
 
     model = _tiny_model()
     x = np.ones([16, 3], np.float32)
@@ -170,39 +171,39 @@ def test_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
     bad_x[0, 0] = np.nan
     # Epoch 1 is clean; epoch 2's third batch holds a NaN.
     train_ds = tf.data.Dataset.from_tensor_slices((np.concatenate([x, x, bad_x]), np.concatenate([y, y, y])))
-    best = cb.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=None)
-    backup = cb.ResumeBackup(tmp_path / "backup", stateful={"best": best})
+    best = checkpoints.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=None)
+    backup = checkpoints.ResumeBackup(tmp_path / "backup", stateful={"best": best})
     with pytest.raises(cb.NonFiniteLossError, match="loss became nan") as error:
         model.fit(train_ds.batch(4), validation_data=(x, y), epochs=3, steps_per_epoch=6,
                   callbacks=[cb.StopOnNonFiniteLoss(kept="kept!"), best, backup], verbose=0)
     assert "epoch 2" in str(error.value) and "kept!" in str(error.value)
     assert best.best_epoch == 1 and (tmp_path / "best.keras").exists()
     restored = _tiny_model()
-    state = cb.restore_backup(restored, tmp_path / "backup")
+    state = checkpoints.restore_backup(restored, tmp_path / "backup")
     assert state["epoch"] == 1 and state["global_step"] == 6
     assert all(np.isfinite(w).all() for w in restored.get_weights())
 
 
 def test_corrupt_backup_gives_a_clear_error(tmp_path):
-    from permakey_tf import callbacks as cb
+    from permakey_tf import checkpoints
 
     model = _tiny_model()
     model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0,
-              callbacks=[cb.ResumeBackup(tmp_path / "backup")])
-    folder = cb.read_latest(tmp_path / "backup")
+              callbacks=[checkpoints.ResumeBackup(tmp_path / "backup")])
+    folder = checkpoints.read_latest(tmp_path / "backup")
     (folder / "state.weights.h5").write_bytes(b"not an h5 file")
-    with pytest.raises(cb.CorruptBackupError, match="corrupt.*Delete"):
-        cb.restore_backup(_tiny_model(), tmp_path / "backup")
+    with pytest.raises(checkpoints.CorruptBackupError, match="corrupt.*Delete"):
+        checkpoints.restore_backup(_tiny_model(), tmp_path / "backup")
     (tmp_path / "backup" / "latest.json").write_text("{")
-    with pytest.raises(cb.CorruptBackupError, match="pointer"):
-        cb.restore_backup(_tiny_model(), tmp_path / "backup")
+    with pytest.raises(checkpoints.CorruptBackupError, match="pointer"):
+        checkpoints.restore_backup(_tiny_model(), tmp_path / "backup")
 
 
 def test_early_stopping_counts_epochs_without_improvement(tmp_path):
-    from permakey_tf import callbacks as cb
+    from permakey_tf import checkpoints
 
     model = _tiny_model()
-    best = cb.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=2, save=False)
+    best = checkpoints.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=2, save=False)
     best.set_model(model)
     for epoch, value in enumerate([3.0, 2.0, 2.5, 2.1]):
         best.on_epoch_end(epoch, {"val_loss": value})
@@ -294,7 +295,8 @@ def test_resume_after_kill_continues_from_the_next_epoch(smoke_data_dir, tmp_pat
         process.communicate()
     assert 1 <= done < epochs, "the kill must land before the run finished"
     done = int(json.loads((run_dir / "backup" / "latest.json").read_text())["folder"].split("-")[1])
-    steps_per_epoch = runs.load_config(run_dir).steps_per_epoch
+    saved = runs.load_config(run_dir)
+    steps_per_epoch = saved.data.train_frames // saved.train.batch_size
 
     result = subprocess.run(_train_cmd("--resume", str(run_dir)), env=_env(), capture_output=True,
                             text=True, timeout=300)
@@ -380,7 +382,7 @@ def test_cli_trains_and_exports_transporter_on_noisy_frames(smoke_data_dir, tmp_
 
 
 def test_map_panels_lay_out_frame_gaussians_error_maps_reconstruction():
-    from permakey_tf.callbacks import map_panels
+    from permakey_tf.summaries import map_panels
 
     frames = np.zeros([2, 84, 84, 3], np.uint8)
     frames[:, 10, 20] = 255
@@ -402,7 +404,7 @@ def test_map_panels_lay_out_frame_gaussians_error_maps_reconstruction():
 
 
 def test_resumed_data_stream_equals_the_uninterrupted_one(smoke_data_dir):
-    config = training.resolve_config({"preset": "smoke", "data_dir": str(smoke_data_dir)})
+    config = run_flags.resolve_config({"preset": "smoke", "data_dir": str(smoke_data_dir)})
     from permakey_tf.run_data import RunData
 
     data = RunData(config)
@@ -418,7 +420,7 @@ def test_resumed_data_stream_equals_the_uninterrupted_one(smoke_data_dir):
 
 
 def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
-    config = training.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "broken"})
+    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "broken"})
     run_dir = runs.create_run_dir(config)
     assert train.main(["--export-only", str(run_dir)]) == train.EXIT_CORRUPT
     assert "does not exist" in capsys.readouterr().err
@@ -434,21 +436,21 @@ def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
 def test_a_resume_pointer_that_leads_outside_the_backup_is_refused_and_nothing_is_deleted(tmp_path):
     """latest.json naming a folder outside backup/ (an absolute path, '..', or a link out) is
     refused before anything is read; the outside folder and its files stay."""
-    from permakey_tf import callbacks as cb
+    from permakey_tf import checkpoints
 
     backup = tmp_path / "run" / "backup"
     model = _tiny_model()
-    model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[cb.ResumeBackup(backup)])
+    model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[checkpoints.ResumeBackup(backup)])
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "unrelated.txt").write_text("keep me")
     (backup / "epoch-9999").symlink_to(outside, target_is_directory=True)
     for name in (str(outside), "../../elsewhere", "epoch-9999"):
         (backup / "latest.json").write_text(json.dumps({"folder": name}))
-        with pytest.raises(cb.CorruptBackupError, match="not an epoch-<n> folder inside"):
-            cb.restore_backup(_tiny_model(), backup)
-        with pytest.raises(cb.CorruptBackupError):  # the next epoch's backup would replace it
-            model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[cb.ResumeBackup(backup)])
+        with pytest.raises(checkpoints.CorruptBackupError, match="not an epoch-<n> folder inside"):
+            checkpoints.restore_backup(_tiny_model(), backup)
+        with pytest.raises(checkpoints.CorruptBackupError):  # the next epoch's backup would replace it
+            model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[checkpoints.ResumeBackup(backup)])
     assert (outside / "unrelated.txt").read_text() == "keep me"
 
 

@@ -1,18 +1,15 @@
-"""Training-run configuration: presets and flag resolution.
+"""train.py's flags and presets, turned into a :class:`permakey_tf.run_config.RunConfig`.
 
-Nothing here imports TensorFlow, so that ``train.py`` can reject bad flags before any heavy work.
+Values are resolved in three layers, later ones winning:
 
-A run is described by a :class:`RunConfig`: which model and game, the model's own config dataclass
-(``PermaKeyConfig`` / ``TransporterConfig``), the data it trains on (:class:`DataSettings`) and how
-the loop runs (:class:`TrainConfig`). Values are resolved in three layers, later ones winning:
-
-  1. the paper's settings (docs/BACKGROUND.md section 5; the dataclass defaults),
+  1. the paper's settings (docs/BACKGROUND.md section 5; the config dataclasses' defaults),
   2. a preset (``paper`` = nothing changed, ``quick``, ``smoke``),
   3. the flags the user passed explicitly.
 
-The resolved config is written to ``RUN_DIR/config.json`` and read back (by ``--resume`` /
-``--export-only``, evaluate.py and probe_state.py) through ``permakey_tf.runs``, the run folder's
-one reader and writer (layout in docs/ARCHITECTURE.md).
+:data:`FLAG_FIELDS` says where each flag lands in the config; :func:`resolve_config` applies the
+flags through it and :func:`resume_config` compares them with a saved run through it, so a new
+flag is added in one table. Every failure is a ConfigError whose message names the fix. Nothing
+here imports TensorFlow, so that ``train.py`` rejects bad flags before any heavy work.
 """
 
 from __future__ import annotations
@@ -22,7 +19,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from permakey_tf.config import NOISE_MODES
-from permakey_tf.registry import MODELS, UnknownModelError, get_model_spec
+from permakey_tf.registry import get_model_spec
+from permakey_tf.run_config import ConfigError, DataSettings, RunConfig, TrainConfig, model_config_class
+from permakey_tf.runs import load_config
 from tfds_atari.frames import FRAME_SIZE
 from tfds_atari.games import GAMES, UnknownGameError, get_game
 
@@ -30,145 +29,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")
 PRESETS = ("paper", "quick", "smoke")
 
-
-
-class ConfigError(ValueError):
-    """A flag or a combination of flags that cannot work; the message says what to change."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSettings:
-    """What the run trains on.
-
-    Attributes:
-      game: dataset config / CLI game name (``tfds_atari.games``).
-      noise: Noisy-Atari bars: "none", "horizontal", "vertical" or "both".
-      train_frames / validation_frames / test_frames: split sizes of the generated dataset
-        (paper: 85,000 / 5,000 / 5,000).
-      data_dir: TFDS data directory (None = TFDS's default, ~/tensorflow_datasets).
-      dataset_seed: the dataset's collection seed (emulator policies); the run's --seed seeds the
-        model and the pipelines instead, so that runs with different seeds share one dataset.
-      pairs: Transporter only: ``permakey_tf.data.PairConfig`` fields (None = its defaults, the
-        reference's 100-frame windows).
-    """
-
-    game: str = "spaceinvaders"
-    noise: str = "none"
-    train_frames: int = 85_000
-    validation_frames: int = 5_000
-    test_frames: int = 5_000
-    data_dir: Optional[str] = None
-    dataset_seed: int = 0
-    pairs: Optional[dict] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """How the training loop runs; defaults are the paper's (docs/BACKGROUND.md section 5).
-
-    Attributes:
-      epochs: maximum number of epochs (100).
-      batch_size: global batch size (None = the paper's per model: 32 PermaKey, 64 Transporter).
-      early_stopping_patience: epochs without validation improvement before stopping
-        (None = the paper's per model: 10 PermaKey, 5 Transporter).
-      precision: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16"; "auto"
-        times float32 and bfloat16 matrix products when the run starts and uses the faster
-        (permakey_tf.precision); config.json then records the policy chosen.
-      jit: XLA-compile the train step (False = graph mode; on this CPU XLA was slower).
-      distribute: "none", "mirrored" (all local devices) or "multiworker" (TF_CONFIG).
-      logdir: root of the run folders (LOGDIR/<game>/<model>/<name>).
-      name: run folder name (None = a UTC timestamp).
-      image_frames: number of fixed validation frames drawn into TensorBoard each epoch (spread
-        evenly over the validation split).
-      quality_frames: validation frames (spread over the split) on which keypoint quality
-        (permakey_tf.quality: F1 vs the fixed layout, shift gain, probe, ...) is measured and
-        logged each epoch; 0 = off.
-      statistics_batches: training batches over which BatchNorm's inference statistics are
-        recomputed with the current weights before every validation ("precise BatchNorm",
-        permakey_tf.batch_norm.recompute_statistics); 0 keeps the moving averages.
-      scalar_every_steps: write the per-step TensorBoard scalars every this many steps.
-      export_version: SavedModel version directory under RUN_DIR/export (TF Serving layout).
-    """
-
-    epochs: int = 100
-    batch_size: Optional[int] = None
-    early_stopping_patience: Optional[int] = None
-    precision: str = "float32"
-    jit: bool = False
-    distribute: str = "none"
-    logdir: str = "runs"
-    name: Optional[str] = None
-    image_frames: int = 8
-    quality_frames: int = 256
-    statistics_batches: int = 64
-    scalar_every_steps: int = 1
-    export_version: int = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """Everything a run needs, resolved; serialised as RUN_DIR/config.json."""
-
-    model: str
-    game: str
-    seed: int
-    preset: str
-    model_config: Any  # PermaKeyConfig | TransporterConfig
-    data: DataSettings
-    train: TrainConfig
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "game": self.game,
-            "seed": self.seed,
-            "preset": self.preset,
-            "model_config": self.model_config.to_dict(),
-            "data": dataclasses.asdict(self.data),
-            "train": dataclasses.asdict(self.train),
-        }
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"Unknown config.json keys {unknown}; valid: {sorted(known)}")
-        model = values["model"]
-        return cls(
-            model=model,
-            game=values["game"],
-            seed=int(values["seed"]),
-            preset=values.get("preset", "paper"),
-            model_config=model_config_class(model).from_dict(values["model_config"]),
-            data=_from_dict(DataSettings, values["data"]),
-            train=_from_dict(TrainConfig, values["train"]),
-        )
-
-    @property
-    def batch_size(self) -> int:
-        return self.train.batch_size
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Whole batches per epoch over the training split (the last partial batch is dropped)."""
-        return max(1, self.data.train_frames // self.train.batch_size)
-
-
-def _from_dict(cls, values: Mapping[str, Any]):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"Unknown {cls.__name__} fields {unknown}; valid: {sorted(names)}")
-    return cls(**values)
-
-
-def model_config_class(model: str):
-    """The config dataclass of ``model`` (permakey_tf.registry); ConfigError if unknown."""
-    try:
-        return get_model_spec(model).config_class
-    except UnknownModelError as error:
-        raise ConfigError(str(error)) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,8 +49,8 @@ PRESET_TABLE: dict[str, Preset] = {
         description="the paper's experiment: 85k/5k/5k frames, batch 32 (Transporter 64), "
         "up to 100 epochs, early stopping, layers (0, 1), float32",
     ),
-    # Sized for the README's 12 minutes on a 2-core CPU: 9 min on an AMD EPYC, 13-14 min on the
-    # slowest machine measured, an Intel Xeon without AMX (docs/TRAINING.md).
+    # Sized for the README's 12-minute main job on a 2-core CPU (timings per machine kind in
+    # docs/TRAINING.md).
     "quick": Preset(
         description="9-14 minutes on an idle 2-core CPU: 6,000 training frames, batch 16, "
         "6 epochs (2,250 steps), precision auto; PermaKey with encoder widths (16, 32, 32, 64), "
@@ -207,8 +67,8 @@ PRESET_TABLE: dict[str, Preset] = {
                 "patch_size": 2,
                 "lsp_hidden_widths": (64, 32, 32),
                 "learning_rate": 1e-3,
-                # Half-way (6 epochs x 375 steps), a fresh PointNet on the trained error maps:
-                # Pong F1 0.20 -> 0.43 (docs/notes/one-seed-results.md, "The keypoint bottleneck").
+                # Half-way (6 epochs x 375 steps), a fresh PointNet on the trained error maps
+                # (why: docs/notes/one-seed-results.md, "The keypoint bottleneck").
                 "pointnet_restart_step": 1125,
             },
             "transporter": {"learning_rate": 1e-3},
@@ -237,22 +97,39 @@ PRESET_TABLE: dict[str, Preset] = {
 }
 
 
-# Flags -> where they land. Model-config flags are handled separately.
-_DATA_FLAGS = {
-    "game": "game",
-    "noise": "noise",
-    "train_frames": "train_frames",
-    "data_dir": "data_dir",
+# Where each of train.py's config flags lands: (part of the RunConfig, field), the part being
+# "run" (RunConfig's own fields), "data", "train" or "model_config". resolve_config applies the
+# flags through this table and resume_config compares them with a saved run through it.
+FLAG_FIELDS: dict[str, tuple[str, str]] = {
+    "game": ("run", "game"),
+    "model": ("run", "model"),
+    "seed": ("run", "seed"),
+    "preset": ("run", "preset"),
+    "noise": ("data", "noise"),
+    "train_frames": ("data", "train_frames"),
+    "data_dir": ("data", "data_dir"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "precision": ("train", "precision"),
+    "jit": ("train", "jit"),
+    "distribute": ("train", "distribute"),
+    "logdir": ("train", "logdir"),
+    "name": ("train", "name"),
+    "num_keypoints": ("model_config", "num_keypoints"),
+    "layers": ("model_config", "lsp_layers"),
+    "patch_size": ("model_config", "patch_size"),
 }
-_TRAIN_FLAGS = {
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "precision": "precision",
-    "jit": "jit",
-    "distribute": "distribute",
-    "logdir": "logdir",
-    "name": "name",
-}
+# --set FIELD=VALUE: any field of the model's config dataclass (parse_model_options).
+MODEL_OPTIONS_FLAG = "model_options"
+# Flags --resume accepts with values other than the run's: they do not change what is computed.
+CHANGEABLE_ON_RESUME = ("epochs", "jit", "distribute")
+# Flags that find a run folder rather than describe its config.
+LOCATING_FLAGS = ("logdir", "name")
+
+
+def _flags_of_part(flags: Mapping[str, Any], part: str) -> dict:
+    """{field: value} of the given flags that land in ``part`` of the RunConfig."""
+    return {FLAG_FIELDS[k][1]: v for k, v in flags.items() if k in FLAG_FIELDS and FLAG_FIELDS[k][0] == part}
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -340,7 +217,7 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
         raise ConfigError(str(error)) from None
 
     data_values = dict(preset.data)
-    data_values.update({_DATA_FLAGS[k]: v for k, v in flags.items() if k in _DATA_FLAGS})
+    data_values.update(_flags_of_part(flags, "data"))
     data_values["game"] = game
     if spec.examples == "pairs" and preset.pairs is not None:
         data_values["pairs"] = dict(preset.pairs)
@@ -355,7 +232,7 @@ def resolve_config(flags: Mapping[str, Any]) -> RunConfig:
     if model in preset.epochs:
         train_values["epochs"] = preset.epochs[model]
     train_values["early_stopping_patience"] = spec.paper_patience
-    train_values.update({_TRAIN_FLAGS[k]: v for k, v in flags.items() if k in _TRAIN_FLAGS})
+    train_values.update(_flags_of_part(flags, "train"))
     train = TrainConfig(**train_values)
     _check_choice("--precision", train.precision, PRECISIONS)
     _check_choice("--distribute", train.distribute, DISTRIBUTE_MODES)
@@ -427,60 +304,50 @@ def valid_games() -> list[str]:
 
 def resume_config(run_dir: Path, flags: Mapping[str, Any]) -> RunConfig:
     """The saved config of ``run_dir``; --epochs, --jit and --distribute may change (they do not
-    change the computation), other flags must agree with it."""
-    from permakey_tf.runs import load_config
-
+    change the computation), every other flag given must agree with the run (ConfigError lists
+    the conflicts). ``flags`` as for :func:`resolve_config` (None = not given)."""
     saved = load_config(run_dir)
     flags = {k: v for k, v in flags.items() if v is not None}
-    saved_flat = _flat_flags(saved)
     conflicts = []
     for key, value in flags.items():
-        if key in ("epochs", "jit", "distribute", "resume", "export_only", "logdir", "name"):
-            continue
-        if key == "game":
-            try:
-                value = get_game(value).name
-            except UnknownGameError as error:
-                raise ConfigError(str(error)) from None
-        if key == "model_options":
+        if key == MODEL_OPTIONS_FLAG:
             changes = parse_model_options(type(saved.model_config), value)
             conflicts += [f"--set {field}={v!r} (the run has {getattr(saved.model_config, field)!r})"
                           for field, v in changes.items() if getattr(saved.model_config, field) != v]
             continue
-        if key == "layers":
-            value = parse_layers(value) if isinstance(value, str) else tuple(value)
-        if key in saved_flat and saved_flat[key] != value:
-            conflicts.append(f"--{key.replace('_', '-')} {value!r} (the run has {saved_flat[key]!r})")
+        if key not in FLAG_FIELDS:
+            raise ValueError(f"flag {key!r} is not in run_flags.FLAG_FIELDS: add where it lands")
+        if key in CHANGEABLE_ON_RESUME or key in LOCATING_FLAGS:
+            continue
+        part, field = FLAG_FIELDS[key]
+        holder = saved if part == "run" else getattr(saved, part)
+        flag = f"--{key.replace('_', '-')}"
+        if not hasattr(holder, field):
+            conflicts.append(f"{flag} {value!r} (a {saved.model} run has no {field})")
+            continue
+        value = _canonical_flag_value(key, value)
+        if getattr(holder, field) != value:
+            conflicts.append(f"{flag} {value!r} (the run has {getattr(holder, field)!r})")
     if conflicts:
         raise ConfigError(
             f"--resume continues {run_dir} with its saved config.json; these flags conflict with "
             f"it: {'; '.join(conflicts)}. Drop them, or start a new run."
         )
-    if "epochs" in flags:
-        if int(flags["epochs"]) < 1:
-            raise ConfigError(f"--epochs must be >= 1, got {flags['epochs']}")
-        saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, epochs=int(flags["epochs"])))
-    for key in ("jit", "distribute"):
-        if key in flags:
-            saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, **{key: flags[key]}))
+    if "epochs" in flags and int(flags["epochs"]) < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {flags['epochs']}")
+    changes = {FLAG_FIELDS[k][1]: flags[k] for k in CHANGEABLE_ON_RESUME if k in flags}
+    saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, **changes))
     _check_choice("--distribute", saved.train.distribute, DISTRIBUTE_MODES)
     return saved
 
 
-def _flat_flags(config: RunConfig) -> dict:
-    flat = {
-        "game": config.game,
-        "model": config.model,
-        "preset": config.preset,
-        "noise": config.data.noise,
-        "train_frames": config.data.train_frames,
-        "data_dir": config.data.data_dir,
-        "batch_size": config.train.batch_size,
-        "precision": config.train.precision,
-        "seed": config.seed,
-        "num_keypoints": config.model_config.num_keypoints,
-    }
-    if get_model_spec(config.model).has_field("lsp_layers"):
-        flat["layers"] = tuple(config.model_config.lsp_layers)
-        flat["patch_size"] = config.model_config.patch_size
-    return flat
+def _canonical_flag_value(key: str, value: Any) -> Any:
+    """A flag's value as the config holds it (a game's canonical name, layers as a tuple)."""
+    if key == "game":
+        try:
+            return get_game(value).name
+        except UnknownGameError as error:
+            raise ConfigError(str(error)) from None
+    if key == "layers":
+        return parse_layers(value) if isinstance(value, str) else tuple(value)
+    return value

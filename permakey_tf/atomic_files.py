@@ -1,0 +1,37 @@
+"""Writing a file so that readers see the old content or the new one, never half of it.
+
+Each writer puts the content in a temporary file beside the target (``<name>.tmp``) and renames
+it over the target; a crash leaves at most the temporary, which
+``permakey_tf.runs.remove_stale_temporaries`` deletes. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def temporary_path(path: os.PathLike | str) -> Path:
+    """Where the content of ``path`` is written before the rename: ``<path>.tmp``."""
+    path = Path(path)
+    return path.with_name(path.name + ".tmp")
+
+
+def write_text_atomically(path: os.PathLike | str, text: str) -> Path:
+    """Writes ``text`` to ``path`` through a flushed, fsynced temporary file and a rename."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomically(path: os.PathLike | str, payload: Any, indent: int = 2,
+                          sort_keys: bool = True) -> Path:
+    """``payload`` as JSON (one trailing newline) through :func:`write_text_atomically`."""
+    return write_text_atomically(path, json.dumps(payload, indent=indent, sort_keys=sort_keys) + "\n")
