@@ -336,6 +336,8 @@ def resume_config(run_dir: Path, flags: Mapping[str, Any]) -> RunConfig:
     if "epochs" in flags and int(flags["epochs"]) < 1:
         raise ConfigError(f"--epochs must be >= 1, got {flags['epochs']}")
     changes = {FLAG_FIELDS[k][1]: flags[k] for k in CHANGEABLE_ON_RESUME if k in flags}
+    if "epochs" in changes:
+        changes["epochs"] = int(changes["epochs"])
     saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, **changes))
     _check_choice("--distribute", saved.train.distribute, DISTRIBUTE_MODES)
     return saved

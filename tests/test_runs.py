@@ -16,7 +16,7 @@ def test_a_run_folder_is_read_back_with_its_config_and_model(tmp_path):
     with pytest.raises(runs.NotARunError, match="no trained model"):
         runs.read_run_folder(run_dir)
     (run_dir / runs.CHECKPOINT).parent.mkdir()
-    (run_dir / runs.CHECKPOINT).write_bytes(b"")  # inspect_run only needs it to exist
+    (run_dir / runs.CHECKPOINT).write_bytes(b"")  # read_run_folder only needs it to exist
     run = runs.read_run_folder(run_dir)
     assert run.checkpoint == run_dir / runs.CHECKPOINT and run.saved_model is None
     assert run.config == config and run.label == "spaceinvaders/permakey/r"
