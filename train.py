@@ -22,8 +22,7 @@ from pathlib import Path
 from permakey_tf import console, distribute, run_flags, runs
 from permakey_tf.atomic_files import write_json_atomically
 from permakey_tf.config import NOISE_MODES
-from permakey_tf.registry import MODELS
-from permakey_tf.registry import get_model_spec
+from permakey_tf.registry import MODELS, get_model_spec
 from permakey_tf.run_data import RunData
 from permakey_tf.run_config import ConfigError, RunConfig
 

@@ -30,7 +30,6 @@ DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")
 PRESETS = ("paper", "quick", "smoke")
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """Changes a preset makes on top of the paper's settings (flags still win)."""
