@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from permakey_tf import console, distribute, run_flags, runs
-from permakey_tf.atomic_files import write_json_atomically
+from permakey_tf.atomic_files import file_digest, write_json_atomically
 from permakey_tf.config import NOISE_MODES
 from permakey_tf.registry import MODELS, get_model_spec
 from permakey_tf.run_data import RunData
@@ -260,6 +260,7 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
             return EXIT_BAD_FLAGS
 
     epochs = config.train.epochs
+    stopped_by_time_limit = False
     if initial_epoch < epochs:
         callbacks = []
         if config.train.distribute == "none":  # under a strategy the moving averages are kept
@@ -323,23 +324,33 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
             return EXIT_INTERRUPTED
         print(f"Training took {time.time() - start:.0f}s; best validation loss {best.best:.5g} at "
               f"epoch {best.best_epoch}.", flush=True)
-        if time_limit is not None and time_limit.stopped_after_epoch is not None and not best.stopped_early:
+        stopped_by_time_limit = (time_limit is not None and time_limit.stopped_after_epoch is not None
+                                 and not best.stopped_early)
+        if stopped_by_time_limit:
             print(f"Stopped by --time-limit after epoch {time_limit.stopped_after_epoch} of {epochs}; "
                   f"continue with: python train.py --resume {run_dir}", flush=True)
 
+    if chief and not stopped_by_time_limit and getattr(config.model_config, "pointnet_final_steps", 0) > 0:
+        _final_pointnet_phase(out_dir, config, data, quality_set)
     if chief:
         return export_run(run_dir, config, skip_if_exported=True)
     return 0
 
 
-def _file_digest(path: Path) -> str:
-    import hashlib
+def _final_pointnet_phase(out_dir: Path, config: RunConfig, data: RunData, quality_set) -> None:
+    """permakey_tf.final_pointnet on the run's kept checkpoint, with the run's first training
+    frames (dataset order) and seed; logs the validation quality before and after."""
+    from permakey_tf import final_pointnet
+    from permakey_tf.quality import format_quality, measure_quality
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    batch_size = config.train.batch_size
+    frames = config.model_config.pointnet_final_frames
+    quality = (lambda model: format_quality(measure_quality(model, quality_set))) if quality_set else None
+    start = time.time()
+    if final_pointnet.finish_run((out_dir / runs.CHECKPOINT).parent, config.model_config,
+                                 data.statistics_batches(-(-frames // batch_size)),
+                                 batch_size, config.seed, log=lambda line: print(line, flush=True), quality=quality):
+        print(f"The final PointNet phase took {time.time() - start:.0f}s.", flush=True)
 
 
 def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported: bool = False) -> int:
@@ -366,7 +377,7 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
     except ValueError:
         record = {}
-    digest = _file_digest(checkpoint)
+    digest = file_digest(checkpoint)
     from permakey_tf.export import next_version
 
     newest = str(next_version(Path(run_dir) / runs.EXPORT_DIR) - 1)

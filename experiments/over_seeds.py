@@ -40,6 +40,7 @@ from typing import Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 
 from permakey_tf.atomic_files import write_json_atomically
+from permakey_tf.final_pointnet import FIELDS as FINAL_FIELDS
 from permakey_tf.machine import cpu_model, machine_label
 from permakey_tf.seed_summary import format_seeds_table, load_seed_reports
 
@@ -79,8 +80,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--reports", default=None,
                         help="root of the report folders (default docs/results/<UTC date>_<machine>)")
     parser.add_argument("--no-probe", action="store_true", help="skip probe_state.py")
+    parser.add_argument("--reuse-joint", metavar="BASE_TAG", default=None,
+                        help="copy the finished runs of the setting tagged BASE_TAG ('' = untagged) and "
+                             "only apply what acts after joint training (--set pointnet_final_*)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
+    if args.reuse_joint is not None:
+        after = [s for s in args.settings if s.partition("=")[0].strip().replace("-", "_") not in FINAL_FIELDS]
+        if after or args.train_args or not args.tag or args.reuse_joint == args.tag:
+            parser.error(f"--reuse-joint {args.reuse_joint!r} reuses another setting's joint training: "
+                         f"give a new --tag and only --set {'/'.join(FINAL_FIELDS)} (got --set {after}, "
+                         f"--train-arg {args.train_args})")
     if args.tag and not all(c.isalnum() or c in "-." for c in args.tag):
         parser.error(f"--tag {args.tag!r}: use letters, digits, '-' and '.' only (it names folders)")
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
@@ -117,6 +127,33 @@ def run_finished(run_dir: Path) -> bool:
     done = state.get("epoch", 0) >= config["train"]["epochs"] or state.get("callbacks", {}).get(
         "best", {}).get("stopped_early", False)
     return bool(done) and (run_dir / "checkpoints" / "best.keras").exists() and (run_dir / "export").is_dir()
+
+
+def copy_joint_run(base_dir: Path, run_dir: Path, settings: Sequence[str]) -> None:
+    """A copy of the finished run ``base_dir`` at ``run_dir`` (config, checkpoint, resume state and
+    TensorBoard history; not its exports or caches) whose config.json has ``settings``
+    (``FIELD=VALUE`` of fields that act after joint training) and records where it came from;
+    ``train.py --resume run_dir`` then applies them. Refuses an unfinished base run."""
+    import shutil
+
+    from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.run_flags import parse_model_options
+
+    if not run_finished(base_dir):
+        raise SystemExit(f"over_seeds.py: error: --reuse-joint needs the finished run {base_dir}; "
+                         f"train it first (over_seeds.py without --reuse-joint)")
+    config = json.loads((base_dir / "config.json").read_text())
+    if any(config["model_config"].get(field) for field in ("pointnet_final_steps",)):
+        raise SystemExit(f"over_seeds.py: error: {base_dir} already ran a final PointNet phase; "
+                         f"reuse a run without one")
+    tmp = run_dir.with_name(run_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(base_dir, tmp, ignore=shutil.ignore_patterns("export", "*.npz", "pointnet_*.json", ".lock"))
+    config["model_config"].update(parse_model_options(PermaKeyConfig, settings))
+    config["train"]["name"] = run_dir.name
+    write_json_atomically(tmp / "config.json", config)
+    write_json_atomically(tmp / "joint_training_from.json", {"run_dir": str(base_dir)})
+    os.replace(tmp, run_dir)
 
 
 def default_reports(machine: str, folder_of) -> Path:
@@ -180,6 +217,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out = folder / f"seed{seed}"
         record_path = out / "protocol.json"
         record = json.loads(record_path.read_text()) if record_path.exists() else {"steps": {}}
+        if args.reuse_joint is not None and not run_dir.exists() and not args.dry_run:
+            base = argparse.Namespace(**{**vars(args), "tag": args.reuse_joint})
+            copy_joint_run(run_dir.with_name(run_name(base, seed)), run_dir, args.settings)
         for step, command in seed_commands(args, seed, run_dir, out):
             if step in record["steps"] and step != "train":
                 print(f"= seed {seed}: {step} already in {record_path}")

@@ -7,8 +7,10 @@ it over the target; a crash leaves at most the temporary, which
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,23 @@ def write_json_atomically(path: os.PathLike | str, payload: Any, indent: int = 2
                           sort_keys: bool = True) -> Path:
     """``payload`` as JSON (one trailing newline) through :func:`write_text_atomically`."""
     return write_text_atomically(path, json.dumps(payload, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def copy_atomically(source: os.PathLike | str, target: os.PathLike | str) -> Path:
+    """Copies ``source`` to ``target`` through a fsynced temporary file and a rename."""
+    target = Path(target)
+    tmp = temporary_path(target)
+    shutil.copyfile(source, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return target
+
+
+def file_digest(path: os.PathLike | str) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

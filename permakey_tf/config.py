@@ -166,6 +166,11 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         gets fresh weights and a fresh optimizer state (``PermaKey.restart_pointnet``, applied by
         train.py's ``RestartPointNet`` callback), so that it learns on the error maps of a trained
         VAE and LSPN instead of staying where it settled on the first, changing maps.
+      pointnet_final_steps: 0 (none; the paper) or the number of Adam steps of a final PointNet
+        phase after joint training: a fresh PointNet fitted alone on the kept checkpoint's error
+        maps of the first ``pointnet_final_frames`` training frames, at
+        ``pointnet_final_learning_rate``, with the run's batch size
+        (``permakey_tf.final_pointnet``; train.py applies it).
       pointnet_updates_per_step: Adam updates of the PointNet per training batch, each on that
         batch's (stop-gradient) error maps; 1 = the paper's single joint step.
       keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
@@ -216,6 +221,9 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     pointnet_coarse_blur: float = 0.2
     pointnet_updates_per_step: int = 1
     pointnet_restart_step: int = 0
+    pointnet_final_steps: int = 0
+    pointnet_final_learning_rate: float = 1e-3
+    pointnet_final_frames: int = 3008
     keypoint_refinement_steps: int = 2
     keypoint_refinement_background: str = "median"
     learning_rate: float = 2e-4
@@ -255,6 +263,13 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         if self.keypoint_refinement_steps < 0:
             raise ValueError("keypoint_refinement_steps must be >= 0 (0 = the PointNet's keypoints), "
                              f"got {self.keypoint_refinement_steps}")
+        if self.pointnet_final_steps < 0:
+            raise ValueError(f"pointnet_final_steps must be >= 0 (0 = no final PointNet phase), "
+                             f"got {self.pointnet_final_steps}")
+        if self.pointnet_final_steps and not (self.pointnet_final_learning_rate > 0 and self.pointnet_final_frames >= 1):
+            raise ValueError(f"the final PointNet phase needs pointnet_final_learning_rate > 0 and "
+                             f"pointnet_final_frames >= 1, got {self.pointnet_final_learning_rate} and "
+                             f"{self.pointnet_final_frames}")
         if self.pointnet_restart_step < 0:
             raise ValueError(f"pointnet_restart_step must be >= 0 (0 = never), got {self.pointnet_restart_step}")
         if not self.lsp_layers:

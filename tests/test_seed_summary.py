@@ -91,6 +91,21 @@ def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "train.py" not in again.stdout and again.stdout.count("already in") == 2
 
+    # A final PointNet phase on seed 0's finished joint training: copied, not trained again.
+    base_checkpoint = tmp_path / "runs" / "pong" / "permakey" / "smoke_none_seed0" / "checkpoints" / "best.keras"
+    before = base_checkpoint.read_bytes()
+    reuse = [arg for arg in command if not arg.startswith("--train-arg")]
+    reuse[reuse.index("--seeds"):reuse.index("--no-probe")] = ["--seeds", "0"]
+    reuse += ["--tag", "final", "--reuse-joint", "", "--set", "pointnet_final_steps=3"]
+    final = subprocess.run(reuse, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    assert "Final PointNet phase: 3 steps" in final.stdout
+    assert not [line for line in final.stdout.splitlines() if line.startswith("epoch ")], "no joint epoch again"
+    copied = tmp_path / "runs" / "pong" / "permakey" / "smoke-final_none_seed0"
+    assert (copied / "checkpoints" / "joint.keras").read_bytes() == before == base_checkpoint.read_bytes()
+    assert json.loads((copied / "config.json").read_text())["model_config"]["pointnet_final_steps"] == 3
+    assert (tmp_path / "reports" / "pong" / "permakey-final" / "seed0" / "metrics.json").exists()
+
 
 
 def _over_seeds_module():
@@ -100,6 +115,18 @@ def _over_seeds_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.parametrize("flags", [["--set", "learning_rate=1e-3"], [], ["--train-arg=--epochs=9"]])
+def test_reusing_a_joint_training_allows_only_changes_after_it_under_a_new_tag(flags, capsys):
+    over_seeds = _over_seeds_module()
+    with pytest.raises(SystemExit):
+        over_seeds.parse_args(["--game", "pong", "--reuse-joint", "", "--set", "pointnet_final_steps=600",
+                               *(flags or ["--tag", ""]), *(["--tag", "x"] if flags else [])])
+    assert "--reuse-joint" in capsys.readouterr().err
+    args = over_seeds.parse_args(["--game", "pong", "--reuse-joint", "", "--tag", "final",
+                                  "--set", "pointnet_final_steps=600"])
+    assert args.reuse_joint == "" and args.settings == ["pointnet_final_steps=600"]
 
 
 def test_a_run_cut_short_is_resumed_and_a_validation_report_has_its_own_folder(tmp_path, monkeypatch):

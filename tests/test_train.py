@@ -232,7 +232,7 @@ def _events(folder: Path) -> dict[str, set]:
 def test_cli_end_to_end_writes_the_run_folder(smoke_data_dir, tmp_path):
     result = subprocess.run(
         _train_cmd("--preset", "smoke", "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path),
-                   "--name", "e2e", "--num-keypoints", "3", "--seed", "7"),
+                   "--name", "e2e", "--num-keypoints", "3", "--seed", "7", "--set", "pointnet_final_steps=3"),
         env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -262,6 +262,10 @@ def test_cli_end_to_end_writes_the_run_folder(smoke_data_dir, tmp_path):
     model = keras.models.load_model(run_dir / "checkpoints" / "best.keras")
     assert isinstance(model, PermaKey) and model.config.num_keypoints == 3
     assert (run_dir / "export" / "1" / "saved_model.pb").exists()
+    # The final PointNet phase ran on the kept checkpoint, which it replaced (the joint one kept).
+    assert "Final PointNet phase: 3 steps" in result.stdout
+    record = json.loads((run_dir / "checkpoints" / "final_pointnet.json").read_text())
+    assert record["frames"] == 64 and (run_dir / "checkpoints" / "joint.keras").exists()
 
     # Re-export an existing run: a new version, the old one untouched.
     assert train.main(["--export-only", str(run_dir)]) == 0

@@ -1,0 +1,134 @@
+"""The final PointNet phase: a fresh PointNet fitted alone on the kept checkpoint's error maps.
+
+No gradient crosses between PermaKey's modules, so the encoder and the LSPNs learn the same
+whatever the PointNet does; the PointNet, however, learns on error maps that keep changing under
+it during joint training, and where it settles depends on those early maps and its seed. With
+``PermaKeyConfig.pointnet_final_steps > 0`` train.py ends a run with this phase (docs/TRAINING.md,
+"The final PointNet phase"): the error maps of the kept checkpoint are computed once for the
+first ``pointnet_final_frames`` training frames (inference mode, as the model outputs them), a
+fresh PointNet is fitted on them alone (``permakey.fit_pointnet``: Adam at
+``pointnet_final_learning_rate``, random batches), its BatchNorm statistics are averaged over the
+same maps, and it replaces the checkpoint's PointNet.
+
+Contract of :func:`finish_run`:
+- only the PointNet's weights change; the encoder, decoder and LSPN weights are the joint ones;
+- the checkpoint the phase started from is kept as ``checkpoints/joint.keras``, and
+  ``checkpoints/final_pointnet.json`` records the SHA-256 of both files; the phase runs once per
+  joint checkpoint (a resumed finished run does not redo it; a resumed run whose best
+  checkpoint changed runs it on the new one);
+- the same checkpoint, frames and seed give the same PointNet.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from permakey_tf.atomic_files import copy_atomically, file_digest, write_json_atomically
+
+# The PermaKeyConfig fields that act only after joint training (a finished run's joint training
+# can be reused with other values: experiments/over_seeds.py --reuse-joint).
+FIELDS = ("pointnet_final_steps", "pointnet_final_learning_rate", "pointnet_final_frames")
+JOINT_CHECKPOINT = "joint.keras"
+RECORD = "final_pointnet.json"
+
+
+def settled_error_maps(model, frame_batches: Iterable, count: int) -> np.ndarray:
+    """Inference-mode error maps ``[N, S, S, L]`` float32 of the first ``count`` frames of
+    ``frame_batches`` (uint8 ``[B, H, W, 3]`` batches); N = min(count, frames available)."""
+    maps, total = [], 0
+    for batch in frame_batches:
+        if total >= count:
+            break
+        batch = np.asarray(batch)[:count - total]
+        maps.append(np.asarray(model.predict_keypoints(batch)["error_maps"], np.float32))
+        total += len(batch)
+    if not maps:
+        raise ValueError("The final PointNet phase got no training frames")
+    return np.concatenate(maps)
+
+
+def refit_pointnet(model, maps: np.ndarray, steps: int, batch_size: int, learning_rate: float,
+                   seed: int) -> None:
+    """Replaces ``model.pointnet``'s weights by a fresh PointNet fitted on ``maps``
+    ``[N, S, S, L]`` alone, and sets its BatchNorm statistics to the average batch statistics
+    over those maps (batches of ``batch_size``). The other modules are not touched."""
+    import tensorflow as tf
+
+    from permakey_tf.batch_norm import recompute_statistics
+    from permakey_tf.permakey import fit_pointnet, keypoint_outputs
+
+    config = model.config
+    fitted = fit_pointnet(config, maps, steps, batch_size, learning_rate, seed)
+    model.pointnet.set_weights(fitted.get_weights())
+
+    def statistics_pass(batch):
+        keypoint_outputs(model.pointnet, config, batch, training=True)
+
+    batches = (tf.constant(maps[i:i + batch_size]) for i in range(0, len(maps) - batch_size + 1, batch_size))
+    recompute_statistics(model.pointnet, statistics_pass, batches)
+
+
+def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable, batch_size: int, seed: int,
+               log: Callable[[str], None] = print, quality: Optional[Callable] = None) -> bool:
+    """Applies the final PointNet phase to ``checkpoint_dir/best.keras`` (module docstring).
+
+    Args:
+      checkpoint_dir: the run's checkpoints folder.
+      phase: the run's PermaKeyConfig, whose ``pointnet_final_*`` fields (:data:`FIELDS`) say
+        what to do (they may differ from those of the checkpoint's config, e.g. when a finished
+        joint training is reused).
+      frame_batches: training frames in a fixed order (uint8 batches; the first
+        ``pointnet_final_frames`` are used).
+      batch_size: the PointNet's batch size (the run's).
+      seed: draws the fresh PointNet and its batches.
+      log: prints progress lines.
+      quality: optional ``quality(model) -> str`` logged before and after the phase.
+
+    Returns:
+      True if the phase ran, False if best.keras already is its result or ``phase`` asks for
+      no phase. The saved model keeps the checkpoint's own config.
+    """
+    import keras
+
+    from permakey_tf import checkpoints
+
+    checkpoint_dir = Path(checkpoint_dir)
+    best, joint, record_path = checkpoint_dir / "best.keras", checkpoint_dir / JOINT_CHECKPOINT, checkpoint_dir / RECORD
+    record = _read_record(record_path)
+    if record.get("result_sha256") == file_digest(best):
+        log(f"The final PointNet phase was already applied to {best}.")
+        return False
+    steps = getattr(phase, "pointnet_final_steps", 0)
+    if steps <= 0:
+        return False
+    model = keras.models.load_model(best, compile=False)
+    if quality is not None:
+        log(f"joint PointNet: {quality(model)}")
+    maps = settled_error_maps(model, frame_batches, phase.pointnet_final_frames)
+    log(f"Final PointNet phase: {steps} steps of {batch_size} on the error maps of {len(maps)} "
+        f"training frames (learning rate {phase.pointnet_final_learning_rate:g}) ...")
+    refit_pointnet(model, maps, steps, batch_size, phase.pointnet_final_learning_rate, seed)
+    copy_atomically(best, joint)
+    joint_digest = file_digest(joint)
+    checkpoints.save_model_atomically(model, best)
+    write_json_atomically(record_path, {"joint_sha256": joint_digest, "result_sha256": file_digest(best),
+                                        "steps": steps, "frames": int(len(maps)), "batch_size": batch_size,
+                                        "learning_rate": phase.pointnet_final_learning_rate, "seed": seed})
+    if quality is not None:
+        log(f"final PointNet: {quality(model)}")
+    log(f"Saved {best} (the joint checkpoint is kept as {joint}).")
+    return True
+
+
+def _read_record(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}
+
