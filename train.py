@@ -14,13 +14,12 @@ docs/TRAINING.md describes it. Flags are checked before TensorFlow is imported.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from permakey_tf import console, distribute, run_flags, runs
-from permakey_tf.atomic_files import file_digest, write_json_atomically
+from permakey_tf import console, distribute, export_versions, run_flags, runs
+from permakey_tf.atomic_files import file_digest
 from permakey_tf.config import NOISE_MODES
 from permakey_tf.registry import MODELS, get_model_spec
 from permakey_tf.run_data import RunData
@@ -372,18 +371,11 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
         print(f"error: {checkpoint} does not exist (no epoch finished yet?); nothing to export",
               file=sys.stderr)
         return EXIT_CORRUPT
-    record_path = Path(run_dir) / runs.EXPORT_RECORD
-    try:
-        record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    except ValueError:
-        record = {}
     digest = file_digest(checkpoint)
-    from permakey_tf.export import next_version
-
-    newest = str(next_version(Path(run_dir) / runs.EXPORT_DIR) - 1)
-    if skip_if_exported and record.get(newest) == digest:
-        print(f"SavedModel {Path(run_dir) / 'export' / newest} already holds this checkpoint; "
-              "no new version.", flush=True)
+    export_base = Path(run_dir) / runs.EXPORT_DIR
+    held = export_versions.newest_holds(export_base, digest) if skip_if_exported else None
+    if held is not None:
+        print(f"SavedModel {held} already holds this checkpoint; no new version.", flush=True)
         return 0
     _set_precision(config.train.precision)
     try:
@@ -394,9 +386,8 @@ def export_run(run_dir: Path, config: RunConfig | None = None, skip_if_exported:
         print(f"error: the checkpoint {checkpoint} cannot be loaded ({unloadable_reason(checkpoint, error)}). "
               "Train again or resume the run.", file=sys.stderr)
         return EXIT_CORRUPT
-    target = export_saved_model(model, Path(run_dir) / runs.EXPORT_DIR, image_size=config.model_config.image_size)
-    record[target.name] = digest
-    write_json_atomically(record_path, record, indent=1)
+    target = export_saved_model(model, export_base, image_size=config.model_config.image_size)
+    export_versions.record_export(target, digest)
     print(f"SavedModel for TF Serving: {target} (signature serving_default: uint8 frames "
           f"[N, {config.model_config.image_size}, {config.model_config.image_size}, 3]).", flush=True)
     return 0

@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     config = runs.load_config(run_dir)
     data = evaluation.load_eval_set(config.game, "none", config.data.dataset_arguments(args.data_dir), split=args.split, progress=False)
     train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data, args.split)
-    print(f"{config.game}: error maps {train_maps.shape} train, {test_maps.shape} test")
+    print(f"{config.game}: error maps {train_maps.shape} train, {test_maps.shape} {args.split}")
     rows, classes = [], None
     columns = COLUMNS + (PROBE_COLUMNS if args.probe else ())
     probe_set = ProbeSet(run_dir, args.data_dir) if args.probe else None

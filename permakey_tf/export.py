@@ -38,6 +38,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from permakey_tf.export_versions import next_version
+
 SIGNATURE_NAME = "serving_default"
 INPUT_NAME = "frames"
 # Outputs of model.call() that the signature exposes, in this order; reconstruction stays out.
@@ -52,13 +54,6 @@ def exported_refinement_steps(version_dir: os.PathLike | str) -> int:
     if not path.exists():
         return 0
     return int(json.loads(path.read_text())["keypoint_refinement_steps"])
-
-
-def next_version(export_base: os.PathLike | str) -> int:
-    """1 for an empty export folder, else one more than the highest numeric version in it."""
-    base = Path(export_base)
-    versions = [int(p.name) for p in base.glob("*") if p.name.isdigit()] if base.is_dir() else []
-    return max(versions, default=0) + 1
 
 
 def serving_function(model: keras.Model, image_size: int = 84):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from permakey_tf.atomic_files import write_json_atomically
+from permakey_tf.export_versions import newest_saved_model
 from permakey_tf.run_config import ConfigError, RunConfig
 
 # The layout, relative to RUN_DIR: every module that reads or writes a run folder uses these.
@@ -35,7 +36,6 @@ CHECKPOINT = Path("checkpoints") / "best.keras"
 BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tensorboard"
 EXPORT_DIR = "export"
-EXPORT_RECORD = Path(EXPORT_DIR) / "exported.json"
 
 class RunFolderBusyError(RuntimeError):
     """Another process is writing this run folder."""
@@ -257,16 +257,6 @@ class RunFolder:
         return int(self.config.model_config.num_keypoints)
 
 
-def newest_saved_model(run_dir: os.PathLike | str) -> Optional[Path]:
-    """The highest-numbered ``export/<version>`` holding ``saved_model.pb`` (None if none)."""
-    export = Path(run_dir) / EXPORT_DIR
-    versions = sorted(
-        (p for p in export.glob("*") if (p / "saved_model.pb").is_file()),
-        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
-    ) if export.is_dir() else []
-    return versions[-1] if versions else None
-
-
 def read_run_folder(path: os.PathLike | str) -> RunFolder:
     """Checks that ``path`` is a run folder with a trained model and reads its config; raises
     NotARunError naming what is missing or wrong."""
@@ -295,7 +285,7 @@ def read_run_folder(path: os.PathLike | str) -> RunFolder:
     except ConfigError as error:
         raise NotARunError(str(error)) from None
     checkpoint = path / CHECKPOINT
-    saved_model = newest_saved_model(path)
+    saved_model = newest_saved_model(path / EXPORT_DIR)
     if not checkpoint.is_file() and saved_model is None:
         raise NotARunError(
             f"{path} has no trained model: neither {CHECKPOINT} nor {EXPORT_DIR}/<version>/"

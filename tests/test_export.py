@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from permakey_tf import run_flags
-from permakey_tf.export import SIGNATURE_NAME, export_saved_model, next_version
+from permakey_tf.export import SIGNATURE_NAME, export_saved_model
+from permakey_tf.export_versions import next_version
 
 # Runs in a fresh interpreter, outside the repository, with nothing but TensorFlow and NumPy:
 # what a serving client or TF Serving has.

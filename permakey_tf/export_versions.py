@@ -1,0 +1,58 @@
+"""The versions of a run's export folder: which exist, which comes next, which checkpoint each holds.
+
+``RUN_DIR/export/<version>/`` holds one SavedModel per version (written by permakey_tf.export;
+TF Serving serves the highest). ``RUN_DIR/export/exported.json`` maps each version this project
+wrote to the SHA-256 of the checkpoint it was made from, so that the export at the end of a
+resumed, already finished run adds no copy of the same model. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from permakey_tf.atomic_files import write_json_atomically
+
+RECORD = "exported.json"
+
+
+def next_version(export_base: os.PathLike | str) -> int:
+    """1 for an empty export folder, else one more than the highest numeric version in it."""
+    base = Path(export_base)
+    versions = [int(p.name) for p in base.glob("*") if p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def newest_saved_model(export_base: os.PathLike | str) -> Optional[Path]:
+    """The highest-numbered ``<version>`` folder holding ``saved_model.pb`` (None if none)."""
+    base = Path(export_base)
+    versions = sorted(
+        (p for p in base.glob("*") if (p / "saved_model.pb").is_file()),
+        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
+    ) if base.is_dir() else []
+    return versions[-1] if versions else None
+
+
+def _record(export_base: Path) -> dict:
+    path = export_base / RECORD
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:  # a damaged record only costs a redundant export
+        return {}
+
+
+def newest_holds(export_base: os.PathLike | str, checkpoint_digest: str) -> Optional[Path]:
+    """The newest version if it was made from the checkpoint with this SHA-256, else None."""
+    base = Path(export_base)
+    newest = str(next_version(base) - 1)
+    return base / newest if _record(base).get(newest) == checkpoint_digest else None
+
+
+def record_export(version_dir: os.PathLike | str, checkpoint_digest: str) -> None:
+    """Notes that ``version_dir`` (``<export_base>/<version>``) was made from that checkpoint."""
+    version_dir = Path(version_dir)
+    record = _record(version_dir.parent)
+    record[version_dir.name] = checkpoint_digest
+    write_json_atomically(version_dir.parent / RECORD, record, indent=1)
