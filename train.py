@@ -14,6 +14,7 @@ docs/TRAINING.md describes it. Flags are checked before TensorFlow is imported.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -173,22 +174,67 @@ def _set_precision(precision: str) -> None:
     keras.mixed_precision.set_global_policy(precision)
 
 
+class _EndRun(Exception):
+    """A step of :func:`train` ended the run before its end; ``code`` is the exit code (the step
+    has printed why)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclasses.dataclass
+class _RunFolder:
+    """Where this process writes: the run folder, or (a non-chief worker) its own subfolder."""
+
+    run_dir: Path
+    out_dir: Path
+    chief: bool
+    new_run: bool  # created by this process: removed again if no training could start
+    lock: runs.RunLock  # held to the end of the run
+
+
 def train(config: RunConfig, run_dir: Path | None, resuming: bool,
           time_limit_minutes: float | None = None) -> int:
-    """The whole run; returns the process exit code."""
+    """The whole run, step by step; returns the process exit code."""
     import tensorflow as tf  # noqa: F401  (after the flag checks)
-
-    import tfds_atari
 
     strategy = distribute.make_strategy(config.train.distribute)  # before any other TF op
     import keras
 
+    from permakey_tf import checkpoints
+
     if config.train.precision == "auto":
         config = _measured_precision(config)
+    try:
+        folder = _open_run_folder(config, run_dir)
+        _set_precision(config.train.precision)
+        data = _load_data(config, folder)
+        image_frames = data.image_frames(min(config.train.image_frames, data.split_sizes["validation"]))
+        quality_set = data.quality_set(config.train.quality_frames) if config.train.quality_frames else None
+        # Seeded after the data are ready: building a dataset in this process (or not) must not
+        # change the run's weights, VAE samples or first steps.
+        keras.utils.set_random_seed(config.seed)
+        model = _build_in(strategy, config, image_frames[:1])
+        best = checkpoints.BestCheckpointAndEarlyStopping(
+            folder.out_dir / runs.CHECKPOINT, patience=config.train.early_stopping_patience)
+        initial_epoch = _restore(model, folder, best, resuming, config.train.epochs)
+        stopped_by_time_limit = False
+        if initial_epoch < config.train.epochs:
+            stopped_by_time_limit = _fit(model, config, data, folder, best, initial_epoch, image_frames,
+                                         quality_set, time_limit_minutes, strategy)
+    except _EndRun as end:
+        return end.code
+    if folder.chief and not stopped_by_time_limit and getattr(config.model_config, "pointnet_final_steps", 0) > 0:
+        _final_pointnet_phase(folder.out_dir, config, data, quality_set)
+    if folder.chief:
+        return export_run(folder.run_dir, config, skip_if_exported=True)
+    return 0
 
-    from permakey_tf import callbacks as cb, checkpoints, run_state, summaries
-    from permakey_tf.quality import KeypointQuality
 
+def _open_run_folder(config: RunConfig, run_dir: Path | None) -> _RunFolder:
+    """Creates (chief, new run) or finds the run folder, takes its lock and removes what an
+    interrupted write left."""
     chief, worker_index = distribute.is_chief_worker() if config.train.distribute == "multiworker" else (True, 0)
     new_run = run_dir is None and chief
     if run_dir is None:
@@ -201,139 +247,158 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
     out_dir = run_dir if chief else run_dir / "workers" / str(worker_index)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        lock = runs.RunLock(out_dir).acquire()  # noqa: F841 (kept referenced: held to the end)
+        lock = runs.RunLock(out_dir).acquire()
     except runs.RunFolderBusyError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_BUSY
+        raise _EndRun(EXIT_BUSY) from None
     for path in runs.remove_stale_temporaries(out_dir):
         print(f"Removed {path}, left by an interrupted write.", flush=True)
     print(f"Run folder: {run_dir}" + ("" if chief else f" (worker {worker_index} writes {out_dir})"), flush=True)
+    return _RunFolder(run_dir, out_dir, chief, new_run, lock)
 
-    _set_precision(config.train.precision)
+
+def _load_data(config: RunConfig, folder: _RunFolder) -> RunData:
+    """The run's RunData (the dataset built if missing); a missing or damaged dataset ends the
+    run, and a run folder created for it is removed (the same command works again later)."""
+    import tfds_atari
+
     try:
-        data = RunData(config)
+        return RunData(config)
     except (tfds_atari.DatasetDamagedError, tfds_atari.DatasetNotPreparedError) as error:
         print(f"error: {error}", file=sys.stderr)
-        if new_run:  # nothing trained: the same command works again once the data are there
-            lock.release()
-            runs.remove_unused_run_dir(run_dir)
-        return EXIT_CORRUPT if isinstance(error, tfds_atari.DatasetDamagedError) else EXIT_BAD_FLAGS
-    image_frames = data.image_frames(min(config.train.image_frames, data.split_sizes["validation"]))
-    quality_set = data.quality_set(config.train.quality_frames) if config.train.quality_frames else None
-    # Seeded after the data are ready: building a dataset in this process (or not) must not
-    # change the run's weights, VAE samples or first steps.
-    keras.utils.set_random_seed(config.seed)
+        if folder.new_run:
+            folder.lock.release()
+            runs.remove_unused_run_dir(folder.run_dir)
+        raise _EndRun(EXIT_CORRUPT if isinstance(error, tfds_atari.DatasetDamagedError) else EXIT_BAD_FLAGS) from None
 
+
+def _build_in(strategy, config: RunConfig, frames):
+    """The compiled model with every variable created, under ``strategy``."""
     with strategy.scope():
         model = _build_model(config)
-        _build_all(model, image_frames[:1])
+        _build_all(model, frames)
     if config.train.distribute != "none":
         distribute.skip_symbolic_build(model)
     if config.train.distribute == "multiworker":
         distribute.vector_logs(model)
+    return model
 
-    initial_epoch = 0
-    best = checkpoints.BestCheckpointAndEarlyStopping(
-        out_dir / runs.CHECKPOINT, patience=config.train.early_stopping_patience
-    )
-    backup_dir = out_dir / runs.BACKUP_DIR
-    if resuming:
-        try:
-            state = checkpoints.restore_backup(model, backup_dir)
-        except checkpoints.CorruptBackupError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_CORRUPT
-        if state is None:
-            print(f"{run_dir} has no completed epoch yet: starting it from epoch 1.", flush=True)
-        else:
-            initial_epoch = state["epoch"]
-            best.set_state(state["callbacks"].get("best", {}))
-            print(f"Resuming {run_dir} after epoch {initial_epoch} (optimizer step "
-                  f"{run_state.global_step(model)}).", flush=True)
-            if best.stopped_early:
-                print("The run had already stopped early; nothing left to train.", flush=True)
-                initial_epoch = config.train.epochs
-    else:
+
+def _restore(model, folder: _RunFolder, best, resuming: bool, epochs: int) -> int:
+    """The first epoch to train: 0 for a new run; for --resume, the epochs its backup completed
+    (the weights, optimizer states and best-checkpoint state restored), or ``epochs`` when it
+    had stopped early."""
+    from permakey_tf import checkpoints, run_state
+
+    backup_dir = folder.out_dir / runs.BACKUP_DIR
+    if not resuming:
         if (backup_dir / "latest.json").exists():
-            print(f"error: {run_dir} already holds resume state; use --resume", file=sys.stderr)
-            return EXIT_BAD_FLAGS
+            print(f"error: {folder.run_dir} already holds resume state; use --resume", file=sys.stderr)
+            raise _EndRun(EXIT_BAD_FLAGS)
+        return 0
+    try:
+        state = checkpoints.restore_backup(model, backup_dir)
+    except checkpoints.CorruptBackupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise _EndRun(EXIT_CORRUPT) from None
+    if state is None:
+        print(f"{folder.run_dir} has no completed epoch yet: starting it from epoch 1.", flush=True)
+        return 0
+    best.set_state(state["callbacks"].get("best", {}))
+    print(f"Resuming {folder.run_dir} after epoch {state['epoch']} (optimizer step "
+          f"{run_state.global_step(model)}).", flush=True)
+    if best.stopped_early:
+        print("The run had already stopped early; nothing left to train.", flush=True)
+        return epochs
+    return state["epoch"]
+
+
+def _callbacks(config: RunConfig, data: RunData, folder: _RunFolder, best, image_frames, quality_set,
+               time_limit_minutes: float | None) -> list:
+    """The training loop's callbacks, in the order they must run at each epoch's end."""
+    import keras
+
+    from permakey_tf import callbacks as cb, checkpoints, summaries
+    from permakey_tf.quality import KeypointQuality
+
+    out_dir, backup_dir = folder.out_dir, folder.out_dir / runs.BACKUP_DIR
+    callbacks = []
+    if config.train.distribute == "none":  # under a strategy the moving averages are kept
+        callbacks.append(cb.PreciseBatchNorm(data.statistics_batches(config.train.statistics_batches)))
+    restart_step = getattr(config.model_config, "pointnet_restart_step", 0)
+    if restart_step > 0:
+        callbacks.append(cb.RestartPointNet(restart_step, config.seed))
+    callbacks += [
+        cb.StopOnNonFiniteLoss(
+            kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "
+            f"the resume state (last completed epoch) is in {backup_dir}."
+        ),
+        summaries.ScalarLogger(out_dir / runs.TENSORBOARD_DIR, every_steps=config.train.scalar_every_steps),
+        summaries.KeypointImages(out_dir / runs.TENSORBOARD_DIR / "images", image_frames),
+    ]
+    if quality_set is not None:
+        callbacks.append(KeypointQuality(
+            out_dir / runs.TENSORBOARD_DIR / "quality", quality_set, stream=sys.stdout if folder.chief else False))
+    callbacks.append(best)
+    if sys.stdout.isatty():  # the Keras progress bar, placed so that the summary line follows it
+        callbacks.append(keras.callbacks.ProgbarLogger())
+    callbacks += [
+        cb.EpochSummary(config.train.epochs),
+        checkpoints.ResumeBackup(backup_dir, stateful={"best": best}),
+    ]
+    if time_limit_minutes is not None:  # last: its epoch time includes the callbacks above
+        callbacks.append(cb.StopAtTimeLimit(60.0 * time_limit_minutes))
+    return callbacks
+
+
+def _fit(model, config: RunConfig, data: RunData, folder: _RunFolder, best, initial_epoch: int, image_frames,
+         quality_set, time_limit_minutes: float | None, strategy) -> bool:
+    """Trains epochs initial_epoch+1..epochs; returns whether --time-limit stopped it. A
+    non-finite loss, a damaged dataset file or Ctrl-C ends the run with its exit code."""
+    import tensorflow as tf
+
+    from permakey_tf import callbacks as cb
 
     epochs = config.train.epochs
-    stopped_by_time_limit = False
-    if initial_epoch < epochs:
-        callbacks = []
-        if config.train.distribute == "none":  # under a strategy the moving averages are kept
-            callbacks.append(cb.PreciseBatchNorm(data.statistics_batches(config.train.statistics_batches)))
-        restart_step = getattr(config.model_config, "pointnet_restart_step", 0)
-        if restart_step > 0:
-            callbacks.append(cb.RestartPointNet(restart_step, config.seed))
-        callbacks += [
-            cb.StopOnNonFiniteLoss(
-                kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "
-                f"the resume state (last completed epoch) is in {backup_dir}."
-            ),
-            summaries.ScalarLogger(out_dir / runs.TENSORBOARD_DIR, every_steps=config.train.scalar_every_steps),
-            summaries.KeypointImages(out_dir / runs.TENSORBOARD_DIR / "images", image_frames),
-        ]
-        if quality_set is not None:
-            callbacks.append(KeypointQuality(
-                out_dir / runs.TENSORBOARD_DIR / "quality", quality_set, stream=sys.stdout if chief else False))
-        callbacks += [
-            best,
-        ]
-        interactive = sys.stdout.isatty()
-        if interactive:  # the Keras progress bar, placed so that the summary line follows it
-            callbacks.append(keras.callbacks.ProgbarLogger())
-        callbacks += [
-            cb.EpochSummary(epochs),
-            checkpoints.ResumeBackup(backup_dir, stateful={"best": best}),
-        ]
-        time_limit = None
-        if time_limit_minutes is not None:  # last: its epoch time includes the callbacks above
-            time_limit = cb.StopAtTimeLimit(60.0 * time_limit_minutes)
-            callbacks.append(time_limit)
-        print(f"Training {config.model} on {config.game}: epochs {initial_epoch + 1}..{epochs}, "
-              f"{data.steps_per_epoch} steps of {config.train.batch_size} per epoch, "
-              f"{strategy.num_replicas_in_sync} replica(s), precision {config.train.precision}, "
-              f"{'XLA' if config.train.jit else 'graph mode'}.", flush=True)
-        start = time.time()
-        try:
-            model.fit(
-                data.training(initial_epoch, epochs),
-                validation_data=data.validation(),
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=data.steps_per_epoch,
-                shuffle=False,  # the pipelines shuffle, with per-epoch seeds
-                callbacks=callbacks,
-                verbose=1 if interactive else 0,
-            )
-        except cb.NonFiniteLossError as error:
-            print(f"error: {error}", file=sys.stderr, flush=True)
-            return EXIT_NON_FINITE
-        except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
-            first_line = str(error).strip().splitlines()[0][:300]
-            print(f"error: reading the dataset failed ({type(error).__name__}: {first_line}). Its "
-                  f"files in {data.data_dir} are damaged; rebuild them (they are moved aside, not "
-                  f"deleted) with\n  {data.rebuild_command}\nthen continue this run with "
-                  f"--resume {run_dir}", file=sys.stderr, flush=True)
-            return EXIT_CORRUPT
-        except KeyboardInterrupt:
-            print(f"\nInterrupted. Continue with: python train.py --resume {run_dir}", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"Training took {time.time() - start:.0f}s; best validation loss {best.best:.5g} at "
-              f"epoch {best.best_epoch}.", flush=True)
-        stopped_by_time_limit = (time_limit is not None and time_limit.stopped_after_epoch is not None
-                                 and not best.stopped_early)
-        if stopped_by_time_limit:
-            print(f"Stopped by --time-limit after epoch {time_limit.stopped_after_epoch} of {epochs}; "
-                  f"continue with: python train.py --resume {run_dir}", flush=True)
-
-    if chief and not stopped_by_time_limit and getattr(config.model_config, "pointnet_final_steps", 0) > 0:
-        _final_pointnet_phase(out_dir, config, data, quality_set)
-    if chief:
-        return export_run(run_dir, config, skip_if_exported=True)
-    return 0
+    callbacks = _callbacks(config, data, folder, best, image_frames, quality_set, time_limit_minutes)
+    time_limit = callbacks[-1] if time_limit_minutes is not None else None
+    interactive = sys.stdout.isatty()
+    print(f"Training {config.model} on {config.game}: epochs {initial_epoch + 1}..{epochs}, "
+          f"{data.steps_per_epoch} steps of {config.train.batch_size} per epoch, "
+          f"{strategy.num_replicas_in_sync} replica(s), precision {config.train.precision}, "
+          f"{'XLA' if config.train.jit else 'graph mode'}.", flush=True)
+    start = time.time()
+    try:
+        model.fit(
+            data.training(initial_epoch, epochs),
+            validation_data=data.validation(),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=data.steps_per_epoch,
+            shuffle=False,  # the pipelines shuffle, with per-epoch seeds
+            callbacks=callbacks,
+            verbose=1 if interactive else 0,
+        )
+    except cb.NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise _EndRun(EXIT_NON_FINITE) from None
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+        first_line = str(error).strip().splitlines()[0][:300]
+        print(f"error: reading the dataset failed ({type(error).__name__}: {first_line}). Its "
+              f"files in {data.data_dir} are damaged; rebuild them (they are moved aside, not "
+              f"deleted) with\n  {data.rebuild_command}\nthen continue this run with "
+              f"--resume {folder.run_dir}", file=sys.stderr, flush=True)
+        raise _EndRun(EXIT_CORRUPT) from None
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Continue with: python train.py --resume {folder.run_dir}", file=sys.stderr)
+        raise _EndRun(EXIT_INTERRUPTED) from None
+    print(f"Training took {time.time() - start:.0f}s; best validation loss {best.best:.5g} at "
+          f"epoch {best.best_epoch}.", flush=True)
+    stopped = (time_limit is not None and time_limit.stopped_after_epoch is not None and not best.stopped_early)
+    if stopped:
+        print(f"Stopped by --time-limit after epoch {time_limit.stopped_after_epoch} of {epochs}; "
+              f"continue with: python train.py --resume {folder.run_dir}", flush=True)
+    return stopped
 
 
 def _final_pointnet_phase(out_dir: Path, config: RunConfig, data: RunData, quality_set) -> None:
