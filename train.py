@@ -403,7 +403,8 @@ def _fit(model, config: RunConfig, data: RunData, folder: _RunFolder, best, init
 
 def _final_pointnet_phase(out_dir: Path, config: RunConfig, data: RunData, quality_set) -> None:
     """permakey_tf.final_pointnet on the run's kept checkpoint, with the run's first training
-    frames (dataset order) and seed; logs the validation quality before and after."""
+    frames (dataset order) and seed, the joint and refitted PointNets compared on up to 256
+    validation frames (no labels); logs the validation quality of both."""
     from permakey_tf import final_pointnet
     from permakey_tf.quality import format_quality, measure_quality
 
@@ -413,7 +414,8 @@ def _final_pointnet_phase(out_dir: Path, config: RunConfig, data: RunData, quali
     start = time.time()
     if final_pointnet.finish_run((out_dir / runs.CHECKPOINT).parent, config.model_config,
                                  data.statistics_batches(-(-frames // batch_size)),
-                                 batch_size, config.seed, log=lambda line: print(line, flush=True), quality=quality):
+                                 data.image_frames(min(256, data.split_sizes["validation"])), batch_size,
+                                 config.seed, log=lambda line: print(line, flush=True), quality=quality):
         print(f"The final PointNet phase took {time.time() - start:.0f}s.", flush=True)
 
 

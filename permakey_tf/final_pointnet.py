@@ -7,13 +7,18 @@ it during joint training, and where it settles depends on those early maps and i
 "The final PointNet phase"): the error maps of the kept checkpoint are computed once for the
 first ``pointnet_final_frames`` training frames (inference mode, as the model outputs them), a
 fresh PointNet is fitted on them alone (``permakey.fit_pointnet``: Adam at
-``pointnet_final_learning_rate``, random batches), its BatchNorm statistics are averaged over the
-same maps, and it replaces the checkpoint's PointNet.
+``pointnet_final_learning_rate``, random batches) and its BatchNorm statistics are averaged over
+the same maps. A fresh fit can also settle on a static layout (the score, the walls), so the
+refitted PointNet replaces the joint one only if it explains the error maps of held-out frames
+better relative to its own fixed layout: its PointNet loss divided by the loss of its keypoints'
+mean positions (``diagnostics.pointnet_loss_ratio``, the model's own loss) must be lower than the
+joint PointNet's. The choice uses no labels.
 
 Contract of :func:`finish_run`:
-- only the PointNet's weights change; the encoder, decoder and LSPN weights are the joint ones;
+- only the PointNet's weights can change; the encoder, decoder and LSPN weights are the joint ones;
 - the checkpoint the phase started from is kept as ``checkpoints/joint.keras``, and
-  ``checkpoints/final_pointnet.json`` records the SHA-256 of both files; the phase runs once per
+  ``checkpoints/final_pointnet.json`` records the SHA-256 of both files, both loss ratios and
+  which PointNet was kept (``"kept": "refit"`` or ``"joint"``); the phase runs once per
   joint checkpoint (a resumed finished run does not redo it; a resumed run whose best
   checkpoint changed runs it on the new one);
 - the same checkpoint, frames and seed give the same PointNet.
@@ -51,6 +56,24 @@ def settled_error_maps(model, frame_batches: Iterable, count: int) -> np.ndarray
     return np.concatenate(maps)
 
 
+def loss_ratio(model, frames: np.ndarray, batch_size: int = 64) -> float:
+    """The model's PointNet loss over that of its keypoints' fixed layout (their mean positions)
+    on the error maps of ``frames`` (uint8 ``[N, H, W, 3]``), keypoints as the model outputs
+    them: < 1 means the keypoints follow what the maps show frame by frame."""
+    import functools
+
+    from permakey_tf.diagnostics import pointnet_loss_ratio
+    from permakey_tf.permakey import pointnet_frame_losses_of_pixels
+
+    keypoints, maps = [], []
+    for start in range(0, len(frames), batch_size):
+        outputs = model.predict_keypoints(frames[start:start + batch_size])
+        keypoints.append(np.asarray(outputs["keypoints_pixels"], np.float64))
+        maps.append(np.asarray(outputs["error_maps"], np.float32))
+    losses = functools.partial(pointnet_frame_losses_of_pixels, config=model.config)
+    return pointnet_loss_ratio(np.concatenate(keypoints), np.concatenate(maps), losses)["pointnet_loss_ratio"]
+
+
 def refit_pointnet(model, maps: np.ndarray, steps: int, batch_size: int, learning_rate: float,
                    seed: int) -> None:
     """Replaces ``model.pointnet``'s weights by a fresh PointNet fitted on ``maps``
@@ -72,8 +95,9 @@ def refit_pointnet(model, maps: np.ndarray, steps: int, batch_size: int, learnin
     recompute_statistics(model.pointnet, statistics_pass, batches)
 
 
-def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable, batch_size: int, seed: int,
-               log: Callable[[str], None] = print, quality: Optional[Callable] = None) -> bool:
+def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable, held_out_frames: np.ndarray,
+               batch_size: int, seed: int, log: Callable[[str], None] = print,
+               quality: Optional[Callable] = None) -> bool:
     """Applies the final PointNet phase to ``checkpoint_dir/best.keras`` (module docstring).
 
     Args:
@@ -83,6 +107,8 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
         joint training is reused).
       frame_batches: training frames in a fixed order (uint8 batches; the first
         ``pointnet_final_frames`` are used).
+      held_out_frames: uint8 ``[N, H, W, 3]`` frames not fitted on (e.g. validation frames; no
+        labels are used) on which the joint and the refitted PointNet's loss ratios are compared.
       batch_size: the PointNet's batch size (the run's).
       seed: draws the fresh PointNet and its batches.
       log: prints progress lines.
@@ -108,19 +134,30 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
     model = keras.models.load_model(best, compile=False)
     if quality is not None:
         log(f"joint PointNet: {quality(model)}")
+    joint_weights = model.pointnet.get_weights()
+    joint_ratio = loss_ratio(model, held_out_frames)
     maps = settled_error_maps(model, frame_batches, phase.pointnet_final_frames)
     log(f"Final PointNet phase: {steps} steps of {batch_size} on the error maps of {len(maps)} "
         f"training frames (learning rate {phase.pointnet_final_learning_rate:g}) ...")
     refit_pointnet(model, maps, steps, batch_size, phase.pointnet_final_learning_rate, seed)
+    refit_ratio = loss_ratio(model, held_out_frames)
+    kept = "refit" if refit_ratio < joint_ratio else "joint"
+    if quality is not None:
+        log(f"refitted PointNet: {quality(model)}")
+    log(f"PointNet loss over its fixed layout's on {len(held_out_frames)} held-out frames: joint "
+        f"{joint_ratio:.3f}, refitted {refit_ratio:.3f}: keeping the {kept} PointNet.")
     copy_atomically(best, joint)
     joint_digest = file_digest(joint)
-    checkpoints.save_model_atomically(model, best)
+    if kept == "refit":
+        checkpoints.save_model_atomically(model, best)
+        log(f"Saved {best} (the joint checkpoint is kept as {joint}).")
+    else:
+        model.pointnet.set_weights(joint_weights)
     write_json_atomically(record_path, {"joint_sha256": joint_digest, "result_sha256": file_digest(best),
+                                        "kept": kept, "joint_loss_ratio": joint_ratio,
+                                        "refit_loss_ratio": refit_ratio, "held_out_frames": len(held_out_frames),
                                         "steps": steps, "frames": int(len(maps)), "batch_size": batch_size,
                                         "learning_rate": phase.pointnet_final_learning_rate, "seed": seed})
-    if quality is not None:
-        log(f"final PointNet: {quality(model)}")
-    log(f"Saved {best} (the joint checkpoint is kept as {joint}).")
     return True
 
 

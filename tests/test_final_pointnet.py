@@ -17,7 +17,8 @@ from permakey_tf.config import PermaKeyConfig
 from permakey_tf.permakey import PermaKey, keypoint_outputs, pointnet_loss
 
 TINY = PermaKeyConfig(encoder_filters=(4, 8, 8, 8), latent_dim=4, lsp_hidden_widths=(16, 8), num_keypoints=3,
-                      pointnet_final_steps=40, pointnet_final_frames=48)
+                      pointnet_final_steps=40, pointnet_final_frames=48,
+                      keypoint_refinement_steps=0)  # a PointNet's keypoints as they are
 
 
 def _frames(count: int, seed: int = 0) -> np.ndarray:
@@ -34,11 +35,18 @@ def _batches(frames: np.ndarray, batch_size: int = 16):
     return [frames[i:i + batch_size] for i in range(0, len(frames), batch_size)]
 
 
+def _static_pointnet(model) -> None:
+    """Zero kernels: the same keypoints on every frame (a PointNet that settled on a layout)."""
+    model.pointnet.set_weights([np.zeros_like(w) if w.ndim > 1 else w for w in model.pointnet.get_weights()])
+
+
 @pytest.fixture()
 def checkpoint_dir(tmp_path):
+    """A checkpoint whose joint PointNet puts its keypoints at the same place on every frame."""
     keras.utils.set_random_seed(3)
     model = PermaKey(TINY)
     model(_frames(2))
+    _static_pointnet(model)
     folder = tmp_path / "checkpoints"
     folder.mkdir()
     save_model_atomically(model, folder / "best.keras")
@@ -54,6 +62,9 @@ def _loss_on(model, maps) -> float:
                                model.config))
 
 
+HELD_OUT = _frames(32, seed=9)
+
+
 def test_the_phase_replaces_only_the_pointnet_and_lowers_its_loss_on_the_settled_maps(checkpoint_dir):
     best = checkpoint_dir / "best.keras"
     before_digest = file_digest(best)
@@ -62,12 +73,13 @@ def test_the_phase_replaces_only_the_pointnet_and_lowers_its_loss_on_the_settled
     maps = tf.constant(final_pointnet.settled_error_maps(joint, _batches(frames), 48))
     assert maps.shape == (48, 84, 84, 2)
 
-    assert final_pointnet.finish_run(checkpoint_dir, TINY, _batches(frames), batch_size=16, seed=0, log=lambda _: None)
+    assert final_pointnet.finish_run(checkpoint_dir, TINY, _batches(frames), HELD_OUT, batch_size=16, seed=0, log=lambda _: None)
 
     assert file_digest(checkpoint_dir / final_pointnet.JOINT_CHECKPOINT) == before_digest, "joint checkpoint kept"
     record = json.loads((checkpoint_dir / final_pointnet.RECORD).read_text())
     assert record["joint_sha256"] == before_digest and record["result_sha256"] == file_digest(best)
-    assert record["steps"] == 40 and record["frames"] == 48
+    assert record["steps"] == 40 and record["frames"] == 48 and record["kept"] == "refit"
+    assert record["refit_loss_ratio"] < record["joint_loss_ratio"] == pytest.approx(1.0)
     final = _load(best)
     for module in ("encoder", "decoder"):
         for a, b in zip(getattr(joint, module).get_weights(), getattr(final, module).get_weights()):
@@ -85,16 +97,35 @@ def test_the_phase_runs_once_per_joint_checkpoint_and_is_deterministic(checkpoin
     spare = tmp_path / "spare"
     spare.mkdir()
     (spare / "best.keras").write_bytes((checkpoint_dir / "best.keras").read_bytes())
-    assert final_pointnet.finish_run(checkpoint_dir, TINY, _batches(frames), 16, seed=5, log=lambda _: None)
+    assert final_pointnet.finish_run(checkpoint_dir, TINY, _batches(frames), HELD_OUT, 16, seed=5, log=lambda _: None)
     result = (checkpoint_dir / "best.keras").read_bytes()
     lines = []
-    assert not final_pointnet.finish_run(checkpoint_dir, TINY, _batches(frames), 16, seed=5, log=lines.append)
+    assert not final_pointnet.finish_run(checkpoint_dir, TINY, _batches(frames), HELD_OUT, 16, seed=5, log=lines.append)
     assert (checkpoint_dir / "best.keras").read_bytes() == result and "already applied" in lines[0]
 
-    assert final_pointnet.finish_run(spare, TINY, _batches(frames), 16, seed=5, log=lambda _: None)
+    assert final_pointnet.finish_run(spare, TINY, _batches(frames), HELD_OUT, 16, seed=5, log=lambda _: None)
     for a, b in zip(_load(checkpoint_dir / "best.keras").pointnet.get_weights(),
                     _load(spare / "best.keras").pointnet.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_refit_that_settles_on_a_fixed_layout_is_not_kept(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(3)
+    model = PermaKey(TINY)
+    model(_frames(2))
+    save_model_atomically(model, tmp_path / "best.keras")
+    before = (tmp_path / "best.keras").read_bytes()
+    joint_ratio = final_pointnet.loss_ratio(model, HELD_OUT)
+    assert joint_ratio < 1.0, "the untrained joint PointNet's keypoints move with the frames"
+    monkeypatch.setattr(final_pointnet, "refit_pointnet", lambda model, *args: _static_pointnet(model))
+    lines = []
+    assert final_pointnet.finish_run(tmp_path, TINY, _batches(_frames(32)), HELD_OUT, 16, seed=0, log=lines.append)
+    assert (tmp_path / "best.keras").read_bytes() == before, "the joint PointNet stays"
+    record = json.loads((tmp_path / final_pointnet.RECORD).read_text())
+    assert record["kept"] == "joint" and record["refit_loss_ratio"] == pytest.approx(1.0)
+    assert record["joint_loss_ratio"] == pytest.approx(joint_ratio) and "keeping the joint" in lines[-1]
+    assert not final_pointnet.finish_run(tmp_path, TINY, _batches(_frames(32)), HELD_OUT, 16, seed=0,
+                                         log=lines.append), "decided once per joint checkpoint"
 
 
 def test_a_run_without_the_phase_is_left_alone(tmp_path):
@@ -103,7 +134,7 @@ def test_a_run_without_the_phase_is_left_alone(tmp_path):
     model(_frames(2))
     save_model_atomically(model, tmp_path / "best.keras")
     before = (tmp_path / "best.keras").read_bytes()
-    assert not final_pointnet.finish_run(tmp_path, TINY.replace(pointnet_final_steps=0), _batches(_frames(32)), 16, seed=0, log=lambda _: None)
+    assert not final_pointnet.finish_run(tmp_path, TINY.replace(pointnet_final_steps=0), _batches(_frames(32)), HELD_OUT, 16, seed=0, log=lambda _: None)
     assert (tmp_path / "best.keras").read_bytes() == before
     assert not (tmp_path / final_pointnet.JOINT_CHECKPOINT).exists()
 
