@@ -26,13 +26,13 @@ def next_version(export_base: os.PathLike | str) -> int:
 
 
 def newest_saved_model(export_base: os.PathLike | str) -> Optional[Path]:
-    """The highest-numbered ``<version>`` folder holding ``saved_model.pb`` (None if none)."""
+    """The highest-numbered ``<version>`` folder holding ``saved_model.pb`` (None if none).
+    Only numeric folders are versions (as for TF Serving): an export being written
+    (``.tmp-<version>-<pid>``) is never taken for one."""
     base = Path(export_base)
-    versions = sorted(
-        (p for p in base.glob("*") if (p / "saved_model.pb").is_file()),
-        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
-    ) if base.is_dir() else []
-    return versions[-1] if versions else None
+    versions = [p for p in base.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file()] \
+        if base.is_dir() else []
+    return max(versions, key=lambda p: int(p.name), default=None)
 
 
 def _record(export_base: Path) -> dict:

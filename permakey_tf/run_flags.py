@@ -53,8 +53,8 @@ PRESET_TABLE: dict[str, Preset] = {
     "quick": Preset(
         description="9-14 minutes on an idle 2-core CPU: 6,000 training frames, batch 16, "
         "6 epochs (2,250 steps), precision auto; PermaKey with encoder widths (16, 32, 32, 64), "
-        "layer 0 only, LSPN widths (64, 32, 32), Adam 1e-3, a fresh PointNet at step 1,125; "
-        "Transporter batch 16 (1,000 steps)",
+        "layer 0 only, LSPN widths (64, 32, 32), Adam 1e-3, a fresh PointNet at step 1,125 and "
+        "a final PointNet phase of 600 steps; Transporter batch 16 (1,000 steps)",
         train={"epochs": 6, "precision": "auto", "image_frames": 8, "quality_frames": 128,
                "statistics_batches": 32},
         data={"train_frames": 6_000, "validation_frames": 256, "test_frames": 512},
@@ -69,6 +69,9 @@ PRESET_TABLE: dict[str, Preset] = {
                 # Half-way (6 epochs x 375 steps), a fresh PointNet on the trained error maps
                 # (why: docs/notes/one-seed-results.md, "The keypoint bottleneck").
                 "pointnet_restart_step": 1125,
+                # After the last epoch, a PointNet refitted on the kept checkpoint's error maps,
+                # kept if it beats the joint one (docs/TRAINING.md, "The final PointNet phase").
+                "pointnet_final_steps": 600,
             },
             "transporter": {"learning_rate": 1e-3},
         },

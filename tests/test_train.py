@@ -118,6 +118,7 @@ def test_defaults_are_the_papers_and_flags_override_presets():
     assert quick.model_config.lsp_hidden_widths == (64, 32, 32)
     assert quick.model_config.pointnet_restart_step == quick.train.epochs * quick_steps_per_epoch // 2
     assert paper.model_config.pointnet_restart_step == 0  # the paper trains the PointNet throughout
+    assert quick.model_config.pointnet_final_steps == 600 and paper.model_config.pointnet_final_steps == 0
     assert quick.model_config.keypoint_reduction == "spatial"  # the defaults, not the preset's
     assert quick.model_config.learning_rate == 1e-3
     assert quick.train.batch_size == 16 and quick.train.precision == "auto"
