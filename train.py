@@ -219,13 +219,14 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
         best = checkpoints.BestCheckpointAndEarlyStopping(
             folder.out_dir / runs.CHECKPOINT, patience=config.train.early_stopping_patience)
         initial_epoch = _restore(model, folder, best, resuming, config.train.epochs)
-        stopped_by_time_limit = False
+        time_limit = None
         if initial_epoch < config.train.epochs:
-            stopped_by_time_limit = _fit(model, config, data, folder, best, initial_epoch, image_frames,
-                                         quality_set, time_limit_minutes, strategy)
+            time_limit = _fit(model, config, data, folder, best, initial_epoch, image_frames, quality_set,
+                              time_limit_minutes, strategy)
     except _EndRun as end:
         return end.code
-    if folder.chief and not stopped_by_time_limit and getattr(config.model_config, "pointnet_final_steps", 0) > 0:
+    if (folder.chief and getattr(config.model_config, "pointnet_final_steps", 0) > 0
+            and _phase_fits_in_time_limit(time_limit, best, config, data, folder.run_dir)):
         _final_pointnet_phase(folder.out_dir, config, data, quality_set)
     if folder.chief:
         return export_run(folder.run_dir, config, skip_if_exported=True)
@@ -353,8 +354,8 @@ def _callbacks(config: RunConfig, data: RunData, folder: _RunFolder, best, image
 
 def _fit(model, config: RunConfig, data: RunData, folder: _RunFolder, best, initial_epoch: int, image_frames,
          quality_set, time_limit_minutes: float | None, strategy) -> bool:
-    """Trains epochs initial_epoch+1..epochs; returns whether --time-limit stopped it. A
-    non-finite loss, a damaged dataset file or Ctrl-C ends the run with its exit code."""
+    """Trains epochs initial_epoch+1..epochs; returns the --time-limit callback (None without
+    one). A non-finite loss, a damaged dataset file or Ctrl-C ends the run with its exit code."""
     import tensorflow as tf
 
     from permakey_tf import callbacks as cb
@@ -394,11 +395,35 @@ def _fit(model, config: RunConfig, data: RunData, folder: _RunFolder, best, init
         raise _EndRun(EXIT_INTERRUPTED) from None
     print(f"Training took {time.time() - start:.0f}s; best validation loss {best.best:.5g} at "
           f"epoch {best.best_epoch}.", flush=True)
-    stopped = (time_limit is not None and time_limit.stopped_after_epoch is not None and not best.stopped_early)
-    if stopped:
+    if _stopped_by(time_limit, best):
         print(f"Stopped by --time-limit after epoch {time_limit.stopped_after_epoch} of {epochs}; "
               f"continue with: python train.py --resume {folder.run_dir}", flush=True)
-    return stopped
+    return time_limit
+
+
+def _stopped_by(time_limit, best) -> bool:
+    return time_limit is not None and time_limit.stopped_after_epoch is not None and not best.stopped_early
+
+
+# The final PointNet phase's cost in epochs of the quick preset, generously: 600 PointNet steps
+# and the error maps of 3,008 frames took 0.3 of an epoch's time on a 2-core AVX2 machine.
+PHASE_EPOCHS_PER_STEPS_PER_EPOCH = 0.5 / (600 / 375)
+
+
+def _phase_fits_in_time_limit(time_limit, best, config: RunConfig, data: RunData, run_dir: Path) -> bool:
+    """The final PointNet phase runs after a finished run; under --time-limit only when its
+    estimated time (from the longest epoch) is left, so the limit bounds it too."""
+    if time_limit is None:
+        return True
+    if _stopped_by(time_limit, best):
+        return False
+    estimate = (time_limit.longest_epoch_seconds * PHASE_EPOCHS_PER_STEPS_PER_EPOCH
+                * config.model_config.pointnet_final_steps / data.steps_per_epoch)
+    if estimate <= time_limit.seconds_left():
+        return True
+    print(f"The final PointNet phase (about {estimate / 60:.1f} min) would run past --time-limit; "
+          f"apply it with: python train.py --resume {run_dir}", flush=True)
+    return False
 
 
 def _final_pointnet_phase(out_dir: Path, config: RunConfig, data: RunData, quality_set) -> None:

@@ -140,6 +140,14 @@ class StopAtTimeLimit(keras.callbacks.Callback):
         self._longest = 0.0
         self.stopped_after_epoch = None
 
+    def seconds_left(self) -> float:
+        """What is left of the limit now (negative once it is past)."""
+        return self.seconds - (self.clock() - self._start)
+
+    @property
+    def longest_epoch_seconds(self) -> float:
+        return self._longest
+
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
         self._longest = max(self._longest, now - self._last)

@@ -348,6 +348,30 @@ def test_time_limit_stops_before_the_epoch_that_would_run_past_it():
         StopAtTimeLimit(0.0)
 
 
+def test_the_final_pointnet_phase_runs_only_where_the_time_limit_leaves_room_for_it(capsys):
+    from permakey_tf.callbacks import StopAtTimeLimit
+
+    config = run_flags.resolve_config({"preset": "quick"})  # 600 phase steps, 375 steps per epoch
+    data = types.SimpleNamespace(steps_per_epoch=375)
+    best = types.SimpleNamespace(stopped_early=False)
+    clock = _FakeClock()
+    limit = StopAtTimeLimit(600.0, stream=io.StringIO(), clock=clock)
+    limit.set_model(types.SimpleNamespace(stop_training=False))
+    limit.set_params({"epochs": 6})
+    limit.on_train_begin()
+    for epoch in range(6):
+        clock.now += 80.0  # 480 s of training; the phase is estimated at half an epoch, 40 s
+        limit.on_epoch_end(epoch)
+    assert train._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
+    assert train._phase_fits_in_time_limit(None, best, config, data, Path("run"))  # no limit
+    clock.now = 570.0  # 30 s left
+    assert not train._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
+    assert "apply it with: python train.py --resume run" in capsys.readouterr().out
+    clock.now = 480.0
+    limit.stopped_after_epoch = 4  # stopped by the limit: the run is not finished
+    assert not train._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
+
+
 def test_time_limit_ends_the_run_at_an_epoch_boundary_and_resume_continues(smoke_data_dir, tmp_path):
     epochs = 3
     args = ("--preset", "smoke", "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path),
