@@ -50,13 +50,10 @@ VARIANTS: dict[str, dict] = {
     "spatial+reflect+T0.2": {**DEFAULT, "pointnet_loss_extent": "frame"},
     "default": DEFAULT,
     "default-reflect": {**DEFAULT, "keypoint_padding": "zero"},
-    "default+learned_T": {**DEFAULT, "learn_heatmap_temperature": True},
     "default+T0.1": {**DEFAULT, "heatmap_temperature": 0.1},
     "default+sigma0.05": {**DEFAULT, "keypoint_sigma": 0.05},
     "default+sigma0.15": {**DEFAULT, "keypoint_sigma": 0.15},
-    "default+prior": {**DEFAULT, "keypoint_prior_steps": 300},
     "default+instance_norm": {**DEFAULT, "pointnet_norm": "instance"},
-    "default+max": {**DEFAULT, "gaussian_combination": "max"},
 }
 
 
@@ -166,8 +163,7 @@ def keypoint_reader(pointnet, config):
     def keypoints(maps):
         points = keypoint_outputs(pointnet, config, maps, training=False, batch_statistics=True)["keypoints"]
         points = ops.mean_shift_keypoints(points, maps, config.keypoint_sigma,
-                                          config.keypoint_refinement_steps,
-                                          config.keypoint_refinement_background)
+                                          config.keypoint_refinement_steps)
         return ops.keypoints_to_pixels(points, config.image_size)
 
     def keypoints_of(maps):

@@ -19,8 +19,25 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
+# Fields of finished experiments, removed from the configs, with the value the code now always
+# has. A saved config (config.json, a checkpoint) that holds one is read when it holds that value
+# and refused otherwise (what each experiment found: docs/notes/one-seed-results.md).
+RETIRED_FIELDS: dict[str, Any] = {
+    "learn_heatmap_temperature": False,
+    "keypoint_prior_steps": 0,
+    "keypoint_prior_width": 0.25,
+    "gaussian_combination": "sum",
+    "pointnet_updates_per_step": 1,
+    "lsp_border": "zero",
+    "pointnet_coarse_weight": 0.0,
+    "pointnet_coarse_blur": 0.2,
+    "keypoint_refinement_background": "median",
+}
+
+
 class ConfigMixin:
-    """to_dict / from_dict for JSON round trips (lists become tuples, unknown keys are errors)."""
+    """to_dict / from_dict for JSON round trips (lists become tuples, unknown keys are errors,
+    retired fields are read only at the value the code now has: :data:`RETIRED_FIELDS`)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -28,10 +45,21 @@ class ConfigMixin:
     @classmethod
     def from_dict(cls, values: dict):
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        kept = {}
+        for key, value in values.items():
+            if key in RETIRED_FIELDS and key not in names:
+                if _tuplify(value) != RETIRED_FIELDS[key]:
+                    raise ValueError(
+                        f"{cls.__name__}: {key}={value!r} was a finished experiment and is no longer "
+                        f"supported (this version always uses {RETIRED_FIELDS[key]!r}; "
+                        f"docs/notes/one-seed-results.md says what it found). Use an older version "
+                        f"of permakey-tf to run or load this config.")
+                continue
+            kept[key] = value
+        unknown = sorted(set(kept) - names)
         if unknown:
             raise ValueError(f"Unknown {cls.__name__} fields {unknown}; valid fields: {sorted(names)}")
-        return cls(**{k: _tuplify(v) for k, v in values.items()})
+        return cls(**{k: _tuplify(v) for k, v in kept.items()})
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -86,12 +114,6 @@ class KeypointHeadConfig:
       heatmap_temperature: the heatmap logits are divided by it before the softmax (default 0.2;
         1.0 = the reference's plain logits, whose softmax over a 42x42 map starts out nearly
         uniform, so every keypoint starts at the centre with almost no gradient).
-      learn_heatmap_temperature: train the inverse temperature (a scalar, starting at
-        1 / heatmap_temperature) with the keypoint network.
-      keypoint_prior_steps / keypoint_prior_width: for the first keypoint_prior_steps updates of
-        the keypoint network, a Gaussian prior (width in [-1, 1] units) around K homes on a grid is
-        added to the heatmap logits, fading linearly to nothing, so that the keypoints start spread
-        over the frame rather than stacked at its centre (0 steps = no prior).
     """
 
     num_keypoints: int = 8
@@ -99,9 +121,6 @@ class KeypointHeadConfig:
     keypoint_reduction: str = "spatial"
     keypoint_padding: str = "reflect"
     heatmap_temperature: float = 0.2
-    learn_heatmap_temperature: bool = False
-    keypoint_prior_steps: int = 0
-    keypoint_prior_width: float = 0.25
 
     def __post_init__(self):
         if self.num_keypoints < 1:
@@ -110,9 +129,6 @@ class KeypointHeadConfig:
             raise ValueError(f"keypoint_sigma must be > 0, got {self.keypoint_sigma}")
         if not self.heatmap_temperature > 0:
             raise ValueError(f"heatmap_temperature must be > 0, got {self.heatmap_temperature}")
-        if self.keypoint_prior_steps < 0 or not self.keypoint_prior_width > 0:
-            raise ValueError("keypoint_prior_steps must be >= 0 and keypoint_prior_width > 0, got "
-                             f"{self.keypoint_prior_steps} and {self.keypoint_prior_width}")
         for name, valid in (("keypoint_reduction", KEYPOINT_REDUCTIONS),
                             ("keypoint_padding", PADDING_MODES)):
             if getattr(self, name) not in valid:
@@ -138,30 +154,18 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         layer's channel count (1024/512/256 for layer 0, 2048/512/256 for layer 1).
       odd_size_rule: "pad" (zero-pad odd feature maps to a multiple of p; default) or "crop"
         (drop the last row/column like the reference; 21x21 -> 10x10 cells).
-      lsp_border: what an LSPN sees beyond the feature map's edge: "zero" cells (the reference)
-        or "replicate" (copies of the edge cells; see ops.pad_cells). Zeros make every edge
-        cell unpredictable where a wall or background meets the frame's edge.
       error_map_mode: "rmse" (reference code until mid-2021, the paper's era) or "mse" (later).
       error_map_denominator_epsilon: the 1e-3 in error / (mean centre activation + eps).
       normalize_epsilon: guards the per-image min-max normalisation of error maps (the reference
         has none and gives NaN on a constant map).
       pointnet_second_stride: 1 (paper-era code, 42x42 heatmaps) or 2 (later code, 21x21).
-      num_keypoints, keypoint_sigma, keypoint_reduction, keypoint_padding, heatmap_temperature,
-        learn_heatmap_temperature, keypoint_prior_steps, keypoint_prior_width: the keypoint
-        bottleneck (:class:`KeypointHeadConfig`).
+      num_keypoints, keypoint_sigma, keypoint_reduction, keypoint_padding, heatmap_temperature:
+        the keypoint bottleneck (:class:`KeypointHeadConfig`).
       pointnet_norm: normalisation in the PointNet: "batch" (paper), "layer" or "instance".
       pointnet_loss_extent: "padded" (default: the loss also covers a 3-sigma band around the
         frame, where the maps count as 0, so the part of a Gaussian beyond the edge is not free
         and keypoints gain nothing by leaning out of the frame; see permakey.pointnet_loss) or
         "frame" (the paper: only the error maps' pixels).
-      pointnet_coarse_weight / pointnet_coarse_blur: weight of a second PointNet loss term that
-        compares the summed windows and the error maps both blurred by a Gaussian of std
-        pointnet_coarse_blur ([-1, 1] units; see permakey._coarse_loss), giving keypoints a pull
-        toward unexplained error from further away; 0 = none (the paper).
-      gaussian_combination: how the K Gaussian maps make the map compared with the error maps:
-        "sum" (the paper) or "max" (two keypoints on one object cost nothing extra, so a
-        surplus keypoint is not pushed off the objects into empty space, where it gets no
-        gradient).
       pointnet_restart_step: 0 (never; the paper) or the optimizer step at which the PointNet
         gets fresh weights and a fresh optimizer state (``PermaKey.restart_pointnet``, applied by
         train.py's ``RestartPointNet`` callback), so that it learns on the error maps of a trained
@@ -171,8 +175,6 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         maps of the first ``pointnet_final_frames`` training frames, at
         ``pointnet_final_learning_rate``, with the run's batch size
         (``permakey_tf.final_pointnet``; train.py applies it).
-      pointnet_updates_per_step: Adam updates of the PointNet per training batch, each on that
-        batch's (stop-gradient) error maps; 1 = the paper's single joint step.
       keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
         keypoints in the model's outputs (``ops.mean_shift_keypoints``: each keypoint moves to
         the centre of error mass under its own Gaussian window). Default 2, what measured best
@@ -180,8 +182,6 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         soft-argmax keypoints as they are (the paper, which has no refinement). The PointNet's
         loss and training always use its own keypoints; refinement only changes what the model
         outputs (call, SavedModel, evaluation, probes).
-      keypoint_refinement_background: ``"median"`` (each image's median error is subtracted
-        before the centre of mass is taken) or ``"none"``.
       learning_rate: Adam's initial learning rate for all three modules (2e-4).
       lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
         (InverseTimeDecay as the authors' code; their shared optimizer stepped 4x per batch).
@@ -209,23 +209,17 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     patch_size: int = 2
     lsp_hidden_widths: Optional[tuple[int, ...]] = None
     odd_size_rule: str = "pad"
-    lsp_border: str = "zero"
     error_map_mode: str = "rmse"
     error_map_denominator_epsilon: float = 1e-3
     normalize_epsilon: float = 1e-6
     pointnet_second_stride: int = 1
     pointnet_norm: str = "batch"
     pointnet_loss_extent: str = "padded"
-    gaussian_combination: str = "sum"
-    pointnet_coarse_weight: float = 0.0
-    pointnet_coarse_blur: float = 0.2
-    pointnet_updates_per_step: int = 1
     pointnet_restart_step: int = 0
     pointnet_final_steps: int = 0
     pointnet_final_learning_rate: float = 1e-3
     pointnet_final_frames: int = 3008
     keypoint_refinement_steps: int = 2
-    keypoint_refinement_background: str = "median"
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
     lr_decay_rate: float = 0.85
@@ -237,13 +231,10 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         choices = {
             "decoder_upsampling": ("bilinear", "nearest"),
             "odd_size_rule": ("pad", "crop"),
-            "lsp_border": ("zero", "replicate"),
             "error_map_mode": ("rmse", "mse"),
             "lr_schedule": ("paper", "reference"),
             "pointnet_norm": NORMS,
             "pointnet_loss_extent": ("frame", "padded"),
-            "gaussian_combination": ("sum", "max"),
-            "keypoint_refinement_background": ("median", "none"),
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -256,10 +247,6 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         if not (len(self.encoder_kernels) == len(self.encoder_strides) == n):
             raise ValueError("encoder_kernels, encoder_filters and encoder_strides need equal lengths")
         super().__post_init__()
-        if self.pointnet_updates_per_step < 1:
-            raise ValueError(
-                f"pointnet_updates_per_step must be >= 1, got {self.pointnet_updates_per_step}"
-            )
         if self.keypoint_refinement_steps < 0:
             raise ValueError("keypoint_refinement_steps must be >= 0 (0 = the PointNet's keypoints), "
                              f"got {self.keypoint_refinement_steps}")

@@ -443,10 +443,6 @@ class KeypointNet(keras.layers.Layer):
       num_keypoints: K, the number of heatmaps.
       temperature: the logits are divided by it (1 = the plain 1x1 conv output). A lower
         temperature sharpens the softmax of the keypoint reduction.
-      learn_temperature: the inverse temperature becomes a trained scalar (stored as its log,
-        float32), starting at ``1 / temperature``.
-      prior_width: > 0 adds :meth:`spread_prior` to the logits, scaled by a non-trained weight
-        that the training step fades from 1 to 0 (:meth:`fade_prior`); 0 = none.
 
     Call:
       maps ``[B, H, W, C]`` -> heatmap logits ``[B, H / prod(strides), W / prod(strides), K]``,
@@ -454,15 +450,15 @@ class KeypointNet(keras.layers.Layer):
     """
 
     def __init__(self, kernels, filters, strides, num_keypoints: int, norm: str = "batch",
-                 padding: str = "zero", temperature: float = 1.0, learn_temperature: bool = False,
-                 prior_width: float = 0.0, **kwargs):
+                 padding: str = "zero", temperature: float = 1.0, **kwargs):
+        # Layer configs saved before the learned temperature and the spread prior were retired
+        # hold them switched off.
+        if kwargs.pop("learn_temperature", False) or kwargs.pop("prior_width", 0.0):
+            raise ValueError("KeypointNet's learn_temperature and prior_width were retired; "
+                             "load this model with an older version of permakey-tf")
         super().__init__(**kwargs)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if prior_width < 0:
-            raise ValueError(f"prior_width must be >= 0, got {prior_width}")
-        self.prior_width = float(prior_width)
-        self.prior_weight = None
         self.kernels = tuple(int(k) for k in kernels)
         self.filters = tuple(int(f) for f in filters)
         self.strides = tuple(int(s) for s in strides)
@@ -470,54 +466,20 @@ class KeypointNet(keras.layers.Layer):
         self.norm = norm
         self.padding = padding
         self.temperature = float(temperature)
-        self.learn_temperature = bool(learn_temperature)
         self.trunk = ConvStack(self.kernels, self.filters, self.strides, norm=norm, padding=padding,
                                name="trunk")
         self.heatmap_conv = keras.layers.Conv2D(self.num_keypoints, 1, name="heatmap_conv")
-        self.log_inverse_temperature = None
 
     def build(self, input_shape):
         self.trunk.build(input_shape)
         self.heatmap_conv.build(self.trunk.compute_output_shape(input_shape)[-1])
-        if self.learn_temperature:
-            self.log_inverse_temperature = self.add_weight(
-                name="log_inverse_temperature", shape=(), dtype="float32",
-                initializer=keras.initializers.Constant(-math.log(self.temperature)),
-            )
-        if self.prior_width > 0:
-            self.prior_weight = self.add_weight(
-                name="prior_weight", shape=(), dtype="float32", trainable=False,
-                initializer=keras.initializers.Constant(1.0),
-            )
         self.built = True
-
-    def spread_prior(self, height: int, width: int) -> tf.Tensor:
-        """``[1, height, width, K]`` logits ``-d_k^2 / (2 prior_width^2)``, d_k the distance (in
-        [-1, 1] units) to keypoint k's home on a regular grid over the map
-        (``ops.grid_positions``): with it, the K keypoints start spread over the frame instead of
-        stacked at its centre."""
-        homes = ops.grid_positions(self.num_keypoints)  # [K, 2] (y, x)
-        ys = tf.linspace(-1.0, 1.0, height)[None, :, None, None]
-        xs = tf.linspace(-1.0, 1.0, width)[None, None, :, None]
-        squared = (ys - homes[:, 0]) ** 2 + (xs - homes[:, 1]) ** 2
-        return -squared / (2.0 * self.prior_width**2)
-
-    def fade_prior(self, step, steps: int) -> None:
-        """Sets the spread prior's weight to ``max(0, 1 - step / steps)`` (a linear warm-up)."""
-        if self.prior_weight is not None:
-            fraction = tf.cast(step, tf.float32) / float(max(1, steps))
-            self.prior_weight.assign(tf.maximum(0.0, 1.0 - fraction))
 
     def call(self, maps, training=None, batch_statistics=False):
         features = self.trunk(maps, training=training, batch_statistics=batch_statistics)
         logits = tf.cast(self.heatmap_conv(features[-1]), tf.float32)
-        if self.log_inverse_temperature is not None:
-            logits = logits * tf.exp(tf.convert_to_tensor(self.log_inverse_temperature))
-        elif self.temperature != 1.0:
+        if self.temperature != 1.0:
             logits = logits / self.temperature
-        if self.prior_weight is not None:
-            prior = self.spread_prior(logits.shape[1], logits.shape[2])
-            logits = logits + tf.convert_to_tensor(self.prior_weight) * prior
         return logits
 
     def compute_output_shape(self, input_shape):
@@ -534,7 +496,5 @@ class KeypointNet(keras.layers.Layer):
             norm=self.norm,
             padding=self.padding,
             temperature=self.temperature,
-            learn_temperature=self.learn_temperature,
-            prior_width=self.prior_width,
         )
         return config

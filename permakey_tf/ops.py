@@ -468,18 +468,6 @@ def normalize_maps(maps: tf.Tensor, epsilon: float = 1e-6) -> tf.Tensor:
     return (maps - low) / (high - low + tf.cast(epsilon, maps.dtype))
 
 
-def grid_positions(count: int) -> tf.Tensor:
-    """``[count, 2]`` (y, x) in ``[-1, 1]``: the first ``count`` cell centres (row-major) of a
-    ceil(sqrt count)-column grid over the map."""
-    import math
-
-    cols = math.ceil(math.sqrt(count))
-    rows = math.ceil(count / cols)
-    ys = [(r + 0.5) / rows * 2.0 - 1.0 for r in range(rows) for _ in range(cols)]
-    xs = [(c + 0.5) / cols * 2.0 - 1.0 for _ in range(rows) for c in range(cols)]
-    return tf.constant(list(zip(ys, xs))[:count], tf.float32)
-
-
 def keypoints_to_pixels(keypoints: tf.Tensor, image_size: int = 84) -> tf.Tensor:
     """``[B, K, 2]`` ``(y, x)`` in ``[-1, 1]`` -> ``[B, K, 2]`` ``(x, y)`` continuous pixel coordinates.
 

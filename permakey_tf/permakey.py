@@ -94,9 +94,7 @@ def build_pointnet(config: PermaKeyConfig, name: str = "pointnet") -> KeypointNe
         strides[1] = c.pointnet_second_stride
     return KeypointNet(
         c.encoder_kernels, c.encoder_filters, strides, c.num_keypoints, norm=c.pointnet_norm,
-        padding=c.keypoint_padding, temperature=c.heatmap_temperature,
-        learn_temperature=c.learn_heatmap_temperature,
-        prior_width=c.keypoint_prior_width if c.keypoint_prior_steps else 0.0, name=name,
+        padding=c.keypoint_padding, temperature=c.heatmap_temperature, name=name,
     )
 
 
@@ -123,9 +121,8 @@ def pointnet_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tenso
 
 
 def pointnet_frame_losses(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tensor:
-    """``mean((sum_k gaussian_k - error_map_l)^2)`` over pixels and layers l, per frame
-    (``max_k`` with ``gaussian_combination="max"``), plus ``pointnet_coarse_weight`` times the
-    blurred comparison (:func:`_coarse_loss`). The one definition of the PointNet's objective:
+    """``mean((sum_k gaussian_k - error_map_l)^2)`` over pixels and layers l, per frame. The one
+    definition of the PointNet's objective:
     training and the diagnostics (:func:`pointnet_frame_losses_of_pixels`) both call it.
 
     With ``pointnet_loss_extent="padded"`` the sum also runs over a band of
@@ -140,10 +137,7 @@ def pointnet_frame_losses(outputs: dict, error_maps, config: PermaKeyConfig) -> 
     Returns:
       ``[B]`` float32.
     """
-    loss = _fine_loss(outputs, error_maps, config)
-    if config.pointnet_coarse_weight > 0:
-        loss = loss + config.pointnet_coarse_weight * _coarse_loss(outputs["keypoints"], error_maps, config)
-    return loss
+    return _fine_loss(outputs, error_maps, config)
 
 
 def pointnet_frame_losses_of_pixels(keypoints_pixels, error_maps, config: PermaKeyConfig,
@@ -172,32 +166,16 @@ def pointnet_frame_losses_of_pixels(keypoints_pixels, error_maps, config: PermaK
 
 def _fine_loss(outputs: dict, error_maps, config: PermaKeyConfig) -> tf.Tensor:
     margin = loss_margin(config)
-    combine = tf.reduce_sum if config.gaussian_combination == "sum" else tf.reduce_max
     if margin == 0:
-        rendered = combine(outputs["gaussian_maps"], axis=-1, keepdims=True)
+        rendered = tf.reduce_sum(outputs["gaussian_maps"], axis=-1, keepdims=True)
         return tf.reduce_mean(tf.square(rendered - error_maps), axis=[1, 2, 3])
     size = config.image_size
     gaussians = ops.keypoints_to_gaussian_maps(outputs["keypoints"], size, size, config.keypoint_sigma,
                                                margin=margin)
-    rendered = combine(gaussians, axis=-1, keepdims=True)
+    rendered = tf.reduce_sum(gaussians, axis=-1, keepdims=True)
     padded = tf.pad(error_maps, [[0, 0], [margin, margin], [margin, margin], [0, 0]])
     squared = tf.reduce_sum(tf.square(rendered - padded), axis=[1, 2])  # [B, L]
     return tf.reduce_mean(squared, axis=-1) / float(size * size)
-
-
-def _coarse_loss(keypoints, error_maps, config: PermaKeyConfig) -> tf.Tensor:
-    """The same comparison after blurring both sides with a Gaussian of std
-    ``pointnet_coarse_blur`` ([-1, 1] units): the summed windows blur in closed form (a window
-    ``exp(-d^2 / s^2)`` has variance s^2 / 2 per axis), the error maps by convolution. A keypoint
-    far from any unexplained error then still feels it (within a few blur widths instead of a
-    few sigma). ``[B]``."""
-    size = config.image_size
-    s2, b2 = config.keypoint_sigma**2, config.pointnet_coarse_blur**2
-    windows = ops.keypoints_to_gaussian_maps(keypoints, size, size, math.sqrt(s2 + 2.0 * b2))
-    rendered = (s2 / (s2 + 2.0 * b2)) * tf.reduce_sum(windows, axis=-1, keepdims=True)
-    blurred = ops.gaussian_blur(tf.cast(error_maps, tf.float32),
-                                config.pointnet_coarse_blur * (size - 1) / 2.0)
-    return tf.reduce_mean(tf.square(rendered - blurred), axis=[1, 2, 3])
 
 
 def pointnet_update(pointnet: KeypointNet, config: PermaKeyConfig, optimizer, error_maps,
@@ -226,7 +204,6 @@ def fit_pointnet(config: PermaKeyConfig, maps, steps: int, batch_size: int = 32,
 
     @tf.function
     def step(batch):
-        pointnet.fade_prior(optimizer.iterations, config.keypoint_prior_steps)
         return pointnet_update(pointnet, config, optimizer, batch)
 
     rng = np.random.default_rng(seed)
@@ -300,7 +277,7 @@ class PermaKey(keras.Model):
         )
         self.lspns = [
             LocalSpatialPredictor(
-                c.patch_size, c.lsp_hidden_widths, c.odd_size_rule, border=c.lsp_border,
+                c.patch_size, c.lsp_hidden_widths, c.odd_size_rule,
                 name=f"lspn_layer{layer}",
             )
             for layer in c.lsp_layers
@@ -545,7 +522,7 @@ class PermaKey(keras.Model):
         ``keypoints_pixels`` and ``gaussian_maps`` as :func:`keypoint_outputs` gives them."""
         c = self.config
         moved = ops.mean_shift_keypoints(keypoints, error_maps, c.keypoint_sigma,
-                                         c.keypoint_refinement_steps, c.keypoint_refinement_background)
+                                         c.keypoint_refinement_steps)
         return dict(keypoints=moved, keypoints_pixels=ops.keypoints_to_pixels(moved, c.image_size),
                     gaussian_maps=ops.keypoints_to_gaussian_maps(moved, c.image_size, c.image_size,
                                                                  c.keypoint_sigma))
@@ -616,7 +593,6 @@ class PermaKey(keras.Model):
         x = scale_frames(_frames_from_data(data), self.config.image_size)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.module_variables()
-        self.pointnet.fade_prior(self.pointnet_optimizer.iterations, self.config.keypoint_prior_steps)
         loss_names = {"vae": "vae_loss", "lsp": "lsp_loss", "pointnet": "pointnet_loss"}
         with tf.GradientTape() as vae_tape, tf.GradientTape() as lsp_tape, tf.GradientTape() as pn_tape:
             outputs = self._forward(x, training=True)
@@ -629,9 +605,6 @@ class PermaKey(keras.Model):
         for module in MODULES:
             gradients = tapes[module].gradient(scaled[module], variables[module])
             self._module_optimizer(module).apply(gradients, variables[module])
-        for _ in range(self.config.pointnet_updates_per_step - 1):
-            pointnet_update(self.pointnet, self.config, self.pointnet_optimizer, outputs["error_maps"],
-                            replicas)
         for name, tracker in self.trackers.items():
             tracker.update_state(losses[name])
         return self._logs()

@@ -260,8 +260,6 @@ class Transporter(keras.Model):
         self.keypointer = KeypointNet(
             **stack, num_keypoints=config.num_keypoints, padding=config.keypoint_padding,
             temperature=config.heatmap_temperature,
-            learn_temperature=config.learn_heatmap_temperature,
-            prior_width=config.keypoint_prior_width if config.keypoint_prior_steps else 0.0,
             name="keypointer",
         )
         self.decoder = RefineNet(
@@ -420,7 +418,6 @@ class Transporter(keras.Model):
 
     def train_step(self, data):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.keypointer.fade_prior(self.optimizer.iterations, self.config.keypoint_prior_steps)
         with tf.GradientTape() as tape:
             loss, reconstruction_loss = self._pair_losses(data, training=True)
             # Gradients are summed over replicas; scale so the update equals one device's.

@@ -142,19 +142,19 @@ def test_mirrored_padding_keeps_a_constant_image_constant_up_to_the_border(paddi
         ConvStack(**kwargs, padding="wrap")
 
 
-def test_keypoint_net_temperature_divides_the_logits_and_can_be_learned():
+def test_keypoint_net_temperature_divides_the_logits():
     maps = np.random.default_rng(0).uniform(size=(2, 16, 16, 1)).astype(np.float32)
     kwargs = dict(kernels=[3], filters=[4], strides=[1], num_keypoints=3)
     plain = KeypointNet(**kwargs)
     hot = KeypointNet(**kwargs, temperature=0.25)
-    learned = KeypointNet(**kwargs, temperature=0.25, learn_temperature=True)
-    for net in (plain, hot, learned):
+    for net in (plain, hot):
         net.build(maps.shape)
-    for net in (hot, learned):
-        net.trunk.set_weights(plain.trunk.get_weights())
-        net.heatmap_conv.set_weights(plain.heatmap_conv.get_weights())
+    hot.trunk.set_weights(plain.trunk.get_weights())
+    hot.heatmap_conv.set_weights(plain.heatmap_conv.get_weights())
     base = plain(maps, training=False).numpy()
     np.testing.assert_allclose(hot(maps, training=False).numpy(), 4 * base, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(learned(maps, training=False).numpy(), 4 * base, rtol=1e-5, atol=1e-6)
-    assert any("log_inverse_temperature" in v.path for v in learned.trainable_variables)
-    assert not any("temperature" in v.path for v in plain.trainable_variables)
+    assert not any("temperature" in v.path for v in hot.trainable_variables)
+    # A layer config saved with the retired options switched off still loads; switched on, not.
+    KeypointNet(**kwargs, learn_temperature=False, prior_width=0.0)
+    with pytest.raises(ValueError, match="retired"):
+        KeypointNet(**kwargs, learn_temperature=True)

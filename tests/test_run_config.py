@@ -64,6 +64,25 @@ def test_config_json_of_an_earlier_version_is_still_read(tmp_path):
         runs.load_config(run_dir)
 
 
+def test_a_retired_model_field_is_read_at_its_fixed_value_and_refused_otherwise(tmp_path):
+    """Runs saved before the finished experiments left PermaKeyConfig still load when they used
+    the value the code now always has; a run that used another value is refused by name."""
+    from permakey_tf.config import RETIRED_FIELDS
+
+    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "old"})
+    run_dir = runs.create_run_dir(config)
+    saved = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    saved["model_config"].update(RETIRED_FIELDS)
+    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(saved))
+    assert runs.load_config(run_dir) == config
+    saved["model_config"]["gaussian_combination"] = "max"
+    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(saved))
+    with pytest.raises((run_config.ConfigError, ValueError), match="gaussian_combination='max' was a finished experiment"):
+        runs.load_config(run_dir)
+    with pytest.raises(run_config.ConfigError, match="lsp_border"):
+        run_flags.resolve_config({"preset": "smoke", "model_options": ["lsp_border=replicate"]})
+
+
 def test_every_config_flag_of_train_py_has_a_place_in_the_config():
     """FLAG_FIELDS is the one table of where flags land: every flag of train.py is in it or is
     one of the few that do not describe the config, and every entry names a real field."""
