@@ -405,9 +405,10 @@ def _stopped_by(time_limit, best) -> bool:
     return time_limit is not None and time_limit.stopped_after_epoch is not None and not best.stopped_early
 
 
-# The final PointNet phase's cost in epochs of the quick preset, generously: 600 PointNet steps
-# and the error maps of 3,008 frames took 0.3 of an epoch's time on a 2-core AVX2 machine.
-PHASE_EPOCHS_PER_STEPS_PER_EPOCH = 0.5 / (600 / 375)
+# The final PointNet phase's time per step, in joint training steps, generously: the quick
+# preset's 600 steps (with the error maps of 3,008 frames) took 0.3 of a 375-step epoch's time on
+# a 2-core AVX2 machine; this estimate says 0.5.
+PHASE_STEP_IN_JOINT_STEPS = 0.5 * 375 / 600
 
 
 def _phase_fits_in_time_limit(time_limit, best, config: RunConfig, data: RunData, run_dir: Path) -> bool:
@@ -417,8 +418,8 @@ def _phase_fits_in_time_limit(time_limit, best, config: RunConfig, data: RunData
         return True
     if _stopped_by(time_limit, best):
         return False
-    estimate = (time_limit.longest_epoch_seconds * PHASE_EPOCHS_PER_STEPS_PER_EPOCH
-                * config.model_config.pointnet_final_steps / data.steps_per_epoch)
+    estimate = (time_limit.longest_epoch_seconds / data.steps_per_epoch
+                * PHASE_STEP_IN_JOINT_STEPS * config.model_config.pointnet_final_steps)
     if estimate <= time_limit.seconds_left():
         return True
     print(f"The final PointNet phase (about {estimate / 60:.1f} min) would run past --time-limit; "

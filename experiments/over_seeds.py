@@ -143,7 +143,7 @@ def copy_joint_run(base_dir: Path, run_dir: Path, settings: Sequence[str]) -> No
         raise SystemExit(f"over_seeds.py: error: --reuse-joint needs the finished run {base_dir}; "
                          f"train it first (over_seeds.py without --reuse-joint)")
     config = json.loads((base_dir / "config.json").read_text())
-    if any(config["model_config"].get(field) for field in ("pointnet_final_steps",)):
+    if config["model_config"].get("pointnet_final_steps"):
         raise SystemExit(f"over_seeds.py: error: {base_dir} already ran a final PointNet phase; "
                          f"reuse a run without one")
     tmp = run_dir.with_name(run_dir.name + ".tmp")

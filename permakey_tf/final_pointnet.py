@@ -56,22 +56,20 @@ def settled_error_maps(model, frame_batches: Iterable, count: int) -> np.ndarray
     return np.concatenate(maps)
 
 
-def loss_ratio(model, frames: np.ndarray, batch_size: int = 64) -> float:
+def loss_ratio(model, frames: np.ndarray) -> float:
     """The model's PointNet loss over that of its keypoints' fixed layout (their mean positions)
     on the error maps of ``frames`` (uint8 ``[N, H, W, 3]``), keypoints as the model outputs
-    them: < 1 means the keypoints follow what the maps show frame by frame."""
+    them (``quality.model_outputs``): < 1 means the keypoints follow what the maps show frame by
+    frame."""
     import functools
 
     from permakey_tf.diagnostics import pointnet_loss_ratio
     from permakey_tf.permakey import pointnet_frame_losses_of_pixels
+    from permakey_tf.quality import model_outputs
 
-    keypoints, maps = [], []
-    for start in range(0, len(frames), batch_size):
-        outputs = model.predict_keypoints(frames[start:start + batch_size])
-        keypoints.append(np.asarray(outputs["keypoints_pixels"], np.float64))
-        maps.append(np.asarray(outputs["error_maps"], np.float32))
+    outputs = model_outputs(model, frames)
     losses = functools.partial(pointnet_frame_losses_of_pixels, config=model.config)
-    return pointnet_loss_ratio(np.concatenate(keypoints), np.concatenate(maps), losses)["pointnet_loss_ratio"]
+    return pointnet_loss_ratio(outputs["keypoints_pixels"], outputs["error_maps"], losses)["pointnet_loss_ratio"]
 
 
 def refit_pointnet(model, maps: np.ndarray, steps: int, batch_size: int, learning_rate: float,
@@ -134,7 +132,6 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
     model = keras.models.load_model(best, compile=False)
     if quality is not None:
         log(f"joint PointNet: {quality(model)}")
-    joint_weights = model.pointnet.get_weights()
     joint_ratio = loss_ratio(model, held_out_frames)
     maps = settled_error_maps(model, frame_batches, phase.pointnet_final_frames)
     log(f"Final PointNet phase: {steps} steps of {batch_size} on the error maps of {len(maps)} "
@@ -151,8 +148,6 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
     if kept == "refit":
         checkpoints.save_model_atomically(model, best)
         log(f"Saved {best} (the joint checkpoint is kept as {joint}).")
-    else:
-        model.pointnet.set_weights(joint_weights)
     write_json_atomically(record_path, {"joint_sha256": joint_digest, "result_sha256": file_digest(best),
                                         "kept": kept, "joint_loss_ratio": joint_ratio,
                                         "refit_loss_ratio": refit_ratio, "held_out_frames": len(held_out_frames),
