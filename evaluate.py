@@ -5,7 +5,7 @@
 
 For every run folder (written by train.py, layout in docs/ARCHITECTURE.md) the model is loaded from
 ``checkpoints/best.keras`` (or, failing that, the SavedModel under ``export/``), run over the test
-split of its game, clean and with each Noisy-Atari bar type, and measured with permakey_tf.metrics:
+split of its game, clean and with each Noisy-Atari bar type, and measured with permakey_tf.scoring.metrics:
 object recall, class-macro recall, precision on targets and on any object, F1, shares of
 keypoints on the HUD / a noise bar / the border, and stability over consecutive frames. Every
 number comes with four baselines of the same K computed by the same code: the model's own fixed
@@ -17,9 +17,9 @@ OUT/figures: keypoint overlays, the paper's Figure 2 (image / Transporter / Perm
 Figure 4 (keypoint centres and Gaussian windows), Figure 3 (runs that differ only by seed) and
 ablation charts (runs that differ only in K, encoder layers, patch size or encoder kernels).
 
-This file only parses flags and wires the library together (permakey_tf.evaluation loads the
-model and the data and predicts; permakey_tf.metrics measures; eval_report and eval_figures
-print and draw); nothing imports it.
+This file only parses flags and wires the library together (permakey_tf.evaluation.predictions
+loads the model and the data and predicts; permakey_tf.scoring.metrics measures;
+permakey_tf.evaluation.report and .figures print and draw); nothing imports it.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from permakey_tf import matching, metrics
+from permakey_tf.scoring import matching, metrics
 from permakey_tf.config import NOISE_MODES
-from permakey_tf.eval_figures import draw_figures
-from permakey_tf.eval_report import format_results_table, format_summary
-from permakey_tf.evaluation import (
+from permakey_tf.evaluation.figures import draw_figures
+from permakey_tf.evaluation.report import format_results_table, format_summary
+from permakey_tf.evaluation.predictions import (
     EvalSet, UnknownClassesError, load_eval_set, load_predictor, model_diagnostics, output_folder, predict,
     refuse_refinement_without_error_maps, refuse_unknown_classes)
-from permakey_tf.registry import get_model_spec
-from permakey_tf.runs import NotARunError, read_run_folder
+from permakey_tf.models.registry import get_model_spec
+from permakey_tf.training.runs import NotARunError, read_run_folder
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -106,7 +106,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             parser.error("--refinement-steps changes the Keras model's readout: use --source checkpoint")
     if not 0 <= args.shift_px < 42:
         parser.error("--shift-px must be between 0 (skip) and 41 pixels")
-    from permakey_tf.runs import refuse_unwritable_flag
+    from permakey_tf.training.runs import refuse_unwritable_flag
 
     refuse_unwritable_flag(parser, args.out, "--out")
     return args
@@ -145,7 +145,7 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
         elif (get_model_spec(run.model).has_field("keypoint_refinement_steps")
               and (args.source == "savedmodel" or run.checkpoint is None)):
             # The SavedModel serves the readout it was exported with, not today's default.
-            from permakey_tf.export import exported_refinement_steps
+            from permakey_tf.training.export import exported_refinement_steps
 
             config["model_config"]["keypoint_refinement_steps"] = exported_refinement_steps(run.saved_model)
         entry = {"label": run.label, "path": str(run.path), "model": run.model, "game": run.game,

@@ -3,12 +3,12 @@
     python probe_state.py RUN_DIR [RUN_DIR ...] [--out DIR] [--data-dir DIR] [--noise none]
 
 For every run folder (train.py's) the model runs over the train / validation / test splits of its
-game; one linear classifier per annotated RAM variable (permakey_tf.ram_annotations) is trained
+game; one linear classifier per annotated RAM variable (permakey_tf.probes.ram_annotations) is trained
 on the train split's representation, early-stopped on validation and scored by weighted F1 on the
-test split (permakey_tf.state_probe has the protocol). Representations of each run:
+test split (permakey_tf.probes.state_probe has the protocol). Representations of each run:
   keypoints            the 2K keypoint coordinates (pixels);
   keypoints_encoded    the same coordinates, each expanded over fixed Gaussian bumps
-                       (permakey_tf.representations: no information added, linearly readable);
+                       (permakey_tf.probes.representations: no information added, linearly readable);
   keypoints_colours    keypoints_encoded plus the mean colour under each keypoint's window;
   keypoints_features   keypoints_encoded plus the mean of the model's own features under each
                        keypoint's window (PermaKey: its VAE encoder blocks at the LSP layers;
@@ -19,11 +19,11 @@ random_cnn (a randomly initialised encoder of the PermaKey run's shape, flattene
 projected to 256 numbers, the benchmark's RANDOM-CNN) and pixels (21x21x3 block means).
 Prints F1 per category and averaged across categories, with the benchmark's published numbers for
 the game beside them, and, per run and position variable, how precisely the best single keypoint
-coordinate holds it (permakey_tf.coordinate_readout: tracked share, error in byte steps, the F1 of
+coordinate holds it (permakey_tf.probes.coordinate_readout: tracked share, error in byte steps, the F1 of
 that one coordinate calibrated); writes OUT/probe.json ("results" and "readouts").
 
 This file parses flags, runs the probes and prints; what it reads comes from the library
-(permakey_tf.probe_inputs: splits, representations, readouts; permakey_tf.state_probe: the
+(permakey_tf.probes.probe_inputs: splits, representations, readouts; permakey_tf.probes.state_probe: the
 probes themselves); nothing imports it.
 """
 
@@ -36,11 +36,12 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from permakey_tf import ram_annotations, representations, state_probe
+from permakey_tf.probes import ram_annotations, representations, state_probe
 from permakey_tf.config import NOISE_MODES
-from permakey_tf.evaluation import load_predictor, output_folder
-from permakey_tf.probe_inputs import load_probe_splits, position_readouts, random_cnn_features, run_representations
-from permakey_tf.runs import NotARunError, read_run_folder
+from permakey_tf.models.registry import get_model_spec
+from permakey_tf.evaluation.predictions import load_predictor, output_folder
+from permakey_tf.probes.probe_inputs import load_probe_splits, position_readouts, random_cnn_features, run_representations
+from permakey_tf.training.runs import NotARunError, read_run_folder
 
 SUMMARY_COLUMNS = (*ram_annotations.CATEGORIES, "mean_over_categories")
 
@@ -66,7 +67,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_train_frames is not None and args.max_train_frames < 64:
         parser.error("--max-train-frames must be >= 64 (one probe batch)")
-    from permakey_tf.runs import refuse_unwritable_flag
+    from permakey_tf.training.runs import refuse_unwritable_flag
 
     refuse_unwritable_flag(parser, args.out, "--out")
     return args
@@ -88,13 +89,6 @@ def _print_readouts(readouts: dict) -> None:
             print(f"{label:<{width}}{variable:<22}{'kp%d.%s' % (r['keypoint'], r['axis']):>11}"
                   f"{r['correlation']:>7.2f}{r['tracked_share']:>9.2f}{r['abs_error_quantiles']['q50']:>12.2f}"
                   f"{r['within']['0']:>7.2f}{r['within']['1']:>6.2f}{r['within']['2']:>6.2f}{r['f1']:>7.3f}")
-
-
-def _has_vae_encoder(run) -> bool:
-    """Whether the run's model config describes PermaKey's VAE encoder (the random CNN's shape)."""
-    from permakey_tf.config import PermaKeyConfig
-
-    return isinstance(run.config.model_config, PermaKeyConfig)
 
 
 def _print_table(game: str, rows: dict, kept: dict) -> None:
@@ -135,7 +129,7 @@ def probe_runs(args: argparse.Namespace) -> dict:
                 games[key]["rows"]["pixels"] = state_probe.probe_representation(
                     state_probe.ProbeData(pixels, splits.ram, splits.test_mask), kept, settings)
         entry = games[key]
-        if not args.no_baselines and "random_cnn" not in entry["rows"] and _has_vae_encoder(run):
+        if not args.no_baselines and "random_cnn" not in entry["rows"] and get_model_spec(run.config.model).random_cnn_from_config:
             features = random_cnn_features(entry["splits"].frames, run.config.model_config, args.seed,
                                            args.batch_size)
             entry["rows"]["random_cnn"] = state_probe.probe_representation(

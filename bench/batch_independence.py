@@ -15,7 +15,8 @@ import argparse
 import sys
 
 import numpy as np
-from permakey_tf import evaluation, runs
+from permakey_tf.evaluation import predictions
+from permakey_tf.training import runs
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -33,8 +34,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for path in args.run_dirs:
         run = runs.read_run_folder(path)
-        predictor = evaluation.load_predictor(run, args.source, args.batch_statistics)
-        data = evaluation.load_eval_set(run.game, "none", run.config.data.dataset_arguments(None),
+        predictor = predictions.load_predictor(run, args.source, args.batch_statistics)
+        data = predictions.load_eval_set(run.game, "none", run.config.data.dataset_arguments(None),
                                       max_frames=args.frames, progress=False)
         frames = data.frames
 

@@ -16,7 +16,7 @@ they are actually computed, with static shapes:
   * Element-wise ops (BatchNorm, ReLU, Adam updates, losses) are not counted: they are memory
     bound, a few percent of the FLOPs at most, and not what the matmul ceiling measures.
   * ``zero_tap_flops``: PermaKey's LSPN stores its first Dense over the 8 neighbour cells as a
-    3x3 kernel with the centre tap masked to zero (permakey_tf/networks.py). Its forward pass and
+    3x3 kernel with the centre tap masked to zero (permakey_tf/models/networks.py). Its forward pass and
     weight gradient run on the ring of neighbours (no centre work), but a 3x3 convolution with
     that kernel (an input gradient that is not pruned, or an older form of the layer) multiplies
     zeros in one ninth of its work. ``model_flops`` = ``executed_flops - zero_tap_flops`` is the

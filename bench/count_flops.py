@@ -16,7 +16,7 @@ import sys
 
 from bench import common  # noqa: E402
 from bench.train_throughput import build_model  # noqa: E402
-from permakey_tf.registry import MODELS, get_model_spec  # noqa: E402
+from permakey_tf.models.registry import MODELS, get_model_spec  # noqa: E402
 
 
 def report(name: str, count: common.FlopCount, per: int, v1: float | None) -> None:

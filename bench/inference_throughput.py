@@ -1,4 +1,4 @@
-"""Inference throughput: the exported SavedModel (permakey_tf/export.py, ``serving_default``) and
+"""Inference throughput: the exported SavedModel (permakey_tf/training/export.py, ``serving_default``) and
 the Keras model's inference paths, one printed line per path, against the matrix-product ceiling
 measured in the same process.
 
@@ -29,7 +29,7 @@ import tempfile
 
 from bench import common  # noqa: E402
 from bench.train_throughput import model_config  # noqa: E402
-from permakey_tf.registry import MODELS, get_model_spec  # noqa: E402
+from permakey_tf.models.registry import MODELS, get_model_spec  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from permakey_tf import export
+    from permakey_tf.training import export
 
     common.set_precision(args.precision)
     keras.utils.set_random_seed(0)

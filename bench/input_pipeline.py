@@ -1,11 +1,11 @@
-"""tf.data throughput of the permakey_tf.data training pipelines: frames (PermaKey) and pairs
+"""tf.data throughput of the permakey_tf.data.pipelines training pipelines: frames (PermaKey) and pairs
 (Transporter), clean and noisy; one printed line per configuration.
 
 Source: synthetic examples with the dataset's structure (docs/ARCHITECTURE.md: ``image`` uint8
 [84, 84, 3], ``episode_id``, ``step``), episode after episode in step order, as the TFDS builder
 writes them. With ``--source png`` (default) each image is stored PNG-encoded and decoded in the
 pipeline, as tfds.load does for the real dataset; ``--source memory`` skips decoding (an upper
-bound: what the permakey_tf.data transforms alone cost). The (encoded) examples are held in
+bound: what the permakey_tf.data.pipelines transforms alone cost). The (encoded) examples are held in
 memory, so disk reads are not measured; decoding runs in every epoch.
 
 The training pipelines are measured as train.py uses them (training mode: shuffling, fresh noise
@@ -52,14 +52,14 @@ def synthetic_examples(episodes: int, steps: int, source: str) -> tf.data.Datase
 
 
 def build_pipeline(kind: str, noise_mode: str, sampling: str, batch_size: int, examples):
-    from permakey_tf import data
-    from permakey_tf.noise import NoiseConfig
+    from permakey_tf.data import pipelines
+    from permakey_tf.data.noise import NoiseConfig
 
     noise = NoiseConfig(mode=noise_mode)
     if kind == "frames":
-        return data.frame_batches(examples, batch_size=batch_size, training=True, noise=noise)
-    pairs = data.PairConfig(sampling=sampling)
-    return data.pair_batches(examples, batch_size=batch_size, training=True, noise=noise, pairs=pairs)
+        return pipelines.frame_batches(examples, batch_size=batch_size, training=True, noise=noise)
+    pairs = pipelines.PairConfig(sampling=sampling)
+    return pipelines.pair_batches(examples, batch_size=batch_size, training=True, noise=noise, pairs=pairs)
 
 
 def measure(ds, warmup_epochs: int, epochs: int) -> tuple[int, float]:
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--noise", choices=("none", "vertical", "horizontal", "both", "all"), default="all",
                         help="'all' = none and both")
     parser.add_argument("--sampling", choices=("window", "gap"), default="window",
-                        help="Transporter pair sampling (permakey_tf.data.PairConfig defaults otherwise)")
+                        help="Transporter pair sampling (permakey_tf.data.pipelines.PairConfig defaults otherwise)")
     parser.add_argument("--source", choices=("png", "memory"), default="png")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 32 frames / 64 pairs")
     parser.add_argument("--episodes", type=int, default=16)

@@ -26,7 +26,7 @@ def train(precision: str, config, batches, steps: int, weights=None):
     import numpy as np
     import tensorflow as tf
 
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.models.permakey import PermaKey
 
     common.set_precision(precision)
     keras.utils.set_random_seed(0)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     # Same initial weights for bfloat16: rebuild float32 initial weights with the same seed.
     import keras
 
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.models.permakey import PermaKey
 
     common.set_precision("float32")
     keras.utils.set_random_seed(0)

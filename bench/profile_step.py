@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from permakey_tf.permakey import PermaKey, keypoint_outputs, pointnet_loss, scale_frames
+    from permakey_tf.models.permakey import PermaKey, scale_frames
+    from permakey_tf.models.pointnet import keypoint_outputs, pointnet_loss
 
     common.set_precision(args.precision)
     keras.utils.set_random_seed(0)
@@ -187,19 +188,19 @@ def main(argv=None) -> int:
 
 def first_layer_forward(lspn, form: str):
     """The LSPN's first layer (before its batch norm) on a cell grid ``[B, gh, gw, d]``: the
-    model's ring form (``ops.neighbour_conv``) or the masked 3x3 convolution it replaced."""
+    model's ring form (``cell_grid.neighbour_conv``) or the masked 3x3 convolution it replaced."""
     import tensorflow as tf
 
-    from permakey_tf import ops
+    from permakey_tf.models import cell_grid
 
     def forward(cells):
         # In the layer's name scope, so that FLOP counts attribute (and discount) its zero tap.
         with tf.name_scope(lspn.name):
             kernel = tf.cast(lspn.first_kernel, cells.dtype)
             if form == "ring":
-                return ops.neighbour_conv(cells, kernel, lspn.border)
-            padded = ops.pad_cells(cells, lspn.border)
-            return tf.nn.conv2d(padded, ops.centre_masked(kernel), strides=1, padding="VALID")
+                return cell_grid.neighbour_conv(cells, kernel, lspn.border)
+            padded = cell_grid.pad_cells(cells, lspn.border)
+            return tf.nn.conv2d(padded, cell_grid.centre_masked(kernel), strides=1, padding="VALID")
 
     return forward
 

@@ -30,7 +30,7 @@ import sys
 
 
 from bench import common  # noqa: E402
-from permakey_tf.registry import MODELS, get_model_spec  # noqa: E402
+from permakey_tf.models.registry import MODELS, get_model_spec  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 # Tiny networks for --smoke (seconds), per model.
@@ -50,7 +50,7 @@ def model_config(model: str, smoke: bool, preset: str = "paper"):
 
 def preset_run_config(model: str, preset: str):
     """train.py's resolved RunConfig for ``model`` under ``preset`` (model config, batch size)."""
-    from permakey_tf.run_flags import resolve_config
+    from permakey_tf.training.run_flags import resolve_config
 
     return resolve_config({"model": model, "preset": preset})
 

@@ -7,9 +7,9 @@ keypoints near the heatmap peak").
 
 Runs the model once over the probes' train / validation / test frames (probe_state.py's splits),
 keeps the heatmap logits, and turns them into keypoints by the model's own reduction ("whole
-map") and by ops.peak_window_keypoints for each radius. For each: the AtariARI-style probe of the
+map") and by peak_window_keypoints (here) for each radius. For each: the AtariARI-style probe of the
 encoded keypoints (agent localisation and the mean over categories) and the best single
-coordinate's readout of each position variable (permakey_tf.coordinate_readout), as probe_state.py
+coordinate's readout of each position variable (permakey_tf.probes.coordinate_readout), as probe_state.py
 prints them. "whole map" is the keypoint network's own soft-argmax keypoints, unrefined; with
 --mean-shift, rows for those keypoints moved by that many mean-shift steps on the error maps
 (ops.mean_shift_keypoints, PermaKey; the model's outputs are the row with its
@@ -27,8 +27,56 @@ from pathlib import Path
 
 import numpy as np
 
-from permakey_tf import evaluation, probe_inputs, ram_annotations, representations, runs, state_probe
-from permakey_tf.registry import get_model_spec
+from permakey_tf.evaluation import predictions
+from permakey_tf.probes import probe_inputs, ram_annotations, representations, state_probe
+from permakey_tf.training import runs
+from permakey_tf.models.registry import get_model_spec
+
+
+def _cell_centres(size: int):
+    """The keypoint coordinate of each of ``size`` cells, as ``ops.heatmaps_to_keypoints`` reads
+    them: ``linspace(-1, 1, size)`` (one cell at 0)."""
+    import tensorflow as tf
+
+    return tf.zeros([1]) if size == 1 else tf.linspace(-1.0, 1.0, size)
+
+
+def peak_window_keypoints(heatmaps, radius: int):
+    """Keypoints from heatmap logits, read near each map's peak only: the expected ``(y, x)`` of a
+    softmax restricted to the ``(2 radius + 1)^2`` cells around the map's largest logit.
+
+    The softmax over the whole map (``ops.heatmaps_to_keypoints``, ``"spatial"``) also averages
+    in the weight the map leaves on every other cell; that weight pulls the keypoint towards the
+    map's centre and changes from frame to frame with whatever else is in the frame. Restricted
+    to the peak's neighbourhood, the keypoint keeps the sub-cell interpolation between the peak
+    and its neighbours and loses the rest. The window is cut at the map's border. The peak's
+    choice has no gradient; the coordinate has one through the logits in the window.
+
+    Args:
+      heatmaps: ``[B, H, W, K]`` logits.
+      radius: window half-width in cells, >= 0 (0 = the peak cell's coordinates).
+
+    Returns:
+      ``[B, K, 2]`` keypoints ``(y, x)`` in ``[-1, 1]``, float32.
+    """
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0 cells, got {radius}")
+    import tensorflow as tf
+
+    heatmaps = tf.cast(heatmaps, tf.float32)
+    height, width = heatmaps.shape[1], heatmaps.shape[2]
+    batch, channels = tf.shape(heatmaps)[0], heatmaps.shape[3]
+    peak = tf.argmax(tf.reshape(heatmaps, [batch, height * width, channels]), axis=1,
+                     output_type=tf.int32)  # [B, K]
+    rows = tf.range(height)[None, :, None, None]
+    columns = tf.range(width)[None, None, :, None]
+    inside = ((tf.abs(rows - (peak // width)[:, None, None, :]) <= radius)
+              & (tf.abs(columns - (peak % width)[:, None, None, :]) <= radius))  # [B, H, W, K]
+    masked = tf.reshape(tf.where(inside, heatmaps, tf.fill(tf.shape(heatmaps), -1e30)), [batch, height * width, channels])
+    weights = tf.reshape(tf.nn.softmax(masked, axis=1), [batch, height, width, channels])
+    y = tf.einsum("bhk,h->bk", tf.reduce_sum(weights, axis=2), _cell_centres(height))
+    x = tf.einsum("bwk,w->bk", tf.reduce_sum(weights, axis=1), _cell_centres(width))
+    return tf.stack([y, x], axis=-1)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,13 +122,13 @@ def readout_keypoints(logits: dict, radius, reduction: str, error_maps: dict | N
     ``mean_shift`` steps of ops.mean_shift_keypoints on ``error_maps`` (0 = none)."""
     import tensorflow as tf
 
-    from permakey_tf import ops
+    from permakey_tf.models import ops
 
     pixels = {}
     for split, maps in logits.items():
         maps = tf.constant(maps)
         keypoints = (ops.heatmaps_to_keypoints(maps, reduction) if radius is None
-                     else ops.peak_window_keypoints(maps, radius))
+                     else peak_window_keypoints(maps, radius))
         if mean_shift:
             keypoints = tf.concat([
                 ops.mean_shift_keypoints(keypoints[i:i + 256], error_maps[split][i:i + 256], sigma,
@@ -103,7 +151,7 @@ def main(argv=None) -> int:
                                            "none", args.seed, None, progress=False)
     variables = state_probe.kept_variables(splits.ram["train"], ram_annotations.ram_variables(run.game),
                                            state_probe.ProbeSettings().entropy_threshold)
-    predictor = evaluation.load_predictor(run, "checkpoint")
+    predictor = predictions.load_predictor(run, "checkpoint")
     maps = model_maps(predictor, splits.frames, args.batch_size,
                       ["heatmaps", "error_maps"] if args.error_map_blocks or args.mean_shift
                       else ["heatmaps"])

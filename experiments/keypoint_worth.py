@@ -3,7 +3,7 @@
     python experiments/keypoint_worth.py RUN_DIR [--sigmas 0.1 0.05] [--split validation]
 
 A keypoint's Gaussian window lowers the PointNet loss only where the error maps hold more mass
-under it than about half the window's own (permakey_tf.diagnostics.keypoint_gain_maps). This
+under it than about half the window's own (permakey_tf.scoring.diagnostics.keypoint_gain_maps). This
 script computes the run's error maps of the test (or validation) frames (cached like experiments/pointnet_alone.py)
 and, per object class (targets and HUD), prints the share of objects whose box (grown by one
 pixel) holds a pixel of positive gain for each sigma: an object below that share cannot be found
@@ -22,8 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pointnet_alone import cached_maps  # noqa: E402  (the run's error maps, cached)
 
-from permakey_tf import diagnostics, evaluation, runs  # noqa: E402
-from permakey_tf.matching import MetricSettings, target_mask  # noqa: E402
+from permakey_tf.scoring import diagnostics
+from permakey_tf.evaluation import predictions
+from permakey_tf.training import runs  # noqa: E402
+from permakey_tf.scoring.matching import MetricSettings, target_mask  # noqa: E402
 
 
 def worth_by_class(gain: np.ndarray, objects, settings: MetricSettings = MetricSettings()) -> dict[str, float]:
@@ -57,7 +59,7 @@ def main(argv=None) -> int:
 
     run_dir = Path(args.run_dir)
     config = runs.load_config(run_dir)
-    data = evaluation.load_eval_set(config.game, "none", config.data.dataset_arguments(), split=args.split,
+    data = predictions.load_eval_set(config.game, "none", config.data.dataset_arguments(), split=args.split,
                                   progress=False)
     _, test_maps = cached_maps(run_dir, config, args.train_frames, data, args.split)
     results = {}

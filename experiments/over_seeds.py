@@ -40,9 +40,9 @@ from typing import Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 
 from permakey_tf.atomic_files import write_json_atomically
-from permakey_tf.final_pointnet import FIELDS as FINAL_FIELDS
+from permakey_tf.training.final_pointnet import FIELDS as FINAL_FIELDS
 from permakey_tf.machine import cpu_model, machine_label
-from permakey_tf.seed_summary import format_seeds_table, load_seed_reports
+from permakey_tf.evaluation.seed_summary import format_seeds_table, load_seed_reports
 
 NOISES = ("none", "horizontal", "vertical", "both")
 
@@ -137,7 +137,7 @@ def copy_joint_run(base_dir: Path, run_dir: Path, settings: Sequence[str]) -> No
     import shutil
 
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.run_flags import parse_model_options
+    from permakey_tf.training.run_flags import parse_model_options
 
     if not run_finished(base_dir):
         raise SystemExit(f"over_seeds.py: error: --reuse-joint needs the finished run {base_dir}; "
@@ -191,7 +191,7 @@ def seed_commands(args: argparse.Namespace, seed: int, run_dir: Path, out: Path)
 
 
 def has_ram_annotation(game: str) -> bool:
-    from permakey_tf import ram_annotations
+    from permakey_tf.probes import ram_annotations
 
     try:
         ram_annotations.ram_variables(game)

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from permakey_tf import evaluation, probe_inputs, runs  # noqa: E402
+from permakey_tf.evaluation import predictions
+from permakey_tf.probes import probe_inputs
+from permakey_tf.training import runs  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -96,13 +98,13 @@ def cached_maps(run_dir: Path, config, train_frames: int, data, split: str = "te
             return stored["train"], stored["test"]
     import keras
 
-    import permakey_tf.permakey  # noqa: F401  (registers the classes)
-    from permakey_tf import data as pipelines
+    import permakey_tf.models.permakey  # noqa: F401  (registers the classes)
+    from permakey_tf.data import loading, pipelines
 
     keras.mixed_precision.set_global_policy(config.train.precision)
     model = keras.models.load_model(run_dir / runs.CHECKPOINT, compile=False)
     d = config.data
-    examples = pipelines.load_split(config.game, "train", data_dir=d.data_dir,
+    examples = loading.load_split(config.game, "train", data_dir=d.data_dir,
                                     train_frames=d.train_frames, validation_frames=d.validation_frames,
                                     test_frames=d.test_frames, seed=d.dataset_seed,
                                     build_if_missing=False)
@@ -118,7 +120,7 @@ class ProbeSet:
     """The probes' splits of the run's game with the run's error maps of their frames."""
 
     def __init__(self, run_dir: Path, data_dir, seed: int = 0):
-        from permakey_tf import ram_annotations, state_probe
+        from permakey_tf.probes import ram_annotations, state_probe
 
         run = runs.read_run_folder(run_dir)
         self.splits = probe_inputs.load_probe_splits(run.game, run.config.data.dataset_arguments(data_dir),
@@ -127,7 +129,7 @@ class ProbeSet:
             self.splits.ram["train"], ram_annotations.ram_variables(run.game),
             state_probe.ProbeSettings().entropy_threshold)
         self.seed = seed
-        predictor = evaluation.load_predictor(run, "checkpoint")
+        predictor = predictions.load_predictor(run, "checkpoint")
         self.error_maps, self.joint_keypoints = {}, {}
         for split, frames in self.splits.frames.items():
             outputs = [predictor(frames[i:i + 64]) for i in range(0, len(frames), 64)]
@@ -137,7 +139,7 @@ class ProbeSet:
 
     def score(self, keypoints_pixels: dict) -> dict:
         """{split: [N, K, 2]} pixel keypoints -> probe_agent, probe_mean, the probe and readouts."""
-        from permakey_tf import representations, state_probe
+        from permakey_tf.probes import representations, state_probe
 
         encoded = {split: representations.encode_coordinates(p) for split, p in keypoints_pixels.items()}
         probe = state_probe.probe_representation(
@@ -155,9 +157,9 @@ def keypoint_reader(pointnet, config):
     (``keypoint_refinement_steps``), as the joint model's outputs are."""
     import tensorflow as tf
 
-    from permakey_tf.permakey import keypoint_outputs
+    from permakey_tf.models.pointnet import keypoint_outputs
 
-    from permakey_tf import ops
+    from permakey_tf.models import ops
 
     @tf.function
     def keypoints(maps):
@@ -175,8 +177,8 @@ def keypoint_reader(pointnet, config):
 
 def train_and_score(config, train_maps, test_maps, data, steps, batch_size, learning_rate, seed,
                     probe_set: "ProbeSet | None" = None):
-    from permakey_tf import diagnostics, metrics
-    from permakey_tf.permakey import fit_pointnet, pointnet_frame_losses_of_pixels
+    from permakey_tf.scoring import diagnostics, metrics
+    from permakey_tf.models.pointnet import fit_pointnet, pointnet_frame_losses_of_pixels
 
     start = time.time()
     pointnet = fit_pointnet(config, train_maps, steps, batch_size, learning_rate, seed)
@@ -215,7 +217,7 @@ def main(argv=None) -> int:
 
     run_dir = Path(args.run_dir)
     config = runs.load_config(run_dir)
-    data = evaluation.load_eval_set(config.game, "none", config.data.dataset_arguments(args.data_dir), split=args.split, progress=False)
+    data = predictions.load_eval_set(config.game, "none", config.data.dataset_arguments(args.data_dir), split=args.split, progress=False)
     train_maps, test_maps = cached_maps(run_dir, config, args.train_frames, data, args.split)
     print(f"{config.game}: error maps {train_maps.shape} train, {test_maps.shape} {args.split}")
     rows, classes = [], None
@@ -243,7 +245,7 @@ def main(argv=None) -> int:
             if probe_set is not None:
                 _print_readouts(own["readouts"])
     out = Path(args.out) if args.out else run_dir / "pointnet_alone.json"
-    from permakey_tf.metrics import json_ready
+    from permakey_tf.scoring.metrics import json_ready
 
     out.write_text(json.dumps(json_ready({"run": str(run_dir), "split": args.split, "steps": args.steps,
                                           "rows": rows}), indent=1))

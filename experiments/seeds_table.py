@@ -3,7 +3,7 @@
     python experiments/seeds_table.py docs/results/2026-12-06_amd-epyc-avx2/pong/permakey ...
 
 Prints a markdown table: one row per (setting, evaluation noise, split), every cell mean ± sd
-with the worst seed (permakey_tf.seed_summary).
+with the worst seed (permakey_tf.evaluation.seed_summary).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from permakey_tf.seed_summary import format_seeds_table, load_seed_reports
+from permakey_tf.evaluation.seed_summary import format_seeds_table, load_seed_reports
 
 
 def main(argv=None) -> int:

@@ -18,7 +18,7 @@ import json
 import math
 import sys
 
-from permakey_tf.ram_annotations import CATEGORIES
+from permakey_tf.probes.ram_annotations import CATEGORIES
 
 SHORT = {"agent_localization": "agent", "small_object_localization": "small obj",
          "other_localization": "other", "score_clock_lives_display": "score etc", "misc": "misc"}

@@ -5,8 +5,8 @@ importing the package (e.g. to validate CLI flags) does not load TensorFlow.
 """
 
 _LAZY = {
-    "PermaKey": "permakey_tf.permakey",
-    "Transporter": "permakey_tf.transporter",
+    "PermaKey": "permakey_tf.models.permakey",
+    "Transporter": "permakey_tf.models.transporter",
 }
 
 __all__ = sorted(_LAZY)

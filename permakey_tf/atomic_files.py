@@ -2,7 +2,7 @@
 
 Each writer puts the content in a temporary file beside the target (``<name>.tmp``) and renames
 it over the target; a crash leaves at most the temporary, which
-``permakey_tf.runs.remove_stale_temporaries`` deletes. Nothing here imports TensorFlow.
+``permakey_tf.training.runs.remove_stale_temporaries`` deletes. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -37,6 +37,18 @@ def write_json_atomically(path: os.PathLike | str, payload: Any, indent: int = 2
                           sort_keys: bool = True) -> Path:
     """``payload`` as JSON (one trailing newline) through :func:`write_text_atomically`."""
     return write_text_atomically(path, json.dumps(payload, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def read_json_record(path: os.PathLike | str) -> dict:
+    """A small JSON bookkeeping record written by :func:`write_json_atomically`: its dict, or
+    ``{}`` when the file is missing or damaged (a lost record only costs redoing the work it
+    records, never a wrong result)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def copy_atomically(source: os.PathLike | str, target: os.PathLike | str) -> Path:

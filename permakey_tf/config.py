@@ -89,7 +89,7 @@ def check_positive_sizes_and_rates(config) -> None:
         values = getattr(config, name, None) or ()
         if any(v < 1 for v in values):
             raise ValueError(f"every entry of {name} must be >= 1, got {tuple(values)}")
-NOISE_MODES = ("none", "horizontal", "vertical", "both")  # Noisy-Atari bars (permakey_tf.noise)
+NOISE_MODES = ("none", "horizontal", "vertical", "both")  # Noisy-Atari bars (permakey_tf.data.noise)
 KEYPOINT_REDUCTIONS = ("spatial", "marginal")
 PADDING_MODES = ("zero", "reflect", "symmetric")
 
@@ -164,7 +164,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
       pointnet_norm: normalisation in the PointNet: "batch" (paper), "layer" or "instance".
       pointnet_loss_extent: "padded" (default: the loss also covers a 3-sigma band around the
         frame, where the maps count as 0, so the part of a Gaussian beyond the edge is not free
-        and keypoints gain nothing by leaning out of the frame; see permakey.pointnet_loss) or
+        and keypoints gain nothing by leaning out of the frame; see models.pointnet.pointnet_loss) or
         "frame" (the paper: only the error maps' pixels).
       pointnet_restart_step: 0 (never; the paper) or the optimizer step at which the PointNet
         gets fresh weights and a fresh optimizer state (``PermaKey.restart_pointnet``, applied by
@@ -174,7 +174,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         phase after joint training: a fresh PointNet fitted alone on the kept checkpoint's error
         maps of the first ``pointnet_final_frames`` training frames, at
         ``pointnet_final_learning_rate``, with the run's batch size
-        (``permakey_tf.final_pointnet``; train.py applies it).
+        (``permakey_tf.training.final_pointnet``; train.py applies it).
       keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
         keypoints in the model's outputs (``ops.mean_shift_keypoints``: each keypoint moves to
         the centre of error mass under its own Gaussian window). Default 2, what measured best
@@ -306,7 +306,7 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
 
     Defaults follow the authors' re-implementation (the baseline behind the PermaKey paper's
     comparisons) with the training schedule the Transporter paper states; the module docstring of
-    ``permakey_tf/transporter.py`` lists every difference from DeepMind's description.
+    ``permakey_tf/models/transporter.py`` lists every difference from DeepMind's description.
 
     Attributes:
       image_size: frames are image_size x image_size x 3 (84).

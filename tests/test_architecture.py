@@ -1,4 +1,5 @@
-"""The import graph: no loops, arrows one way, command-line tools imported by nobody."""
+"""The import graph: subpackages in layers, arrows pointing down only, no loops, command-line
+tools imported by nobody."""
 
 from __future__ import annotations
 
@@ -7,29 +8,84 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "permakey_tf"
-MODULES = {p.stem: p for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+# module name relative to the package ("models.ops", "config") -> file
+MODULES = {".".join(p.relative_to(PACKAGE).with_suffix("").parts): p
+           for p in PACKAGE.rglob("*.py") if p.stem != "__init__"}
+SUBPACKAGES = sorted({name.split(".")[0] for name in MODULES if "." in name})
+# Layer of each subpackage; "" is the foundation (modules directly under permakey_tf/). A module
+# may import its own subpackage and lower layers only; models and data share a layer and do not
+# import each other.
+LAYERS = {"": 0, "models": 1, "data": 1, "scoring": 2, "training": 3, "evaluation": 4, "probes": 5}
 COMMAND_LINES = {"train", "evaluate", "probe_state"}
+
+
+def subpackage(module: str) -> str:
+    return module.split(".")[0] if "." in module else ""
 
 
 def imported_names(path: Path) -> set[str]:
     """Every module ``path`` imports, anywhere in the file (function-level imports included):
-    ``permakey_tf.<module>`` as ``<module>``, anything else by its first dotted part."""
+    a package module by its name relative to permakey_tf ("models.ops"), anything else by its
+    first dotted part."""
     found = set()
+
+    def add(dotted: str, names=()):
+        parts = dotted.split(".")
+        if parts[0] != "permakey_tf":
+            found.add(parts[0])
+            return
+        inner = ".".join(parts[1:])
+        candidates = [f"{inner}.{n}" if inner else n for n in names]
+        submodules = [c for c in candidates if c in MODULES]
+        if submodules:
+            found.update(submodules)
+        elif inner:
+            found.add(inner)
+
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "permakey_tf":
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            parts = node.module.split(".")
-            found.add(parts[1] if parts[0] == "permakey_tf" and len(parts) > 1 else parts[0])
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            add(node.module, [alias.name for alias in node.names])
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                parts = alias.name.split(".")
-                found.add(parts[1] if parts[0] == "permakey_tf" and len(parts) > 1 else parts[0])
+                add(alias.name)
     return found
 
 
 def package_graph() -> dict[str, set[str]]:
     return {name: (imported_names(path) & set(MODULES)) - {name} for name, path in MODULES.items()}
+
+
+def test_every_module_sits_in_a_known_layer_and_every_subpackage_says_what_it_holds():
+    assert set(SUBPACKAGES) | {""} == set(LAYERS), sorted(set(SUBPACKAGES) ^ (set(LAYERS) - {""}))
+    for name in SUBPACKAGES:
+        docstring = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text()))
+        assert docstring and len(docstring) > 80, f"permakey_tf/{name}/__init__.py needs its paragraph"
+
+
+def test_the_import_graph_follows_the_layers():
+    """A module imports its own subpackage and lower layers only: the foundation imports no
+    subpackage, data and models know nothing of scoring, training, evaluation or probes (nor of
+    each other), training never imports evaluation or probes, and nothing imports probes."""
+    wrong = {}
+    for name, imports in package_graph().items():
+        own = subpackage(name)
+        for target in imports:
+            other = subpackage(target)
+            if other == own:
+                continue
+            if LAYERS[other] >= LAYERS[own]:
+                wrong.setdefault(name, []).append(target)
+    assert not wrong, f"imports pointing sideways or up: {wrong}"
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    """The check above reads function-level imports and both import forms (a model importing
+    training would be caught)."""
+    module = tmp_path / "fake.py"
+    module.write_text("def f():\n    from permakey_tf.training import runs\n"
+                      "    import permakey_tf.scoring.matching\n"
+                      "    from permakey_tf.evaluation.predictions import predict\n")
+    assert imported_names(module) >= {"training.runs", "scoring.matching", "evaluation.predictions"}
 
 
 def test_the_package_has_no_import_loop():
@@ -50,19 +106,6 @@ def test_the_package_has_no_import_loop():
 
     loops = [loop for loop in map(loop_from, sorted(graph)) if loop]
     assert not loops, f"import loops: {loops}"
-
-
-def test_data_and_models_import_neither_training_nor_evaluation():
-    """Arrows point one way: the data pipelines and the models know nothing of how they are
-    trained, evaluated or probed."""
-    lower = {"data", "noise", "ops", "networks", "batch_norm", "permakey", "transporter", "config",
-             "schedules", "registry"}
-    upper = {"run_config", "run_flags", "runs", "run_data", "callbacks", "checkpoints", "summaries",
-             "quality", "evaluation", "metrics", "eval_report", "eval_figures", "probe_inputs",
-             "state_probe", "seed_summary", "export", "export_versions", "final_pointnet", "distribute"}
-    assert lower | upper <= set(MODULES), sorted((lower | upper) - set(MODULES))
-    wrong = {name: sorted(package_graph()[name] & upper) for name in lower if package_graph()[name] & upper}
-    assert not wrong, f"lower-level modules importing upward: {wrong}"
 
 
 def test_nothing_but_the_tests_imports_a_command_line_tool():

@@ -30,3 +30,14 @@ def test_json_is_written_with_the_requested_layout(tmp_path):
                                               sort_keys=False)
     assert path.read_text() == '{\n "b": 1,\n "a": [\n  1\n ]\n}\n'
     assert not atomic_files.temporary_path(path).exists()
+
+
+def test_a_missing_or_damaged_record_reads_as_empty_and_a_whole_one_as_written(tmp_path):
+    record = tmp_path / "record.json"
+    assert atomic_files.read_json_record(record) == {}
+    atomic_files.write_json_atomically(record, {"1": "abc"})
+    assert atomic_files.read_json_record(record) == {"1": "abc"}
+    record.write_text('{"1": "ab')  # cut short
+    assert atomic_files.read_json_record(record) == {}
+    record.write_text("[1, 2]")  # not a record
+    assert atomic_files.read_json_record(record) == {}

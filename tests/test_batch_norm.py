@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf.batch_norm import FusedBatchNormalization, row_view, undo_row_view
+from permakey_tf.models.batch_norm import FusedBatchNormalization, row_view, undo_row_view
 
 
 def _pair(shape, **kwargs):
@@ -162,7 +162,7 @@ def test_fused_layer_is_serialisable_and_loads_keras_weights():
 
 
 def test_recompute_statistics_sets_the_average_batch_mean_and_variance():
-    from permakey_tf.batch_norm import recompute_statistics
+    from permakey_tf.models.batch_norm import recompute_statistics
 
     layer = FusedBatchNormalization(momentum=0.99)
     layer.build((None, 5, 5, 3))
@@ -183,9 +183,9 @@ def test_recompute_statistics_sets_the_average_batch_mean_and_variance():
 def test_precise_statistics_make_permakey_keypoints_independent_of_the_batch():
     """With recomputed statistics and inference_batch_statistics=False, a frame gets the same
     keypoints alone, in any batch and in any order; with batch statistics it does not."""
-    from permakey_tf.batch_norm import recompute_statistics
+    from permakey_tf.models.batch_norm import recompute_statistics
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.models.permakey import PermaKey
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -213,9 +213,9 @@ def test_recomputing_with_the_model_method_traces_once_and_restarts_the_average(
     """PreciseBatchNorm calls recompute_statistics(model, model.statistics_pass, ...) every
     epoch: the graph is traced once per model, and each call is a fresh plain average (the
     counter starts again at 0), equal to what a fresh trace computes with the current weights."""
-    from permakey_tf.batch_norm import _statistics_pass, batch_norm_layers, recompute_statistics
+    from permakey_tf.models.batch_norm import _statistics_pass, batch_norm_layers, recompute_statistics
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.models.permakey import PermaKey
 
     keras.utils.set_random_seed(0)
     frames = np.random.default_rng(0).integers(0, 256, (12, 84, 84, 3), dtype=np.uint8)

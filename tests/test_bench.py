@@ -56,7 +56,7 @@ def test_einsum_and_batch_matmul_flops():
 
 
 def test_lspn_skips_the_centre_tap_and_a_live_masked_input_gradient_counts_it_as_zero_taps():
-    from permakey_tf.networks import LocalSpatialPredictor
+    from permakey_tf.models.networks import LocalSpatialPredictor
 
     lspn = LocalSpatialPredictor(patch_size=2, hidden_widths=(6,), name="lspn_layer0")
     lspn.build((None, 4, 4, 2))
@@ -85,7 +85,7 @@ def test_lspn_skips_the_centre_tap_and_a_live_masked_input_gradient_counts_it_as
 
 
 def test_lspn_weight_gradient_is_the_exact_ring_product_and_belongs_to_the_layer():
-    from permakey_tf.networks import LocalSpatialPredictor
+    from permakey_tf.models.networks import LocalSpatialPredictor
 
     lspn = LocalSpatialPredictor(patch_size=2, hidden_widths=(6,), name="lspn_layer0")
     lspn.build((None, 4, 4, 2))
@@ -178,7 +178,7 @@ def test_profile_step_smoke(capsys):
 
 def test_profile_step_first_layer_forms_compute_the_same_layer():
     from bench import profile_step
-    from permakey_tf.networks import LocalSpatialPredictor
+    from permakey_tf.models.networks import LocalSpatialPredictor
 
     lspn = LocalSpatialPredictor(patch_size=2, hidden_widths=(6,), name="lspn_layer0")
     lspn.build((None, 6, 8, 2))

@@ -4,7 +4,7 @@ distortion of its coordinate, and its F1 falls with the coordinate's imprecision
 import numpy as np
 import pytest
 
-from permakey_tf.coordinate_readout import best_coordinate_readout
+from permakey_tf.probes.coordinate_readout import best_coordinate_readout
 
 PIXELS_PER_STEP = 0.525  # Space Invaders: one step of the player's x byte, in 84x84 pixels
 

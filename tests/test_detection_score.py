@@ -1,10 +1,10 @@
-"""The one-to-one detection score (permakey_tf.detection_score)."""
+"""The one-to-one detection score (permakey_tf.scoring.detection_score)."""
 
 import numpy as np
 import pytest
 
-from permakey_tf.detection_score import detection_scores, greedy_matches
-from permakey_tf.matching import ObjectSet
+from permakey_tf.scoring.detection_score import detection_scores, greedy_matches
+from permakey_tf.scoring.matching import ObjectSet
 
 SIZE = 84.0
 

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from permakey_tf import baselines, diagnostics, metrics, probe
-from permakey_tf.matching import ObjectSet
+from permakey_tf.scoring import baselines, diagnostics, metrics, probe
+from permakey_tf.scoring.matching import ObjectSet
 
 SIZE = 84
 
@@ -71,7 +71,7 @@ def test_shift_gain_ignores_keypoints_near_the_edge():
 def _one_gaussian_per_frame(centres, sigma):
     import tensorflow as tf
 
-    from permakey_tf import ops
+    from permakey_tf.models import ops
 
     keypoints = ops.pixels_to_keypoints(tf.constant(centres, tf.float32))
     return ops.keypoints_to_gaussian_maps(keypoints, SIZE, SIZE, sigma).numpy()
@@ -83,9 +83,9 @@ def test_pointnet_loss_ratio_measures_the_loss_the_model_trains(extent):
     frame's surroundings or not), not a copy that could drift from it."""
     import tensorflow as tf
 
-    from permakey_tf import ops
+    from permakey_tf.models import ops
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.permakey import pointnet_frame_losses_of_pixels, pointnet_loss
+    from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels, pointnet_loss
 
     config = PermaKeyConfig(num_keypoints=3, pointnet_loss_extent=extent)
     rng = np.random.default_rng(0)
@@ -102,7 +102,7 @@ def test_pointnet_loss_ratio_measures_the_loss_the_model_trains(extent):
 
 def test_pointnet_loss_ratio_rewards_keypoints_that_follow_the_maps():
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.permakey import pointnet_frame_losses_of_pixels
+    from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
 
     config = PermaKeyConfig(num_keypoints=1)
     rng = np.random.default_rng(1)
@@ -195,8 +195,8 @@ def test_class_positions_average_a_group_and_mark_absent_classes():
 
 def test_quality_model_outputs_equal_eager_keypoints_and_trace_once():
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.permakey import PermaKey
-    from permakey_tf.quality import model_outputs, traced_predict_keypoints
+    from permakey_tf.models.permakey import PermaKey
+    from permakey_tf.scoring.quality import model_outputs, traced_predict_keypoints
 
     keras.utils.set_random_seed(0)
     frames = np.random.default_rng(1).integers(0, 256, (10, 84, 84, 3), dtype=np.uint8)
@@ -215,7 +215,7 @@ def test_a_keypoint_pays_on_a_large_error_blob_and_not_on_a_small_one():
     """The gain map says where one keypoint lowers the PointNet loss; it agrees with the loss
     itself, and a blob much smaller than the window is not worth a keypoint."""
     from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.permakey import pointnet_frame_losses_of_pixels
+    from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
 
     config = PermaKeyConfig(num_keypoints=1)
     maps = np.zeros((2, SIZE, SIZE, 1))

@@ -32,9 +32,9 @@ MIRRORED = textwrap.dedent(
     import keras
     import numpy as np
 
-    from permakey_tf import distribute
-    from permakey_tf import run_flags
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.training import distribute
+    from permakey_tf.training import run_flags
+    from permakey_tf.models.permakey import PermaKey
 
     # Each replica draws VAE sampling noise for its own half of the batch, which no single-device
     # run reproduces: use the latent mean (zero noise) for this comparison.
@@ -59,7 +59,7 @@ MIRRORED = textwrap.dedent(
                           lsp_optimizer=keras.optimizers.SGD(0.05),
                           pointnet_optimizer=keras.optimizers.SGD(0.05))
         else:
-            from permakey_tf.transporter import Transporter
+            from permakey_tf.models.transporter import Transporter
             model = Transporter(config)
             model.compile(optimizer=keras.optimizers.SGD(0.05))
         model(batch[:1])
@@ -128,7 +128,7 @@ def _free_ports(count: int) -> list[int]:
 
 def test_multiworker_two_processes_train_and_agree(tmp_path):
     import tfds_atari
-    from permakey_tf import run_flags
+    from permakey_tf.training import run_flags
 
     smoke = run_flags.resolve_config({"preset": "smoke"}).data
     data_dir = tmp_path / "tfds"
@@ -163,7 +163,7 @@ def test_multiworker_two_processes_train_and_agree(tmp_path):
 
     import keras
 
-    from permakey_tf.permakey import PermaKey  # noqa: F401  (registers the class)
+    from permakey_tf.models.permakey import PermaKey  # noqa: F401  (registers the class)
 
     run_dir = tmp_path / "runs" / "spaceinvaders" / "permakey" / "mw"
     chief = keras.models.load_model(run_dir / "checkpoints" / "best.keras")

@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 import evaluate  # noqa: E402
-from permakey_tf import baselines, eval_figures, eval_report, evaluation, matching, metrics, run_flags, runs# noqa: E402
+from permakey_tf.scoring import baselines, matching, metrics
+from permakey_tf.evaluation import figures, report, predictions
+from permakey_tf.training import run_flags, runs  # noqa: E402
 
 SIZE = 84
 
@@ -86,17 +88,17 @@ def test_predict_batches_and_keeps_maps_for_figures_spread_over_the_set():
                 "gaussian_maps": np.ones([n, SIZE, SIZE, 3]) * marks[:, None, None, None],
                 "error_maps": np.zeros([n, SIZE, SIZE, 2]) + marks[:, None, None, None]}
 
-    pred = evaluation.predict(predictor, frames, batch_size=4, map_frames=[1, 5, 9], progress=False)
+    pred = predictions.predict(predictor, frames, batch_size=4, map_frames=[1, 5, 9], progress=False)
     assert pred.keypoints_pixels.shape == (10, 3, 2)
     np.testing.assert_array_equal(pred.figure_gaussian_maps[:, 0, 0, 0], [1, 5, 9])
     np.testing.assert_array_equal(pred.figure_error_maps[:, 0, 0, 0], [1, 5, 9])
     assert pred.error_maps is None
-    every = evaluation.predict(predictor, frames, batch_size=4, progress=False, all_error_maps=True)
+    every = predictions.predict(predictor, frames, batch_size=4, progress=False, all_error_maps=True)
     assert every.error_maps.shape == (10, SIZE, SIZE, 2) and every.error_maps.dtype == np.float16
-    np.testing.assert_array_equal(every.figure_error_maps[:, 0, 0, 0], eval_figures.figure_indices(10))
-    np.testing.assert_array_equal(eval_figures.figure_indices(10), [0, 1, 3, 4, 5, 6, 8, 9])
+    np.testing.assert_array_equal(every.figure_error_maps[:, 0, 0, 0], figures.figure_indices(10))
+    np.testing.assert_array_equal(figures.figure_indices(10), [0, 1, 3, 4, 5, 6, 8, 9])
     with pytest.raises(FloatingPointError, match="NaN"):
-        evaluation.predict(lambda b: {"keypoints_pixels": np.full([len(b), 1, 2], np.nan)}, frames,
+        predictions.predict(lambda b: {"keypoints_pixels": np.full([len(b), 1, 2], np.nan)}, frames,
                          progress=False)
 
 
@@ -109,7 +111,7 @@ def _synthetic_eval_set(n=12):
         frames[t, 40:44, x:x + 4] = 255
         objects.append({"bbox": np.array([[40 / SIZE, x / SIZE, 44 / SIZE, (x + 4) / SIZE]]),
                         "label": np.array([0])})
-    return evaluation.EvalSet(frames=frames, clean=frames, bar_masks=np.zeros([n, SIZE, SIZE], bool),
+    return predictions.EvalSet(frames=frames, clean=frames, bar_masks=np.zeros([n, SIZE, SIZE], bool),
                             objects=matching.ObjectSet.from_frames(objects, ("Player",)),
                             episode_ids=np.zeros(n, int), steps=np.arange(n), noise="none")
 
@@ -125,8 +127,8 @@ def _entry(data, model, seed, k, name, tracking):
               "model_config": {"num_keypoints": k, "keypoint_sigma": 0.1,
                                **({"lsp_layers": [0]} if model == "permakey" else {})},
               "data": {"test_frames": 16}, "train": {"name": name, "logdir": "runs"}}
-    shown = len(eval_figures.figure_indices(len(kps)))
-    pred = evaluation.Predictions(kps, np.zeros([shown, SIZE, SIZE, k]),
+    shown = len(figures.figure_indices(len(kps)))
+    pred = predictions.Predictions(kps, np.zeros([shown, SIZE, SIZE, k]),
                                 np.random.default_rng(0).uniform(size=[shown, SIZE, SIZE, 1])
                                 if model == "permakey" else None)
     results = metrics.evaluate_with_baselines(kps, data.objects, frames=data.frames,
@@ -149,14 +151,14 @@ def test_tables_and_figures_from_synthetic_runs(tmp_path):
     assert results["model"]["recall"] == 1.0 > results["fixed_layout"]["recall"]
     assert results["model"]["tracking_error_relative"] == pytest.approx(0.0, abs=1e-9)
 
-    table = eval_report.format_results_table("pong/permakey/s0", "none", results)
+    table = report.format_results_table("pong/permakey/s0", "none", results)
     assert "fixed_layout" in table and "frame_difference" in table
     f1_line = next(line for line in table.splitlines() if line.startswith("f1 "))
     assert f"{results['model']['f1']:.3f}" in f1_line and f"{results['random']['f1']:.3f}" in f1_line
-    summary = eval_report.format_summary(entries)
+    summary = report.format_summary(entries)
     assert len(summary.splitlines()) == 1 + len(entries)
 
-    written = eval_figures.draw_figures(entries, {(("pong", "{}"), "none"): data}, tmp_path)
+    written = figures.draw_figures(entries, {(("pong", "{}"), "none"): data}, tmp_path)
     names = {Path(p).name for p in written}
     assert "figure2_pong_none.png" in names
     assert "figure3_pong_permakey_seeds.png" in names  # s0 and s1 differ only by seed
@@ -202,12 +204,12 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     assert any("figure2" in f for f in report["figures"])
     # --refinement-steps 0 reads the PointNet's keypoints unrefined; the run's own outputs are
     # those moved by its two mean-shift steps on the error maps.
-    from permakey_tf import ops
+    from permakey_tf.models import ops
 
     run_info = runs.read_run_folder(run_dir)
     frames = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
-    own = evaluation.load_predictor(run_info, "checkpoint")(frames)
-    raw = evaluation.load_predictor(run_info, "checkpoint", refinement_steps=0)(frames)
+    own = predictions.load_predictor(run_info, "checkpoint")(frames)
+    raw = predictions.load_predictor(run_info, "checkpoint", refinement_steps=0)(frames)
     sigma = run_info.config.model_config.keypoint_sigma
     expected = ops.keypoints_to_pixels(ops.mean_shift_keypoints(
         ops.pixels_to_keypoints(raw["keypoints_pixels"]), raw["error_maps"], sigma, 2)).numpy()

@@ -13,9 +13,9 @@ def test_keypoints_for_agent_plays_and_reads_each_frames_keypoints(tmp_path):
     import keras
     import tensorflow as tf
 
-    from permakey_tf import run_flags
-    from permakey_tf.export import export_saved_model
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.training import run_flags
+    from permakey_tf.training.export import export_saved_model
+    from permakey_tf.models.permakey import PermaKey
 
     model = PermaKey(run_flags.resolve_config({"preset": "smoke", "game": "pong"}).model_config)
     model.compile()

@@ -12,9 +12,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from permakey_tf import run_flags
-from permakey_tf.export import SIGNATURE_NAME, export_saved_model
-from permakey_tf.export_versions import next_version
+from permakey_tf.training import run_flags
+from permakey_tf.training.export import SIGNATURE_NAME, export_saved_model
+from permakey_tf.training.export_versions import next_version
 
 # Runs in a fresh interpreter, outside the repository, with nothing but TensorFlow and NumPy:
 # what a serving client or TF Serving has.
@@ -65,8 +65,8 @@ CLIENT = textwrap.dedent(
 
 
 def _models():
-    from permakey_tf.permakey import PermaKey
-    from permakey_tf.transporter import Transporter
+    from permakey_tf.models.permakey import PermaKey
+    from permakey_tf.models.transporter import Transporter
 
     smoke_permakey = run_flags.resolve_config({"preset": "smoke"}).model_config
     smoke_transporter = run_flags.resolve_config({"preset": "smoke", "model": "transporter"}).model_config
@@ -136,7 +136,7 @@ def test_saved_model_in_a_fresh_process_matches_the_keras_model(tmp_path):
 
 
 def test_versions_are_numbered_and_never_overwritten(tmp_path):
-    from permakey_tf.transporter import Transporter
+    from permakey_tf.models.transporter import Transporter
 
     model = Transporter(run_flags.resolve_config({"preset": "smoke", "model": "transporter"}).model_config)
     assert next_version(tmp_path / "missing") == 1
@@ -151,7 +151,7 @@ def test_mixed_precision_export_serves_float32(tmp_path):
     import keras
     import tensorflow as tf
 
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.models.permakey import PermaKey
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = PermaKey(run_flags.resolve_config({"preset": "smoke"}).model_config)
@@ -168,9 +168,9 @@ def test_export_records_the_keypoint_readout_it_serves(tmp_path):
     existed) served unrefined keypoints; Transporter has no such setting."""
     import dataclasses
 
-    from permakey_tf.export import READOUT_FILE, exported_refinement_steps
-    from permakey_tf.permakey import PermaKey
-    from permakey_tf.transporter import Transporter
+    from permakey_tf.training.export import READOUT_FILE, exported_refinement_steps
+    from permakey_tf.models.permakey import PermaKey
+    from permakey_tf.models.transporter import Transporter
 
     config = run_flags.resolve_config({"preset": "smoke"}).model_config
     for steps in (0, 3):

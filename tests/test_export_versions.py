@@ -1,11 +1,11 @@
-"""The export folder's versions (permakey_tf.export_versions): numbering, the newest SavedModel,
+"""The export folder's versions (permakey_tf.training.export_versions): numbering, the newest SavedModel,
 and which checkpoint each version holds."""
 
 from __future__ import annotations
 
 import json
 
-from permakey_tf import export_versions
+from permakey_tf.training import export_versions
 
 
 def _version(base, name, saved_model=True):

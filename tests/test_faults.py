@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 import evaluate  # noqa: E402
 import train  # noqa: E402
-from permakey_tf import runs, run_flags, run_config  # noqa: E402
+from permakey_tf.training import runs, run_flags, run_config  # noqa: E402
 
 TINY_DATA = dict(train_frames=40, validation_frames=16, test_frames=16)
 
@@ -38,7 +38,7 @@ def test_run_lock_refuses_a_second_writer_and_dies_with_its_holder(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
-            from permakey_tf.runs import RunLock
+            from permakey_tf.training.runs import RunLock
             lock = RunLock({str(tmp_path)!r}).acquire()
             print("locked", flush=True)
             time.sleep(60)
@@ -94,7 +94,7 @@ def _tiny_model():
 
 
 def test_a_restarted_run_never_replaces_a_better_kept_checkpoint(tmp_path):
-    from permakey_tf import checkpoints
+    from permakey_tf.training import checkpoints
 
     path = tmp_path / "checkpoints" / "best.keras"
     first = checkpoints.BestCheckpointAndEarlyStopping(path, patience=None)
@@ -116,7 +116,7 @@ def test_a_restarted_run_never_replaces_a_better_kept_checkpoint(tmp_path):
 
 
 def test_a_kill_during_a_backup_write_keeps_the_previous_backup(tmp_path, monkeypatch):
-    from permakey_tf import checkpoints
+    from permakey_tf.training import checkpoints
 
     model = _tiny_model()
     x, y = np.ones([8, 3]), np.ones([8, 1])
@@ -136,8 +136,8 @@ def test_a_kill_during_a_backup_write_keeps_the_previous_backup(tmp_path, monkey
 def test_a_kill_during_export_leaves_no_version_and_its_debris_is_cleared(tmp_path, monkeypatch):
     import keras
 
-    from permakey_tf.export import export_saved_model
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.training.export import export_saved_model
+    from permakey_tf.models.permakey import PermaKey
 
     model = PermaKey(run_flags.resolve_config({"preset": "smoke"}).model_config)
 
@@ -289,8 +289,8 @@ def saved_run(tmp_path):
     """A run folder holding a (smoke, untrained) PermaKey checkpoint and its SavedModel."""
     import keras
 
-    from permakey_tf.export import export_saved_model
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.training.export import export_saved_model
+    from permakey_tf.models.permakey import PermaKey
 
     config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "saved"})
     run_dir = runs.create_run_dir(config)

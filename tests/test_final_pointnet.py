@@ -1,4 +1,4 @@
-"""The final PointNet phase (permakey_tf.final_pointnet): a fresh PointNet fitted on the kept
+"""The final PointNet phase (permakey_tf.training.final_pointnet): a fresh PointNet fitted on the kept
 checkpoint's error maps replaces the joint one; nothing else changes and nothing is lost."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf import final_pointnet
+from permakey_tf.training import final_pointnet
 from permakey_tf.atomic_files import file_digest
-from permakey_tf.checkpoints import save_model_atomically
+from permakey_tf.training.checkpoints import save_model_atomically
 from permakey_tf.config import PermaKeyConfig
-from permakey_tf.permakey import PermaKey, keypoint_outputs, pointnet_loss
+from permakey_tf.models.permakey import PermaKey
+from permakey_tf.models.pointnet import keypoint_outputs, pointnet_loss
 
 TINY = PermaKeyConfig(encoder_filters=(4, 8, 8, 8), latent_dim=4, lsp_hidden_widths=(16, 8), num_keypoints=3,
                       pointnet_final_steps=40, pointnet_final_frames=48,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf import ops
-from permakey_tf.batch_norm import FusedBatchNormalization, batch_norm_layers, folded_kernel, folds_into_kernel
-from permakey_tf.networks import ConvStack, Decoder, LocalSpatialPredictor
+from permakey_tf.models import cell_grid
+from permakey_tf.models.batch_norm import FusedBatchNormalization, batch_norm_layers, folded_kernel, folds_into_kernel
+from permakey_tf.models.networks import ConvStack, Decoder, LocalSpatialPredictor
 
 
 def _randomise_batch_norms(layer, seed=0):
@@ -26,9 +26,9 @@ def _randomise_batch_norms(layer, seed=0):
 def _layer_by_layer_lspn(lspn, features):
     """The LSPN's prediction computed as its layers are written: the first layer over the 8 neighbours,
     then batch norm (moving statistics, Keras' formula) -> ReLU -> Dense for every hidden layer."""
-    aligned = ops.align_to_cells(features, lspn.patch_size, lspn.odd_size_rule)
+    aligned = cell_grid.align_to_cells(features, lspn.patch_size, lspn.odd_size_rule)
     cells = tf.nn.space_to_depth(aligned, lspn.patch_size)
-    x = ops.neighbour_conv(cells, tf.cast(lspn.first_kernel, cells.dtype), lspn.border)
+    x = cell_grid.neighbour_conv(cells, tf.cast(lspn.first_kernel, cells.dtype), lspn.border)
     for i, norm in enumerate(lspn.norms):
         x = tf.nn.relu(norm(x, training=False))
         x = lspn.denses[i](x) if i < len(lspn.denses) else lspn.output_dense(x)

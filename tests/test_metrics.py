@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from permakey_tf import baselines, matching, metrics, stability
-from permakey_tf.matching import MetricSettings, ObjectSet
+from permakey_tf.scoring import baselines, matching, metrics, stability
+from permakey_tf.scoring.matching import MetricSettings, ObjectSet
 
 SIZE = 84
 

@@ -1,16 +1,15 @@
-"""Building blocks in permakey_tf.networks."""
+"""Building blocks in permakey_tf.models.networks."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf.networks import (
+from permakey_tf.models.networks import (
     ConvStack,
     Decoder,
     GaussianLatentHead,
     LocalSpatialPredictor,
-    KeypointNet,
 )
 
 
@@ -31,9 +30,9 @@ def test_lspn_fast_form_equals_patch_extraction_form(shape, p, rule, training):
     slow, _ = lspn(features, training=training, patch_form=True)
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5)
     # The target is the cell itself, flattened (row, column, channel) like the patch extractor.
-    from permakey_tf import ops
+    from permakey_tf.models import cell_grid
 
-    _, centre = ops.extract_neighbour_patches(features, p, rule)
+    _, centre = cell_grid.extract_neighbour_patches(features, p, rule)
     np.testing.assert_array_equal(target, centre)
 
 
@@ -114,13 +113,6 @@ def test_decoder_rejects_bad_sizes():
         Decoder(84, [3], [4], [2], upsampling="cubic")
 
 
-@pytest.mark.parametrize("second_stride, size", [(1, 42), (2, 21)])
-def test_pointnet_heatmap_size(second_stride, size):
-    pointnet = KeypointNet([4, 3, 3, 3], [4, 4, 4, 4], [1, second_stride, 2, 1], num_keypoints=5)
-    heatmaps = pointnet(np.zeros((1, 84, 84, 2), np.float32))
-    assert heatmaps.shape == (1, size, size, 5)
-
-
 @pytest.mark.parametrize("padding", ["reflect", "symmetric"])
 def test_mirrored_padding_keeps_a_constant_image_constant_up_to_the_border(padding):
     # With zero padding the border rows and columns of a constant image get features of their
@@ -140,21 +132,3 @@ def test_mirrored_padding_keeps_a_constant_image_constant_up_to_the_border(paddi
         assert float(tf.math.reduce_std(out_z)) > 1e-3
     with pytest.raises(ValueError, match="padding must be one of"):
         ConvStack(**kwargs, padding="wrap")
-
-
-def test_keypoint_net_temperature_divides_the_logits():
-    maps = np.random.default_rng(0).uniform(size=(2, 16, 16, 1)).astype(np.float32)
-    kwargs = dict(kernels=[3], filters=[4], strides=[1], num_keypoints=3)
-    plain = KeypointNet(**kwargs)
-    hot = KeypointNet(**kwargs, temperature=0.25)
-    for net in (plain, hot):
-        net.build(maps.shape)
-    hot.trunk.set_weights(plain.trunk.get_weights())
-    hot.heatmap_conv.set_weights(plain.heatmap_conv.get_weights())
-    base = plain(maps, training=False).numpy()
-    np.testing.assert_allclose(hot(maps, training=False).numpy(), 4 * base, rtol=1e-5, atol=1e-6)
-    assert not any("temperature" in v.path for v in hot.trainable_variables)
-    # A layer config saved with the retired options switched off still loads; switched on, not.
-    KeypointNet(**kwargs, learn_temperature=False, prior_width=0.0)
-    with pytest.raises(ValueError, match="retired"):
-        KeypointNet(**kwargs, learn_temperature=True)

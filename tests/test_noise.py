@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf.noise import NOISE_MODES, NoiseConfig, add_bars, bar_mask
+from permakey_tf.data.noise import NOISE_MODES, NoiseConfig, add_bars, bar_mask
 
 
 def _frames(count, seed=0):

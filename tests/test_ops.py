@@ -1,4 +1,4 @@
-"""Meaning of the pure tensor functions in permakey_tf.ops."""
+"""Meaning of the pure tensor functions in permakey_tf.models.ops."""
 
 import math
 
@@ -6,77 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf import ops
-
-
-def _numpy_neighbour_patches(features, p):
-    """Straightforward loops: zero-pad by p, every p x p cell is a centre (H, W multiples of p)."""
-    b, h, w, c = features.shape
-    padded = np.zeros((b, h + 2 * p, w + 2 * p, c), features.dtype)
-    padded[:, p : p + h, p : p + w] = features
-    gh, gw = h // p, w // p
-    ring = np.zeros((b, gh, gw, 8 * p * p * c), features.dtype)
-    centre = np.zeros((b, gh, gw, p * p * c), features.dtype)
-    for i in range(gh):
-        for j in range(gw):
-            cells = []
-            for di in range(3):
-                for dj in range(3):
-                    top, left = (i + di) * p, (j + dj) * p
-                    cells.append(padded[:, top : top + p, left : left + p].reshape(b, -1))
-            centre[:, i, j] = cells[4]
-            ring[:, i, j] = np.concatenate(cells[:4] + cells[5:], axis=1)
-    return ring, centre
-
-
-def test_neighbour_patches_hand_computed_corner_cell():
-    # 4x4 map with values 1..16, p = 2: cells [[1,2,5,6], [3,4,7,8]], [[9,10,13,14], [11,12,15,16]].
-    features = np.arange(1, 17, dtype=np.float32).reshape(1, 4, 4, 1)
-    ring, centre = ops.extract_neighbour_patches(features, 2)
-    assert ring.shape == (1, 2, 2, 32) and centre.shape == (1, 2, 2, 4)
-    np.testing.assert_array_equal(centre[0, 0, 0], [1, 2, 5, 6])
-    np.testing.assert_array_equal(centre[0, 1, 1], [11, 12, 15, 16])
-    # Top-left cell: neighbours above and to the left are outside the map (zeros).
-    expected_ring = [0] * 16 + [3, 4, 7, 8] + [0] * 4 + [9, 10, 13, 14] + [11, 12, 15, 16]
-    np.testing.assert_array_equal(ring[0, 0, 0], expected_ring)
-    # Bottom-right cell: its right and lower neighbours are zeros.
-    expected_ring = [1, 2, 5, 6, 3, 4, 7, 8, 0, 0, 0, 0, 9, 10, 13, 14] + [0] * 16
-    np.testing.assert_array_equal(ring[0, 1, 1], expected_ring)
-
-
-@pytest.mark.parametrize("p", [1, 2, 3])
-def test_neighbour_patches_match_loops_with_channels(p):
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(2, 3 * p, 4 * p, 3)).astype(np.float32)
-    ring, centre = ops.extract_neighbour_patches(features, p)
-    expected_ring, expected_centre = _numpy_neighbour_patches(features, p)
-    np.testing.assert_array_equal(ring, expected_ring)
-    np.testing.assert_array_equal(centre, expected_centre)
-
-
-def test_neighbour_patches_odd_size_rules():
-    features = np.arange(1, 26, dtype=np.float32).reshape(1, 5, 5, 1)
-    ring, centre = ops.extract_neighbour_patches(features, 2, "pad")
-    assert centre.shape == (1, 3, 3, 4)
-    # The last cell holds the corner value 25 and three padding zeros.
-    np.testing.assert_array_equal(centre[0, 2, 2], [25, 0, 0, 0])
-    ring, centre = ops.extract_neighbour_patches(features, 2, "crop")
-    assert centre.shape == (1, 2, 2, 4)
-    np.testing.assert_array_equal(centre[0, 1, 1], [13, 14, 18, 19])
-    # Under "crop" the dropped row/column is not a neighbour either.
-    assert not np.isin([5, 10, 15, 20, 21, 22, 23, 24, 25], ring.numpy()).any()
-    with pytest.raises(ValueError, match="odd_size_rule"):
-        ops.extract_neighbour_patches(features, 2, "wrap")
-
-
-def test_cells_to_map_lines_up_with_the_feature_map():
-    cells = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
-    laid = ops.cells_to_map(cells, 2, 5, 5).numpy()[0, :, :, 0]
-    assert laid.shape == (5, 5)
-    assert laid[0, 0] == laid[1, 1] == 1 and laid[4, 4] == 9 and laid[3, 2] == 5
-    # After "crop" (2x2 cells of a 5x5 map) the dropped row/column gets zeros.
-    laid = ops.cells_to_map(cells[:, :2, :2], 2, 5, 5).numpy()[0, :, :, 0]
-    assert laid[3, 3] == 5 and (laid[4] == 0).all() and (laid[:, 4] == 0).all()
+from permakey_tf.models import ops
 
 
 def test_keypoints_from_whole_rows_and_columns():
@@ -118,56 +48,6 @@ def test_spatial_keypoint_follows_a_small_blob_that_a_static_row_hides_from_the_
     np.testing.assert_allclose(spatial[1], [grid[30:32].mean(), grid[33:35].mean()], atol=0.02)
     marginal = ops.heatmaps_to_keypoints(heatmaps, "marginal").numpy()[:, 0]
     assert np.abs(marginal[1] - marginal[0]).max() < 0.5 * np.abs(spatial[1] - spatial[0]).max()
-
-
-def test_peak_window_keypoint_ignores_weight_far_from_the_peak_and_keeps_sub_cell_position():
-    # A peak shared by cells (20, 10) and (20, 11) (so the object sits between them) plus a broad
-    # low plateau over the right half of the map: the whole-map softmax is pulled right by the
-    # plateau's many cells, the peak window is not and reads the midpoint between the two cells.
-    size = 42
-    grid = np.linspace(-1, 1, size)
-    heatmaps = np.zeros((1, size, size, 1), np.float32)
-    heatmaps[0, :, 21:, 0] = 2.0
-    heatmaps[0, 20, 10:12, 0] = 9.0
-    whole = ops.heatmaps_to_keypoints(heatmaps, "spatial").numpy()[0, 0]
-    for radius in (1, 2, 3):
-        window = ops.peak_window_keypoints(heatmaps, radius).numpy()[0, 0]
-        np.testing.assert_allclose(window, [grid[20], grid[10:12].mean()], atol=0.01)
-    assert whole[1] > grid[10:12].mean() + 0.05  # the pull the window removes
-    # Radius 0 is the peak cell; a window as large as the map is the whole-map softmax.
-    np.testing.assert_allclose(ops.peak_window_keypoints(heatmaps, 0).numpy()[0, 0],
-                               [grid[20], grid[10]], atol=1e-6)
-    np.testing.assert_allclose(ops.peak_window_keypoints(heatmaps, size).numpy(),
-                               ops.heatmaps_to_keypoints(heatmaps, "spatial").numpy(), atol=1e-5)
-
-
-def test_peak_window_keypoint_moves_smoothly_with_the_peak_and_is_cut_at_the_border():
-    # The logit of the right neighbour rises: the keypoint slides monotonically from the peak
-    # cell towards the neighbour; a peak in a corner keeps its window inside the map.
-    size = 21
-    grid = np.linspace(-1, 1, size)
-    heatmaps = np.zeros((5, size, size, 2), np.float32)
-    heatmaps[:, 7, 7, 0] = 10.0
-    heatmaps[:, 7, 8, 0] = np.linspace(0.0, 9.9, 5)
-    heatmaps[:, 0, 0, 1] = 10.0
-    keypoints = ops.peak_window_keypoints(heatmaps, 2).numpy()
-    x = keypoints[:, 0, 1]
-    assert (np.diff(x) > 0).all() and grid[7] - 1e-6 <= x[0] and x[-1] < grid[7:9].mean()
-    np.testing.assert_allclose(keypoints[:, 1], [[-1.0, -1.0]] * 5, atol=1e-3)
-
-
-def test_peak_window_keypoint_has_gradient_inside_the_window_only():
-    heatmaps = tf.Variable(np.random.default_rng(0).normal(size=(1, 12, 12, 1)).astype(np.float32))
-    with tf.GradientTape() as tape:
-        keypoints = ops.peak_window_keypoints(heatmaps, 1)
-        loss = tf.reduce_sum(keypoints)
-    gradient = tape.gradient(loss, heatmaps).numpy()[0, :, :, 0]
-    peak = np.unravel_index(np.argmax(heatmaps.numpy()[0, :, :, 0]), (12, 12))
-    nonzero = np.argwhere(np.abs(gradient) > 0)
-    assert len(nonzero) > 0
-    assert (np.abs(nonzero - np.array(peak)) <= 1).all()
-    with pytest.raises(ValueError, match="radius must be >= 0"):
-        ops.peak_window_keypoints(heatmaps, -1)
 
 
 def _box_map(left: float, top: float, size: float = 6.0, image: int = 84, background: float = 0.0):
@@ -305,80 +185,3 @@ def test_hashed_normal_is_standard_normal_and_identical_under_xla():
     assert ops.hashed_normal([2, 3], seed).shape == (2, 3)
 
 
-def test_cell_ring_is_the_ring_of_extract_neighbour_patches():
-    features = tf.random.stateless_normal([2, 7, 6, 3], seed=[3, 4])
-    for rule in ("pad", "crop"):
-        ring, _ = ops.extract_neighbour_patches(features, 2, rule)
-        cells = tf.nn.space_to_depth(ops.align_to_cells(features, 2, rule), 2)
-        np.testing.assert_array_equal(ops.cell_ring(cells).numpy(), ring.numpy())
-
-
-@pytest.mark.parametrize("border", ["zero", "replicate"])
-def test_neighbour_conv_and_its_gradients_match_the_masked_convolution(border):
-    cells = tf.random.stateless_normal([3, 5, 4, 6], seed=[1, 2])
-    kernel = tf.random.stateless_normal([3, 3, 6, 7], seed=[5, 6])
-    weights = tf.random.stateless_normal([3, 5, 4, 7], seed=[7, 8])
-    mask = np.ones([3, 3, 1, 1], np.float32)
-    mask[1, 1] = 0.0
-
-    def loss_of(conv):
-        with tf.GradientTape() as tape:
-            tape.watch([cells, kernel])
-            outputs = conv(cells, kernel)
-            loss = tf.reduce_sum(outputs * weights)
-        return outputs, tape.gradient(loss, [cells, kernel])
-
-    fast, fast_grads = loss_of(lambda c, k: ops.neighbour_conv(c, k, border))
-    plain, plain_grads = loss_of(lambda c, k: tf.nn.conv2d(ops.pad_cells(c, border), k * mask, 1, "VALID"))
-    np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
-    for a, b in zip(fast_grads, plain_grads):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
-    # The centre tap does not take part: its gradient is exactly zero, and changing it changes nothing.
-    assert np.all(fast_grads[1].numpy()[1, 1] == 0.0)
-    moved = kernel + tf.constant(np.pad(np.ones([1, 1, 6, 7]), [[1, 1], [1, 1], [0, 0], [0, 0]]), tf.float32)
-    np.testing.assert_allclose(ops.neighbour_conv(cells, moved, border).numpy(), fast.numpy(), rtol=1e-5,
-                               atol=1e-5)
-
-
-def test_neighbour_conv_in_bfloat16_with_an_unknown_batch_size():
-    # As traced for export (batch None) and run under mixed precision (bfloat16 kernel and cells).
-    cells = tf.random.stateless_normal([3, 5, 4, 6], seed=[1, 2])
-    kernel = tf.random.stateless_normal([3, 3, 6, 7], seed=[5, 6])
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 5, 4, 6], tf.bfloat16), tf.TensorSpec([3, 3, 6, 7], tf.bfloat16)])
-    def fast(c, k):
-        with tf.GradientTape() as tape:
-            tape.watch([c, k])
-            outputs = ops.neighbour_conv(c, k, "replicate")
-            loss = tf.reduce_sum(tf.cast(outputs, tf.float32) ** 2)
-        return outputs, tape.gradient(loss, [c, k])
-
-    def plain(c, k):
-        with tf.GradientTape() as tape:
-            tape.watch([c, k])
-            outputs = tf.nn.conv2d(ops.pad_cells(c, "replicate"), ops.centre_masked(k), 1, "VALID")
-            loss = tf.reduce_sum(outputs**2)
-        return outputs, tape.gradient(loss, [c, k])
-
-    # The float32 reference on the bfloat16-rounded inputs: only the products' rounding differs.
-    c16, k16 = tf.cast(cells, tf.bfloat16), tf.cast(kernel, tf.bfloat16)
-    outputs, grads = fast(c16, k16)
-    ref_outputs, ref_grads = plain(tf.cast(c16, tf.float32), tf.cast(k16, tf.float32))
-    assert outputs.dtype == tf.bfloat16 and outputs.shape == (3, 5, 4, 7)
-    for a, b in zip([outputs] + grads, [ref_outputs] + ref_grads):
-        a, b = tf.cast(a, tf.float32).numpy(), b.numpy()
-        assert np.abs(a - b).max() <= 0.02 * np.abs(b).max()
-
-
-def test_replicated_cell_border_continues_an_edge_wall():
-    # A horizontal wall running into the left and right edges: with zero borders its end cells
-    # have a neighbour no interior wall cell has; replicated, every wall cell sees the same ring.
-    cells = np.zeros([1, 5, 6, 1], np.float32)
-    cells[0, 2, :, 0] = 1.0
-    zero = ops.cell_ring(tf.constant(cells), "zero").numpy()[0, 2]
-    replicated = ops.cell_ring(tf.constant(cells), "replicate").numpy()[0, 2]
-    assert not np.array_equal(zero[0], zero[2])
-    np.testing.assert_array_equal(replicated[0], replicated[2])
-    np.testing.assert_array_equal(replicated[-1], replicated[2])
-    with pytest.raises(ValueError, match="border must be one of"):
-        ops.pad_cells(tf.constant(cells), "wrap")

@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 import permakey_tf
-from permakey_tf import ops
+from permakey_tf.models import ops
 from permakey_tf.config import PermaKeyConfig
-from permakey_tf.permakey import PermaKey, scale_frames
+from permakey_tf.models.permakey import PermaKey, scale_frames
 
 # Paper structure (84x84, kernels/strides, layers (0, 1), p = 2) with tiny widths.
 TINY = PermaKeyConfig(
@@ -223,7 +223,7 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
     """Fused batch norm + the ring-matmul LSPN weight gradient (the speed-ups of
     docs/PERFORMANCE.md) take the same training steps as Keras' BatchNormalization + autodiff of
     the masked convolution, from the same weights on the same batches."""
-    from permakey_tf import networks, ops
+    from permakey_tf.models import cell_grid, networks
 
     fast = _model()
     fast.compile()
@@ -237,7 +237,7 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
             return tf.nn.relu(outputs) if relu else outputs
 
         patch.setattr(networks, "apply_batch_norm", keras_batch_norm)
-        patch.setattr(ops, "neighbour_conv",
+        patch.setattr(cell_grid, "neighbour_conv",
                       lambda c, k, border="zero": tf.nn.conv2d(c, k * mask, 1, "SAME"))
         plain = _model()
         plain.compile()
@@ -382,7 +382,7 @@ def test_learns_keypoints_and_error_maps_on_shapes():
 
 
 def test_pointnet_restart_renews_only_the_pointnet_and_is_reproducible():
-    from permakey_tf.callbacks import RestartPointNet
+    from permakey_tf.training.callbacks import RestartPointNet
 
     frames = _frames(batch=8, seed=3)
 

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from permakey_tf.config import PermaKeyConfig
-from permakey_tf.permakey import fit_pointnet, keypoint_outputs
+from permakey_tf.models.pointnet import fit_pointnet, keypoint_outputs
 
 SIZE = 84
 BLOBS = ((6, 14), (6, 6))  # (width, height) of the moving blobs, pixels

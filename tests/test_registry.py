@@ -1,4 +1,4 @@
-"""permakey_tf.registry is the one table of models, and permakey_tf.schedules the one schedule."""
+"""permakey_tf.models.registry is the one table of models, and permakey_tf.models.schedules the one schedule."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from permakey_tf import registry, run_flags, run_config
-from permakey_tf.registry import MODEL_SPECS, ModelSpec, UnknownModelError, get_model_spec
+from permakey_tf.models import registry
+from permakey_tf.training import run_flags, run_config
+from permakey_tf.models.registry import MODEL_SPECS, ModelSpec, UnknownModelError, get_model_spec
 
 
 def test_each_spec_names_its_config_and_model_class():
@@ -34,7 +35,7 @@ def test_unknown_model_names_the_valid_ones():
 
 
 def test_importing_the_registry_does_not_load_tensorflow():
-    code = "import sys, permakey_tf.registry, permakey_tf.run_flags; print('tensorflow' in sys.modules)"
+    code = "import sys, permakey_tf.models.registry, permakey_tf.training.run_flags; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -43,7 +44,7 @@ def test_run_settings_come_from_the_spec(monkeypatch):
     """A model added to the table alone gets its batch size, patience and flag checks: nothing
     else in the training configuration branches on a model's name."""
     extra = ModelSpec(name="permakey_wide", title="PermaKey", config_class=MODEL_SPECS["permakey"].config_class,
-                      model_path="permakey_tf.permakey:PermaKey", examples="frames",
+                      model_path="permakey_tf.models.permakey:PermaKey", examples="frames",
                       paper_batch_size=48, paper_patience=3, has_error_maps=True)
     monkeypatch.setitem(registry.MODEL_SPECS, extra.name, extra)
     config = run_flags.resolve_config({"model": "permakey_wide", "layers": "0"})
@@ -64,7 +65,7 @@ def test_paper_schedule_is_a_staircase_and_reference_an_inverse_time_decay(model
         if model == "permakey":
             optimizer = spec.model_class(config).default_optimizer("vae")
         else:
-            from permakey_tf.transporter import paper_optimizer
+            from permakey_tf.models.transporter import paper_optimizer
 
             optimizer = paper_optimizer(config)
         lr = optimizer._learning_rate  # the schedule (learning_rate is its current value)
@@ -74,8 +75,75 @@ def test_paper_schedule_is_a_staircase_and_reference_an_inverse_time_decay(model
             assert at[steps] == pytest.approx(rate * decay)
             assert at[2 * steps + 1] == pytest.approx(rate * decay**2)
         else:  # rate / (1 + decay * t); PermaKey's t counts its single optimizer's steps, unfloored
-            from permakey_tf.permakey import REFERENCE_OPTIMIZER_STEPS_PER_BATCH as per_batch
+            from permakey_tf.models.permakey import REFERENCE_OPTIMIZER_STEPS_PER_BATCH as per_batch
 
             t = {s: (per_batch * s / steps if model == "permakey" else s // steps) for s in at}
             for s, value in at.items():
                 assert value == pytest.approx(rate / (1 + decay * t[s]), rel=1e-5), (schedule, s)
+
+
+# Small configs of every registered model (a new model adds its own here).
+CONTRACT_CONFIGS = {
+    "permakey": dict(encoder_filters=(4, 8, 8, 8), latent_dim=4, lsp_hidden_widths=(16, 8), num_keypoints=3),
+    "transporter": dict(image_size=16, encoder_filters=(4, 4, 8, 8), decoder_filters=(8, 8, 8, 8),
+                        num_keypoints=2),
+}
+
+
+def test_every_model_has_small_contract_settings():
+    assert set(CONTRACT_CONFIGS) == set(MODEL_SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SPECS))
+def test_every_model_keeps_the_keypoint_model_contract(name):
+    """What training, evaluation, export and the probes call, on every registered model: the
+    base class, the keypoint outputs, an empty batch, the window features, the statistics pass,
+    the named optimizers and a config round trip that rebuilds the same model."""
+    import keras
+
+    from permakey_tf.models.keypoint_model import KeypointModel
+
+    spec = get_model_spec(name)
+    config = spec.config_class(**CONTRACT_CONFIGS[name])
+    assert issubclass(spec.model_class, KeypointModel) and spec.model_class.config_class is spec.config_class
+    for method in ("predict_keypoints", "window_feature_maps", "statistics_pass"):
+        assert getattr(spec.model_class, method) is not getattr(KeypointModel, method), method
+    keras.utils.set_random_seed(0)
+    model = spec.model_class(config)
+    size, k = config.image_size, config.num_keypoints
+    frames = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    outputs = model.predict_keypoints(frames)
+    assert tuple(outputs["keypoints"].shape) == (2, k, 2)
+    pixels = np.asarray(outputs["keypoints_pixels"])
+    assert tuple(outputs["gaussian_maps"].shape) == (2, size, size, k)
+    assert np.all((pixels >= 0) & (pixels <= size)), "keypoint pixels lie inside the frame"
+
+    empty = model(frames[:0], training=False)
+    assert set(empty) >= {"keypoints", "keypoints_pixels", "heatmaps", "gaussian_maps"}
+    for key, value in empty.items():
+        assert value.shape[0] == 0 and tuple(value.shape[1:]) == tuple(model(frames, training=False)[key].shape[1:])
+        assert np.all(np.isfinite(np.asarray(value)))
+
+    maps = model.window_feature_maps(frames)
+    assert maps and all(m.shape[0] == 2 and m.dtype == "float32" for m in maps)
+
+    batch = frames if spec.examples == "frames" else (frames, frames[::-1])
+    before = [np.array(v) for v in model.non_trainable_variables]
+    weights = [np.array(v) for v in model.trainable_variables]
+    model.statistics_pass(batch)
+    after = [np.array(v) for v in model.non_trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(before, after)), "BatchNorm statistics move"
+    assert all(np.array_equal(w, np.array(v)) for w, v in zip(weights, model.trainable_variables))
+
+    model.compile()
+    assert model.named_optimizers() and all(isinstance(o, keras.optimizers.Optimizer)
+                                           for o in model.named_optimizers().values())
+
+    rebuilt = spec.model_class.from_config(model.get_config())
+    assert rebuilt.config == model.config and rebuilt.name == model.name
+    rebuilt(frames, training=False)
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_allclose(rebuilt.predict_keypoints(frames)["keypoints"],
+                               model.predict_keypoints(frames)["keypoints"], atol=1e-6)
+    with pytest.raises(TypeError, match=spec.config_class.__name__):
+        spec.model_class(object())

@@ -1,4 +1,4 @@
-"""permakey_tf.run_config: the RunConfig's parts, the dataset variant they select, config.json."""
+"""permakey_tf.training.run_config: the RunConfig's parts, the dataset variant they select, config.json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from permakey_tf import data, run_config, run_flags, runs
+from permakey_tf.data import loading
+from permakey_tf.training import run_config, run_flags, runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,7 @@ def test_loaders_and_builder_are_given_the_same_dataset_variant():
     loader = settings.dataset_arguments()
     assert loader == {"train_frames": 6_000, "validation_frames": 256, "test_frames": 512,
                       "data_dir": "/data", "dataset_seed": 3}
-    translated = data._split_kwargs(loader)  # raises TypeError on an argument the loaders lack
+    translated = loading._split_kwargs(loader)  # raises TypeError on an argument the loaders lack
     builder = settings.builder_arguments()
     assert builder == {k: translated[k] for k in builder}
     assert builder["seed"] == 3
@@ -45,7 +46,7 @@ def test_class_names_are_read_from_the_runs_own_dataset_variant(monkeypatch):
 
     monkeypatch.setattr(tfds_atari, "get_builder", fake_builder)
     settings = run_config.DataSettings(game="pong", dataset_seed=7, data_dir="/d")
-    assert data.class_names("pong", **settings.dataset_arguments()) == ("Ball", "Player")
+    assert loading.class_names("pong", **settings.dataset_arguments()) == ("Ball", "Player")
     assert seen == {"game": "pong", **settings.builder_arguments()}
 
 
@@ -120,7 +121,35 @@ def test_the_config_modules_do_not_load_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, permakey_tf.run_config, permakey_tf.run_flags, permakey_tf.runs, "
+    code = ("import sys, permakey_tf.training.run_config, permakey_tf.training.run_flags, permakey_tf.training.runs, "
             "permakey_tf.atomic_files, permakey_tf.machine; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_set_values_take_the_type_of_their_config_field():
+    """--set reads each value as its field's declared type: integers, numbers, booleans, words,
+    integer lists, and "none" where the field is optional; a value of the wrong kind is refused
+    with the kind the field takes."""
+    from permakey_tf.config import PermaKeyConfig, TransporterConfig
+
+    parsed = run_flags.parse_model_options(PermaKeyConfig, [
+        "num_keypoints=5", "keypoint_sigma=0.07", "learning_rate=2e-4", "lsp_layers=0, 1,2",
+        "inference_batch_statistics=yes", "pointnet_norm=layer", "lsp_hidden_widths=none",
+        "pointnet-final-steps=0"])
+    assert parsed == {"num_keypoints": 5, "keypoint_sigma": 0.07, "learning_rate": 2e-4,
+                      "lsp_layers": (0, 1, 2), "inference_batch_statistics": True,
+                      "pointnet_norm": "layer", "lsp_hidden_widths": None, "pointnet_final_steps": 0}
+    assert type(parsed["keypoint_sigma"]) is float and type(parsed["num_keypoints"]) is int
+    assert run_flags.parse_model_options(PermaKeyConfig, ["lsp_hidden_widths=32,16"]) == {
+        "lsp_hidden_widths": (32, 16)}
+    assert run_flags.parse_model_options(TransporterConfig, ["encoder_filters=8,8,16,16"]) == {
+        "encoder_filters": (8, 8, 16, 16)}
+    for option, kind in (("num_keypoints=2.5", "an integer"), ("keypoint_sigma=wide", "a number"),
+                         ("inference_batch_statistics=maybe", "true or false"),
+                         ("lsp_layers=0.5,1", "a comma-separated list of integers"),
+                         ("lsp_layers=none", "a comma-separated list of integers")):
+        with pytest.raises(run_config.ConfigError, match=kind):
+            run_flags.parse_model_options(PermaKeyConfig, [option])
+    with pytest.raises(run_config.ConfigError, match="expected FIELD=VALUE"):
+        run_flags.parse_model_options(PermaKeyConfig, ["no_such_field=1"])

@@ -1,4 +1,4 @@
-"""permakey_tf.runs: the run folder's layout, its config.json and the folder readers."""
+"""permakey_tf.training.runs: the run folder's layout, its config.json and the folder readers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from permakey_tf import run_config, run_flags, runs
+from permakey_tf.training import run_config, run_flags, runs
 
 
 def test_a_run_folder_is_read_back_with_its_config_and_model(tmp_path):

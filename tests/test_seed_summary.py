@@ -1,4 +1,4 @@
-"""Results over seeds: permakey_tf.seed_summary and experiments/over_seeds.py end to end."""
+"""Results over seeds: permakey_tf.evaluation.seed_summary and experiments/over_seeds.py end to end."""
 
 import json
 import math
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from permakey_tf import seed_summary
+from permakey_tf.evaluation import seed_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from permakey_tf import ram_annotations, representations, state_probe
+from permakey_tf.probes import ram_annotations, representations, state_probe
 
 BYTE = 5  # the synthetic state variable's RAM byte
 
@@ -145,7 +145,7 @@ def test_the_cli_refuses_a_game_without_ram_annotation_before_loading_anything(t
     run = tmp_path / "enduro" / "permakey" / "r"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "best.keras").write_bytes(b"not loaded")
-    from permakey_tf import runs, run_flags
+    from permakey_tf.training import runs, run_flags
 
     runs.write_config(run_flags.resolve_config({"game": "enduro", "preset": "smoke"}), run)
     result = subprocess.run([sys.executable, str(root / "probe_state.py"), str(run), "--no-progress"],

@@ -247,7 +247,7 @@ def test_pong_objects_have_hud_and_static_flags(pong):
 def test_ram_is_stored_per_frame_and_its_documented_bytes_move_with_the_boxes(pong):
     """Pong's RAM byte 51 is the player paddle's y and byte 49 the ball's x (AtariARI's table):
     across frames they must rise and fall with the Player / Ball boxes of the same example."""
-    from permakey_tf.ram_annotations import ram_variables
+    from permakey_tf.probes.ram_annotations import ram_variables
 
     assert pong.info.features["ram"].shape == (128,) and pong.info.features["ram"].dtype == np.uint8
     names = _label_names(pong)
@@ -275,7 +275,7 @@ def test_ram_is_stored_per_frame_and_its_documented_bytes_move_with_the_boxes(po
 def test_a_version_1_0_0_dataset_stays_readable_without_ram_and_is_never_rebuilt(tmp_path, monkeypatch):
     """Data prepared by a 1.0.0 release (no `ram`) read through version="1.0.0" with their own
     features; asking to build 1.0.0 now is refused with a message, and nothing is written."""
-    from permakey_tf import data
+    from permakey_tf.data import pipelines
 
     with monkeypatch.context() as patch:  # write a 1.0.0 dataset as the old release did
         patch.setattr(Builder, "VERSION", tfds.core.Version("1.0.0"))
@@ -285,7 +285,7 @@ def test_a_version_1_0_0_dataset_stays_readable_without_ram_and_is_never_rebuilt
     assert old.is_prepared() and "ram" not in old.info.features
     examples = _examples(old, "test")
     assert len(examples) == TINY["test_frames"] and "ram" not in examples[0]
-    batch = next(iter(data.evaluation_batches(old.as_dataset(split="test", shuffle_files=False))))
+    batch = next(iter(pipelines.evaluation_batches(old.as_dataset(split="test", shuffle_files=False))))
     assert "ram" not in batch and batch["image"].shape[1:] == (84, 84, 3)
     other = tmp_path / "other"
     with pytest.raises(tfds_atari.DatasetNotPreparedError, match="only the current version"):

@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 import train  # noqa: E402
-from permakey_tf import runs, run_flags, run_config  # noqa: E402
+from permakey_tf.training import runs, run_flags, run_config, trainer  # noqa: E402
 
 
 def _env():
@@ -163,7 +163,7 @@ def _tiny_model():
 def test_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
     import tensorflow as tf
 
-    from permakey_tf import callbacks as cb, checkpoints
+    from permakey_tf.training import callbacks as cb, checkpoints
 
     model = _tiny_model()
     x = np.ones([16, 3], np.float32)
@@ -186,7 +186,7 @@ def test_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
 
 
 def test_corrupt_backup_gives_a_clear_error(tmp_path):
-    from permakey_tf import checkpoints
+    from permakey_tf.training import checkpoints
 
     model = _tiny_model()
     model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0,
@@ -201,7 +201,7 @@ def test_corrupt_backup_gives_a_clear_error(tmp_path):
 
 
 def test_early_stopping_counts_epochs_without_improvement(tmp_path):
-    from permakey_tf import checkpoints
+    from permakey_tf.training import checkpoints
 
     model = _tiny_model()
     best = checkpoints.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=2, save=False)
@@ -258,7 +258,7 @@ def test_cli_end_to_end_writes_the_run_folder(smoke_data_dir, tmp_path):
 
     import keras
 
-    from permakey_tf.permakey import PermaKey
+    from permakey_tf.models.permakey import PermaKey
 
     model = keras.models.load_model(run_dir / "checkpoints" / "best.keras")
     assert isinstance(model, PermaKey) and model.config.num_keypoints == 3
@@ -323,7 +323,7 @@ class _FakeClock:
 
 
 def test_time_limit_stops_before_the_epoch_that_would_run_past_it():
-    from permakey_tf.callbacks import StopAtTimeLimit
+    from permakey_tf.training.callbacks import StopAtTimeLimit
 
     clock, model = _FakeClock(), types.SimpleNamespace(stop_training=False)
     limit = StopAtTimeLimit(100.0, stream=io.StringIO(), clock=clock)
@@ -349,7 +349,7 @@ def test_time_limit_stops_before_the_epoch_that_would_run_past_it():
 
 
 def test_the_final_pointnet_phase_runs_only_where_the_time_limit_leaves_room_for_it(capsys):
-    from permakey_tf.callbacks import StopAtTimeLimit
+    from permakey_tf.training.callbacks import StopAtTimeLimit
 
     config = run_flags.resolve_config({"preset": "quick"})  # 600 phase steps, 375 steps per epoch
     data = types.SimpleNamespace(steps_per_epoch=375)
@@ -362,14 +362,14 @@ def test_the_final_pointnet_phase_runs_only_where_the_time_limit_leaves_room_for
     for epoch in range(6):
         clock.now += 80.0  # 480 s of training; the phase is estimated at half an epoch, 40 s
         limit.on_epoch_end(epoch)
-    assert train._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
-    assert train._phase_fits_in_time_limit(None, best, config, data, Path("run"))  # no limit
+    assert trainer._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
+    assert trainer._phase_fits_in_time_limit(None, best, config, data, Path("run"))  # no limit
     clock.now = 570.0  # 30 s left
-    assert not train._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
+    assert not trainer._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
     assert "apply it with: python train.py --resume run" in capsys.readouterr().out
     clock.now = 480.0
     limit.stopped_after_epoch = 4  # stopped by the limit: the run is not finished
-    assert not train._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
+    assert not trainer._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
 
 
 def test_time_limit_ends_the_run_at_an_epoch_boundary_and_resume_continues(smoke_data_dir, tmp_path):
@@ -411,7 +411,7 @@ def test_cli_trains_and_exports_transporter_on_noisy_frames(smoke_data_dir, tmp_
 
 
 def test_map_panels_lay_out_frame_gaussians_error_maps_reconstruction():
-    from permakey_tf.summaries import map_panels
+    from permakey_tf.training.summaries import map_panels
 
     frames = np.zeros([2, 84, 84, 3], np.uint8)
     frames[:, 10, 20] = 255
@@ -434,7 +434,7 @@ def test_map_panels_lay_out_frame_gaussians_error_maps_reconstruction():
 
 def test_resumed_data_stream_equals_the_uninterrupted_one(smoke_data_dir):
     config = run_flags.resolve_config({"preset": "smoke", "data_dir": str(smoke_data_dir)})
-    from permakey_tf.run_data import RunData
+    from permakey_tf.training.run_data import RunData
 
     data = RunData(config)
     steps = data.steps_per_epoch
@@ -465,7 +465,7 @@ def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
 def test_a_resume_pointer_that_leads_outside_the_backup_is_refused_and_nothing_is_deleted(tmp_path):
     """latest.json naming a folder outside backup/ (an absolute path, '..', or a link out) is
     refused before anything is read; the outside folder and its files stay."""
-    from permakey_tf import checkpoints
+    from permakey_tf.training import checkpoints
 
     backup = tmp_path / "run" / "backup"
     model = _tiny_model()

@@ -1,4 +1,4 @@
-"""Tests for permakey_tf.transporter: the transport step, gradient stops, outputs, saving, options,
+"""Tests for permakey_tf.models.transporter: the transport step, gradient stops, outputs, saving, options,
 and a short learning run on synthetic moving-square pairs."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf import ops
+from permakey_tf.models import ops
 from permakey_tf.config import TransporterConfig
-from permakey_tf.transporter import Transporter, transport_features
+from permakey_tf.models.transporter import Transporter, transport_features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -168,7 +168,8 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="pairs"):
         model.train_on_batch(_frames(0, 2))
     with pytest.raises(TypeError, match="TransporterConfig"):
-        Transporter({"num_keypoints": 3})
+        Transporter("transporter")
+    assert Transporter({"num_keypoints": 3}).config.num_keypoints == 3  # a config dict, as PermaKey
 
 
 @pytest.mark.parametrize(
@@ -237,8 +238,8 @@ def test_l2_weight_adds_to_loss_only():
 
 
 def test_fits_on_the_pair_pipeline():
-    """The contract with permakey_tf.data: pair_batches' (source, target) uint8 batches train it."""
-    from permakey_tf import data
+    """The contract with permakey_tf.data.pipelines: pair_batches' (source, target) uint8 batches train it."""
+    from permakey_tf.data import pipelines
 
     n = 40
     examples = tf.data.Dataset.from_tensor_slices({
@@ -246,8 +247,8 @@ def test_fits_on_the_pair_pipeline():
         "episode_id": np.repeat([0, 1], n // 2).astype(np.int32),
         "step": np.tile(np.arange(n // 2), 2).astype(np.int32),
     })
-    pairs = data.pair_batches(examples, batch_size=4, seed=0,
-                              pairs=data.PairConfig(sampling="gap", gap=5))
+    pairs = pipelines.pair_batches(examples, batch_size=4, seed=0,
+                              pairs=pipelines.PairConfig(sampling="gap", gap=5))
     model = _tiny_model()
     model.compile()
     batches = list(pairs)
@@ -332,7 +333,7 @@ def test_loss_is_scaled_by_replica_count():
         tf.config.set_logical_device_configuration(cpu, two)
         import keras
         from permakey_tf.config import TransporterConfig
-        from permakey_tf.transporter import Transporter
+        from permakey_tf.models.transporter import Transporter
         config = TransporterConfig(image_size=16, encoder_filters=(4, 4, 8, 8),
                                    decoder_filters=(8, 8, 8, 8), num_keypoints=2, norm="layer")
         rng = np.random.default_rng(0)

@@ -81,7 +81,7 @@ def test_figure2_layout_has_image_model_and_error_map_rows(tmp_path):
 
 
 def test_gaussian_windows_match_the_models_gaussian_maps():
-    from permakey_tf import ops
+    from permakey_tf.models import ops
 
     pixels = np.array([[30.0, 50.0], [70.25, 12.5]])
     maps = viz.gaussian_windows(pixels, sigma=0.1)
