@@ -246,11 +246,8 @@ class Transporter(KeypointModel):
     def __init__(self, config: TransporterConfig | dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config = self.resolve_config(config)
-        stack = dict(
-            kernels=config.encoder_kernels, filters=config.encoder_filters,
-            strides=config.encoder_strides, norm=config.norm,
-        )
-        self.encoder = ConvStack(**stack, name="encoder")
+        self.encoder = ConvStack(config.encoder_kernels, config.encoder_filters, config.encoder_strides,
+                                 norm=config.norm, name="encoder")
         self.keypointer = keypoint_head(config, config.encoder_kernels, config.encoder_filters,
                                         config.encoder_strides, config.norm, "keypointer")
         self.decoder = RefineNet(
