@@ -77,21 +77,32 @@ def heatmaps_to_keypoints(heatmaps: tf.Tensor, reduction: str = "spatial") -> tf
     Returns:
       ``[B, K, 2]`` keypoints ``(y, x)`` in ``[-1, 1]`` (``linspace(-1, 1, size)`` grid), float32.
     """
-    if reduction not in KEYPOINT_REDUCTIONS:
-        raise ValueError(f"reduction must be one of {KEYPOINT_REDUCTIONS}, got {reduction!r}")
-    heatmaps = tf.cast(heatmaps, tf.float32)
-    height, width = heatmaps.shape[1], heatmaps.shape[2]
-    ys, xs = _grid(height, tf.float32), _grid(width, tf.float32)
-    if reduction == "marginal":
-        y_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=2), axis=1)  # [B, H, K]
-        x_weights = tf.nn.softmax(tf.reduce_mean(heatmaps, axis=1), axis=1)  # [B, W, K]
-    else:
-        weights = _spatial_softmax(heatmaps)
-        y_weights = tf.reduce_sum(weights, axis=2)  # [B, H, K]: the softmax's marginals
-        x_weights = tf.reduce_sum(weights, axis=1)  # [B, W, K]
+    y_weights, x_weights = heatmap_marginals(heatmaps, reduction)
+    ys, xs = _grid(y_weights.shape[1], tf.float32), _grid(x_weights.shape[1], tf.float32)
     y = tf.einsum("bhk,h->bk", y_weights, ys)
     x = tf.einsum("bwk,w->bk", x_weights, xs)
     return tf.stack([y, x], axis=-1)
+
+
+def heatmap_marginals(heatmaps: tf.Tensor, reduction: str = "spatial") -> tuple[tf.Tensor, tf.Tensor]:
+    """The per-axis weights :func:`heatmaps_to_keypoints` takes the expectation under.
+
+    Args:
+      heatmaps: ``[B, H, W, K]`` logits.
+      reduction: ``"spatial"`` (the marginals of one softmax over all positions) or ``"marginal"``
+        (a softmax per axis over the logits averaged along the other axis).
+
+    Returns:
+      ``(y_weights [B, H, K], x_weights [B, W, K])`` float32, each summing to 1 over its axis.
+    """
+    if reduction not in KEYPOINT_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {KEYPOINT_REDUCTIONS}, got {reduction!r}")
+    heatmaps = tf.cast(heatmaps, tf.float32)
+    if reduction == "marginal":
+        return (tf.nn.softmax(tf.reduce_mean(heatmaps, axis=2), axis=1),
+                tf.nn.softmax(tf.reduce_mean(heatmaps, axis=1), axis=1))
+    weights = _spatial_softmax(heatmaps)
+    return tf.reduce_sum(weights, axis=2), tf.reduce_sum(weights, axis=1)
 
 
 def _spatial_softmax(heatmaps: tf.Tensor) -> tf.Tensor:

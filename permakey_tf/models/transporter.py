@@ -310,25 +310,48 @@ class Transporter(KeypointModel):
           dict: ``reconstruction`` [B,H,W,3] float32; ``source_keypoints`` / ``target_keypoints``
           [B,K,2] (y, x) in [-1, 1] (source stop-gradient); ``target_heatmaps`` [B,h,w,K].
         """
-        sigma = self.config.keypoint_sigma
-        source_features = tf.stop_gradient(self._features(source, training))
         _, source_keypoints = self._keypoints(source, training)
         source_keypoints = tf.stop_gradient(source_keypoints)
-        target_features = self._features(target, training)
         target_heatmaps, target_keypoints = self._keypoints(target, training)
-        height, width = target_features.shape[1], target_features.shape[2]
-        transported = transport_features(
-            source_features,
-            target_features,
-            ops.keypoints_to_gaussian_maps(source_keypoints, height, width, sigma),
-            ops.keypoints_to_gaussian_maps(target_keypoints, height, width, sigma),
-        )
+        reconstruction = self.reconstruct_with_keypoints(
+            source, target, source_keypoints, target_keypoints, training=training)
         return {
-            "reconstruction": self.decoder(transported, training=training),
+            "reconstruction": reconstruction,
             "source_keypoints": source_keypoints,
             "target_keypoints": target_keypoints,
             "target_heatmaps": target_heatmaps,
         }
+
+    def reconstruct_with_keypoints(self, source, target, source_keypoints, target_keypoints,
+                                   training=False) -> tf.Tensor:
+        """The target frame decoded from features transported around *given* keypoints.
+
+        ``transport_images`` calls it with the keypointer's own keypoints; diagnostics call it with
+        other ones (a fixed layout, or ``None`` for no keypoint at all) to ask how much the
+        model's reconstruction owes to where its keypoints are.
+
+        Args:
+          source, target: ``[B, H, W, 3]`` float in [0, 1].
+          source_keypoints, target_keypoints: ``[B, K, 2]`` (y, x) in [-1, 1], or ``None``: no
+            Gaussian maps (all zero), so nothing is suppressed or pasted for that frame.
+          training: BatchNorm mode.
+
+        Returns:
+          ``[B, H, W, 3]`` float32 reconstruction of ``target``.
+        """
+        sigma = self.config.keypoint_sigma
+        source_features = tf.stop_gradient(self._features(source, training))
+        target_features = self._features(target, training)
+        height, width = target_features.shape[1], target_features.shape[2]
+
+        def maps(keypoints):
+            if keypoints is None:
+                return tf.repeat(tf.zeros_like(target_features[..., :1]), self.config.num_keypoints, -1)
+            return ops.keypoints_to_gaussian_maps(keypoints, height, width, sigma)
+
+        transported = transport_features(source_features, target_features, maps(source_keypoints),
+                                         maps(target_keypoints))
+        return self.decoder(transported, training=training)
 
     def transport(self, source, target, training=False) -> dict:
         """``transport_images`` on uint8 frames ``[B, H, W, 3]``; also returns the target's

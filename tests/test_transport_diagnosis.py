@@ -1,0 +1,103 @@
+"""Tests for permakey_tf.evaluation.transport_diagnosis and Transporter.reconstruct_with_keypoints:
+the reconstruction with given keypoints, and what the diagnosis says of a model whose keypoints
+cannot move. (A trained model's diagnosis is tested in tests/test_transporter.py, on the model its
+learning test trains.)"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from permakey_tf.config import TransporterConfig
+from permakey_tf.evaluation.transport_diagnosis import diagnose_transporter, keypoint_spread
+from permakey_tf.models import ops
+from permakey_tf.models.transporter import Transporter
+
+TINY = TransporterConfig(image_size=16, encoder_filters=(4, 4, 8, 8), decoder_filters=(8, 8, 8, 8),
+                         num_keypoints=2)
+
+
+def _frames(seed: int, n: int = 6) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+
+
+def _model(seed: int = 0) -> Transporter:
+    keras.utils.set_random_seed(seed)
+    model = Transporter(TINY)
+    model(_frames(seed, 2))
+    return model
+
+
+def _scaled(frames):
+    return tf.constant(frames.astype(np.float32) / 255.0)
+
+
+def test_reconstruction_with_the_own_keypoints_is_the_transport_pass():
+    model = _model()
+    source, target = _scaled(_frames(1)), _scaled(_frames(2))
+    outputs = model.transport_images(source, target)
+    again = model.reconstruct_with_keypoints(source, target, outputs["source_keypoints"],
+                                             outputs["target_keypoints"])
+    np.testing.assert_array_equal(again.numpy(), outputs["reconstruction"].numpy())
+
+
+def test_no_keypoints_decode_the_source_alone():
+    """Without Gaussian maps nothing is pasted: the target frame cannot change the output, and
+    keypoints placed on the frame do change it."""
+    model = _model()
+    source = _scaled(_frames(1))
+    first = model.reconstruct_with_keypoints(source, _scaled(_frames(2)), None, None)
+    second = model.reconstruct_with_keypoints(source, _scaled(_frames(3)), None, None)
+    np.testing.assert_array_equal(first.numpy(), second.numpy())
+    keypoints = tf.zeros((6, 2, 2))
+    pasted = model.reconstruct_with_keypoints(source, _scaled(_frames(3)), keypoints, keypoints)
+    assert np.abs(pasted.numpy() - second.numpy()).max() > 1e-5  # the untrained decoder is nearly flat
+
+
+def test_keypoint_spread_of_flat_and_peaked_weights():
+    """Uniform weights on an n-point linspace(-1, 1) grid have variance (n + 1) / (3 (n - 1)) per
+    axis; a one-cell peak has none."""
+    n, size = 8, 16
+    flat = np.full((1, n, 1), 1.0 / n)
+    expected = np.sqrt(2 * (n + 1) / (3 * (n - 1))) * (size - 1) / 2
+    np.testing.assert_allclose(keypoint_spread(flat, flat, size), [[expected]], rtol=1e-6)
+    peak = np.zeros((1, n, 1))
+    peak[0, 3, 0] = 1.0
+    np.testing.assert_allclose(keypoint_spread(peak, peak, size), [[0.0]], atol=1e-9)
+
+
+def test_a_model_whose_keypoints_cannot_move_gains_nothing_from_them():
+    """Zero heatmap weights and biases: every frame gets the same flat heatmaps, so the keypoints
+    are their own fixed layout (ratio 1, no motion) and their spread is the flat heatmap's."""
+    model = _model()
+    conv = model.keypointer.heatmap_conv
+    conv.kernel.assign(tf.zeros_like(conv.kernel))
+    conv.bias.assign(tf.zeros_like(conv.bias))
+    diagnosis = diagnose_transporter(model, _frames(4, 10), _frames(5, 10), batch_size=4)
+    assert diagnosis.pairs == 10
+    assert diagnosis.loss_ratio_fixed == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(diagnosis.keypoint_motion_px, 0.0, atol=1e-3)
+    np.testing.assert_allclose(diagnosis.fixed_layout_px, [[8.0, 8.0]] * 2, atol=1e-3)
+    heatmaps = model(_frames(4, 1))["heatmaps"]
+    flat = keypoint_spread(*[w.numpy() for w in ops.heatmap_marginals(heatmaps)], 16)[0]
+    np.testing.assert_allclose(diagnosis.heatmap_spread_px, flat, rtol=1e-5)
+    # Random frames differ almost everywhere; copying the source is the pair's own difference.
+    assert diagnosis.changed_pixel_share > 0.8
+    expected_copy = np.mean((_frames(4, 10) / 255.0 - _frames(5, 10) / 255.0) ** 2)
+    assert diagnosis.mse_copy_source == pytest.approx(expected_copy, rel=1e-5)
+    assert diagnosis.change_map.shape == (16, 16)
+
+
+def test_identical_frames_change_nothing():
+    model = _model()
+    frames = _frames(6, 4)
+    diagnosis = diagnose_transporter(model, frames, frames)
+    assert diagnosis.changed_pixel_share == 0.0 and diagnosis.mse_copy_source == 0.0
+    assert diagnosis.mse_own_changed == 0.0 and diagnosis.keypoint_share_of_changed_error == 0.0
+
+
+def test_mismatched_pairs_are_refused():
+    with pytest.raises(ValueError, match="one shape"):
+        diagnose_transporter(_model(), _frames(1, 3), _frames(2, 4))
