@@ -305,7 +305,8 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
     """Transporter's hyperparameters (docs/BACKGROUND.md section 5).
 
     Defaults follow the authors' re-implementation (the baseline behind the PermaKey paper's
-    comparisons) with the training schedule the Transporter paper states; the module docstring of
+    comparisons) with the training schedule the PermaKey paper's appendix A.2.2 states for that
+    re-implementation (its code ran a lower rate, 2e-4); the module docstring of
     ``permakey_tf/models/transporter.py`` lists every difference from DeepMind's description.
 
     Attributes:
