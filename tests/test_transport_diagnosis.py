@@ -101,3 +101,38 @@ def test_identical_frames_change_nothing():
 def test_mismatched_pairs_are_refused():
     with pytest.raises(ValueError, match="one shape"):
         diagnose_transporter(_model(), _frames(1, 3), _frames(2, 4))
+
+
+# ----------------------------------------------------------------- data-dependent output offset
+@pytest.mark.parametrize("output", ["bn_sigmoid", "sigmoid", "linear"])
+def test_output_offset_decodes_a_zero_preactivation_to_the_colour(output):
+    """With the output conv's kernel zeroed, the decoder's output is its offset alone: the colour
+    set, for every output mode."""
+    model = Transporter(TINY.replace(decoder_output=output))
+    model(_frames(0, 2))
+    conv = model.decoder.output_conv
+    conv.kernel.assign(tf.zeros_like(conv.kernel))
+    colour = np.array([0.56, 0.28, 0.07])
+    model.decoder.set_output_offset(colour)
+    out = model.decoder(tf.random.uniform((2, 8, 8, 8)), training=False).numpy()
+    np.testing.assert_allclose(out, np.broadcast_to(colour, out.shape), atol=1e-3)
+
+
+def test_initialise_from_data_sets_the_mean_colour_only_when_asked():
+    colour = np.array([144, 72, 17], np.uint8)
+    frames = np.broadcast_to(colour, (4, 16, 16, 3)).copy()
+    frames[:, :4] = 255  # a white strip: the mean is not the background colour
+    expected = frames.reshape(-1, 3).mean(axis=0) / 255.0
+    batches = [(frames, frames[::-1])]
+    model = Transporter(TINY.replace(decoder_offset_init="data_mean"))
+    model(_frames(0, 2))
+    model.initialise_from_data(batches)
+    beta = model.decoder.output_norm.beta.numpy()
+    np.testing.assert_allclose(1 / (1 + np.exp(-beta)), expected, rtol=1e-5)
+    untouched = _model()
+    before = [w.numpy() for w in untouched.weights]
+    untouched.initialise_from_data(batches)  # "zero", the default: nothing changes
+    for a, b in zip(before, untouched.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    with pytest.raises(ValueError, match="no frames"):
+        model.initialise_from_data([])

@@ -151,6 +151,11 @@ class KeypointModel(keras.Model):
         """float32 feature maps ``[B, h, w, C]`` (one or more) that a keypoint's window covers."""
         raise NotImplementedError(f"{type(self).__name__} must implement window_feature_maps")
 
+    def initialise_from_data(self, batches) -> None:
+        """Data-dependent initialisation, once, before the first step of a new run (not on
+        resume). ``batches`` are training batches as ``fit`` receives them. Default: nothing."""
+        del batches
+
     def statistics_pass(self, data) -> None:
         """One training-mode forward pass over a training batch, updating only BatchNorm's
         moving statistics (``batch_norm.recompute_statistics``)."""

@@ -105,6 +105,21 @@ class RefineNet(keras.layers.Layer):
             x = tf.sigmoid(x)
         return x
 
+    def set_output_offset(self, colour) -> None:
+        """Sets the output layer's per-channel offset so that a zero pre-activation decodes to
+        ``colour`` (``[output_channels]`` in (0, 1); clipped to [0.01, 0.99] before the logit of
+        the sigmoid outputs): BatchNorm's beta for "bn_sigmoid", the conv's bias otherwise."""
+        import numpy as np
+
+        colour = np.asarray(colour, np.float64).reshape(self.output_channels)
+        if self.output_mode == "linear":
+            offset = colour
+        else:
+            clipped = np.clip(colour, 0.01, 0.99)
+            offset = np.log(clipped / (1.0 - clipped))
+        target = self.output_norm.beta if self.output_norm is not None else self.output_conv.bias
+        target.assign(tf.constant(offset, target.dtype))
+
     def compute_output_shape(self, input_shape):
         shape = self._upsampled(tuple(input_shape), len(self.upsample_after))
         return shape[:3] + (self.output_channels,)

@@ -285,6 +285,21 @@ class Transporter(KeypointModel):
             ),
         }
 
+    def initialise_from_data(self, batches) -> None:
+        """With ``decoder_offset_init="data_mean"``: the decoder's output offset from the mean
+        colour of the frames in ``batches`` (``(source, target)`` uint8 pairs); otherwise nothing."""
+        if self.config.decoder_offset_init != "data_mean":
+            return
+        total, count = 0.0, 0
+        for data in batches:
+            for frames in _unpack_pair(data):
+                frames = tf.cast(frames, tf.float64) / 255.0
+                total += tf.reduce_sum(frames, axis=[0, 1, 2]).numpy()
+                count += int(frames.shape[0]) * int(frames.shape[1]) * int(frames.shape[2])
+        if count == 0:
+            raise ValueError("initialise_from_data got no frames: pass at least one training batch")
+        self.decoder.set_output_offset(total / count)
+
     def statistics_pass(self, data) -> None:
         """The training-mode pair forward pass without any update but BatchNorm's statistics
         (``batch_norm.recompute_statistics``); ``data`` is a ``(source, target)`` batch."""

@@ -24,6 +24,8 @@ EXIT_NON_FINITE = 3
 EXIT_CORRUPT = 4
 EXIT_BUSY = 5
 EXIT_INTERRUPTED = 130
+# Training batches (dataset order) a new run's data-dependent initialisation reads.
+INITIALISATION_BATCHES = 8
 
 
 def _build_model(config: RunConfig):
@@ -105,6 +107,8 @@ def train(config: RunConfig, run_dir: Path | None, resuming: bool,
         best = checkpoints.BestCheckpointAndEarlyStopping(
             folder.out_dir / runs.CHECKPOINT, patience=config.train.early_stopping_patience)
         initial_epoch = _restore(model, folder, best, resuming, config.train.epochs)
+        if initial_epoch == 0:
+            model.initialise_from_data(data.statistics_batches(INITIALISATION_BATCHES))
         time_limit = None
         if initial_epoch < config.train.epochs:
             time_limit = _fit(model, config, data, folder, best, initial_epoch, image_frames, quality_set,
