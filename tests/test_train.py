@@ -1,5 +1,6 @@
 """train.py end to end (smoke preset, subprocesses) and the training machinery it wires together:
-flag checks, presets, run folder, TensorBoard events, best checkpoint, resume, NaN stop."""
+flag checks, presets, run folder, TensorBoard events, best checkpoint, resume, export. The
+checkpoint and NaN-stop callbacks alone: tests/test_checkpoints.py."""
 
 from __future__ import annotations
 
@@ -147,72 +148,6 @@ def test_config_json_round_trip(tmp_path):
     with pytest.raises(run_config.ConfigError, match="conflict"):
         run_flags.resume_config(run_dir, {"batch_size": 4})
     assert run_flags.resume_config(run_dir, {"epochs": 7}).train.epochs == 7
-
-
-# ----------------------------------------------------------------------------- callbacks in process
-
-
-def _tiny_model():
-    import keras
-
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    return model
-
-
-def test_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
-    import tensorflow as tf
-
-    from permakey_tf.training import callbacks as cb, checkpoints
-
-    model = _tiny_model()
-    x = np.ones([16, 3], np.float32)
-    y = np.ones([16, 1], np.float32)
-    bad_x = x.copy()
-    bad_x[0, 0] = np.nan
-    # Epoch 1 is clean; epoch 2's third batch holds a NaN.
-    train_ds = tf.data.Dataset.from_tensor_slices((np.concatenate([x, x, bad_x]), np.concatenate([y, y, y])))
-    best = checkpoints.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=None)
-    backup = checkpoints.ResumeBackup(tmp_path / "backup", stateful={"best": best})
-    with pytest.raises(cb.NonFiniteLossError, match="loss became nan") as error:
-        model.fit(train_ds.batch(4), validation_data=(x, y), epochs=3, steps_per_epoch=6,
-                  callbacks=[cb.StopOnNonFiniteLoss(kept="kept!"), best, backup], verbose=0)
-    assert "epoch 2" in str(error.value) and "kept!" in str(error.value)
-    assert best.best_epoch == 1 and (tmp_path / "best.keras").exists()
-    restored = _tiny_model()
-    state = checkpoints.restore_backup(restored, tmp_path / "backup")
-    assert state["epoch"] == 1 and state["global_step"] == 6
-    assert all(np.isfinite(w).all() for w in restored.get_weights())
-
-
-def test_corrupt_backup_gives_a_clear_error(tmp_path):
-    from permakey_tf.training import checkpoints
-
-    model = _tiny_model()
-    model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0,
-              callbacks=[checkpoints.ResumeBackup(tmp_path / "backup")])
-    folder = checkpoints.read_latest(tmp_path / "backup")
-    (folder / "state.weights.h5").write_bytes(b"not an h5 file")
-    with pytest.raises(checkpoints.CorruptBackupError, match="corrupt.*Delete"):
-        checkpoints.restore_backup(_tiny_model(), tmp_path / "backup")
-    (tmp_path / "backup" / "latest.json").write_text("{")
-    with pytest.raises(checkpoints.CorruptBackupError, match="pointer"):
-        checkpoints.restore_backup(_tiny_model(), tmp_path / "backup")
-
-
-def test_early_stopping_counts_epochs_without_improvement(tmp_path):
-    from permakey_tf.training import checkpoints
-
-    model = _tiny_model()
-    best = checkpoints.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=2, save=False)
-    best.set_model(model)
-    for epoch, value in enumerate([3.0, 2.0, 2.5, 2.1]):
-        best.on_epoch_end(epoch, {"val_loss": value})
-    assert (best.best, best.best_epoch, best.epochs_since_best) == (2.0, 2, 2)
-    assert model.stop_training and best.stopped_early
-    # An epoch without validation cannot choose a checkpoint: a clear error, not a silent pass.
-    with pytest.raises(ValueError, match="No validation loss"):
-        best.on_epoch_end(4, {"loss": 1.0, "vae_loss": 0.5})
 
 
 # ----------------------------------------------------------------------------- CLI end to end
@@ -469,27 +404,6 @@ def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--export-only", str(tmp_path / "nowhere")])
     assert "not a run folder" in capsys.readouterr().err
-
-
-def test_a_resume_pointer_that_leads_outside_the_backup_is_refused_and_nothing_is_deleted(tmp_path):
-    """latest.json naming a folder outside backup/ (an absolute path, '..', or a link out) is
-    refused before anything is read; the outside folder and its files stay."""
-    from permakey_tf.training import checkpoints
-
-    backup = tmp_path / "run" / "backup"
-    model = _tiny_model()
-    model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[checkpoints.ResumeBackup(backup)])
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    (outside / "unrelated.txt").write_text("keep me")
-    (backup / "epoch-9999").symlink_to(outside, target_is_directory=True)
-    for name in (str(outside), "../../elsewhere", "epoch-9999"):
-        (backup / "latest.json").write_text(json.dumps({"folder": name}))
-        with pytest.raises(checkpoints.CorruptBackupError, match="not an epoch-<n> folder inside"):
-            checkpoints.restore_backup(_tiny_model(), backup)
-        with pytest.raises(checkpoints.CorruptBackupError):  # the next epoch's backup would replace it
-            model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[checkpoints.ResumeBackup(backup)])
-    assert (outside / "unrelated.txt").read_text() == "keep me"
 
 
 def _backup_values(path):
