@@ -321,12 +321,13 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
         must be one per factor 2 of the encoder's total stride.
       decoder_output: "linear" (DeepMind: plain conv output), "sigmoid", or "bn_sigmoid" (the
         re-implementation: conv -> BatchNorm -> sigmoid).
-      decoder_offset_init: "zero" (both codes: the output layer's offset starts at 0, so every
-        pixel starts at 0.5 after a sigmoid) or "data_mean" (set before the first step of a new
-        run from the mean colour of the first training batches, through the inverse of the output
-        non-linearity: Adam moves that offset by about one learning rate per step, so from 0 it
-        needs thousands of steps to reach a dark background's colour, and until then the error of
-        the static background dwarfs that of the objects the keypoints should move to).
+      decoder_offset_init: "data_mean" (default: set before the first step of a new run from the
+        mean colour of the first training batches, through the inverse of the output
+        non-linearity) or "zero" (both codes: the offset starts at 0, every pixel at 0.5 after the
+        sigmoid). The papers are silent on it. Adam moves that offset by about one learning rate
+        per step, so from 0 it needs thousands of steps to reach a dark channel's colour, and until
+        then the error of the static background dwarfs that of the objects the keypoints should
+        move to (measured on Pong: docs/notes/transporter-diagnosis.md).
       norm: "batch" (both papers' BatchNorm), "layer" or "instance" (DeepMind's code notes these are
         "quite a lot more stable").
       num_keypoints, keypoint_sigma and the other keypoint-bottleneck fields: as PermaKey's
@@ -348,7 +349,7 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
     decoder_filters: tuple[int, ...] = (128, 128, 64, 32)
     decoder_upsample_after: tuple[int, ...] = (1,)
     decoder_output: str = "bn_sigmoid"
-    decoder_offset_init: str = "zero"
+    decoder_offset_init: str = "data_mean"
     norm: str = "batch"
     l2_weight: float = 0.0
     learning_rate: float = 5e-4

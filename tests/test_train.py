@@ -330,15 +330,16 @@ def test_cli_trains_and_exports_transporter_on_noisy_frames(smoke_data_dir, tmp_
     result = subprocess.run(
         _train_cmd("--preset", "smoke", "--model", "transporter", "--noise", "vertical",
                    "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path), "--name", "tr",
-                   "--epochs", "1", "--set", "decoder_offset_init=data_mean"),
+                   "--epochs", "1"),
         env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "spaceinvaders" / "transporter" / "tr"
     config = runs.load_config(run_dir)
     assert config.model == "transporter" and config.data.noise == "vertical"
-    # The new run's output offset came from its frames: Space Invaders is mostly black, so every
-    # channel's offset is far below the zero it starts at (a few Adam steps move it by ~0.01).
+    # The new run's output offset came from its frames (decoder_offset_init "data_mean", the
+    # default): Space Invaders is mostly black, so every channel's offset is far below the zero
+    # it starts at (a few Adam steps move it by ~0.01).
     import keras
 
     import permakey_tf.models.transporter  # noqa: F401  (registers the classes)
