@@ -19,7 +19,11 @@ Public API:
     ``keypoints`` [B,K,2] (y, x) in [-1, 1]; ``keypoints_pixels`` [B,K,2] (x, y) pixels;
     ``heatmaps`` [B,h,w,K] logits; ``gaussian_maps`` [B,H,W,K].
   * ``transport(source, target)``: the pair forward pass (reconstruction, both keypoint sets), for
-    figures and tests.
+    figures and tests; ``reconstruct_with_keypoints(...)``: the reconstruction around given
+    keypoints (or none), for diagnostics.
+  * ``initialise_from_data(batches)``: before a new run's first step, the decoder's output offset
+    from the frames' mean colour (``decoder_offset_init="data_mean"``, the default; both codes
+    start it at zero).
 
 Choices where the authors' re-implementation (docs/BACKGROUND.md section 5) and DeepMind's description /
 code disagree. Every one is a ``TransporterConfig`` field; the default is the re-implementation's
