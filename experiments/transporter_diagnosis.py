@@ -66,14 +66,13 @@ def draw(model, diagnosis, source, target, path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import tensorflow as tf
 
     from permakey_tf import viz
+    from permakey_tf.models import ops
 
     outputs = model(target, training=False)
     pixels = outputs["keypoints_pixels"].numpy()  # [N, K, 2] (x, y)
-    s = tf.constant(source[:1].astype(np.float32) / 255.0)
-    t = tf.constant(target[:1].astype(np.float32) / 255.0)
+    s, t = (ops.scale_frames(frames[:1], model.config.image_size) for frames in (source, target))
     own = model.transport_images(s, t)["reconstruction"].numpy()[0]
     none = model.reconstruct_with_keypoints(s, t, None, None).numpy()[0]
     fig, axes = plt.subplots(1, 5, figsize=(12, 2.8))

@@ -123,9 +123,6 @@ def diagnose_transporter(model, source: np.ndarray, target: np.ndarray, batch_si
     config = model.config
     size = config.image_size
 
-    def scaled(frames):
-        return tf.convert_to_tensor(frames.astype(np.float32) / 255.0)
-
     # Pass 1: both frames' keypoints, the targets' heatmap spread.
     source_keypoints, target_keypoints, spreads = [], [], []
     for part in _batches(len(source), batch_size):
@@ -142,7 +139,9 @@ def diagnose_transporter(model, source: np.ndarray, target: np.ndarray, batch_si
     squared = {"own": [], "no_keypoints": [], "fixed_layout": [], "copy_source": []}
     changed_masks = []
     for part in _batches(len(source), batch_size):
-        s, t = scaled(source[part]), scaled(target[part])
+        s = ops.scale_frames(source[part], size, "diagnose_transporter")
+        t = ops.scale_frames(target[part], size, "diagnose_transporter")
+        difference = s.numpy() - t.numpy()
         n = len(source[part])
         fixed = tf.constant(np.broadcast_to(layout, (n,) + layout.shape), tf.float32)
         keypoint_sets = {
@@ -153,8 +152,8 @@ def diagnose_transporter(model, source: np.ndarray, target: np.ndarray, batch_si
         for name, (source_kp, target_kp) in keypoint_sets.items():
             reconstruction = model.reconstruct_with_keypoints(s, t, source_kp, target_kp, training=False)
             squared[name].append((reconstruction.numpy() - t.numpy()) ** 2)
-        squared["copy_source"].append((s.numpy() - t.numpy()) ** 2)
-        changed_masks.append(np.abs(s.numpy() - t.numpy()).max(axis=-1) > change_threshold)
+        squared["copy_source"].append(difference ** 2)
+        changed_masks.append(np.abs(difference).max(axis=-1) > change_threshold)
     squared = {name: np.concatenate(parts) for name, parts in squared.items()}  # [N, S, S, 3]
     changed = np.concatenate(changed_masks)  # [N, S, S]
 

@@ -297,7 +297,7 @@ class Transporter(KeypointModel):
         total, count = 0.0, 0
         for data in batches:
             for frames in _unpack_pair(data):
-                frames = tf.cast(frames, tf.float64) / 255.0
+                frames = tf.cast(ops.scale_frames(frames, self.config.image_size, "Transporter"), tf.float64)
                 total += tf.reduce_sum(frames, axis=[0, 1, 2]).numpy()
                 count += int(frames.shape[0]) * int(frames.shape[1]) * int(frames.shape[2])
         if count == 0:
