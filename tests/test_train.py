@@ -125,6 +125,10 @@ def test_defaults_are_the_papers_and_flags_override_presets():
     assert quick.train.batch_size == 16 and quick.train.precision == "auto"
     assert not quick.train.jit and quick.data.train_frames == 6_000
     assert 2_000 <= quick.train.epochs * quick_steps_per_epoch <= 3_000
+    # Transporter's quick run is longer: at 6 epochs its Pong keypoints had only begun to track.
+    quick_transporter = run_flags.resolve_config({"preset": "quick", "model": "transporter"})
+    assert (quick_transporter.train.epochs, quick.train.epochs) == (10, 6)
+    assert run_flags.resolve_config({"preset": "quick", "model": "transporter", "epochs": 3}).train.epochs == 3
 
     overridden = run_flags.resolve_config(
         {"preset": "quick", "batch_size": 8, "layers": "0,1", "num_keypoints": 5, "epochs": 1}

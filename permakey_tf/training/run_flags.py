@@ -55,11 +55,14 @@ PRESET_TABLE: dict[str, Preset] = {
         description="9-14 minutes on an idle 2-core CPU: 6,000 training frames, batch 16, "
         "6 epochs (2,250 steps), precision auto; PermaKey with encoder widths (16, 32, 32, 64), "
         "layer 0 only, LSPN widths (64, 32, 32), Adam 1e-3, a fresh PointNet at step 1,125 and "
-        "a final PointNet phase of 600 steps; Transporter batch 16 (1,000 steps)",
+        "a final PointNet phase of 600 steps; Transporter batch 16, 10 epochs (1,680 steps)",
         train={"epochs": 6, "precision": "auto", "image_frames": 8, "quality_frames": 128,
                "statistics_batches": 32},
         data={"train_frames": 6_000, "validation_frames": 256, "test_frames": 512},
         batch_size={"permakey": 16, "transporter": 16},
+        # Transporter's pairs give 168 steps per epoch; at 6 epochs its keypoints had only begun
+        # to track on Pong's validation frames (docs/notes/transporter-diagnosis.md).
+        epochs={"transporter": 10},
         models={
             "permakey": {
                 "encoder_filters": (16, 32, 32, 64),
