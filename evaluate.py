@@ -12,6 +12,10 @@ number comes with four baselines of the same K computed by the same code: the mo
 layout (each keypoint's mean position, on every frame), random points, a regular grid and
 frame-difference blobs.
 
+Runs that differ only by seed are also compared with each other: how far each seed's keypoints
+lie from the nearest keypoints of the others on the same frames, beside the same distance for
+their fixed layouts and for random points (``seed_agreement`` in metrics.json).
+
 Writes OUT/metrics.json, prints a table per run and noise type, and draws PNG figures into
 OUT/figures: keypoint overlays, the paper's Figure 2 (image / Transporter / PermaKey / error maps),
 Figure 4 (keypoint centres and Gaussian windows), Figure 3 (runs that differ only by seed) and
@@ -33,12 +37,13 @@ from typing import Optional, Sequence
 
 from permakey_tf.scoring import matching, metrics
 from permakey_tf.config import NOISE_MODES
-from permakey_tf.evaluation.figures import draw_figures
-from permakey_tf.evaluation.report import format_results_table, format_summary
+from permakey_tf.evaluation.figures import draw_figures, seed_groups
+from permakey_tf.evaluation.report import format_results_table, format_seed_agreement, format_summary
 from permakey_tf.evaluation.predictions import (
     EvalSet, UnknownClassesError, load_eval_set, load_predictor, model_diagnostics, output_folder, predict,
     refuse_refinement_without_error_maps, refuse_unknown_classes)
 from permakey_tf.models.registry import get_model_spec
+from permakey_tf.scoring.seed_agreement import seed_agreement
 from permakey_tf.training.runs import NotARunError, read_run_folder
 
 
@@ -117,6 +122,19 @@ def _metric_default(field: str):
     return {f.name: f.default for f in dataclasses.fields(matching.MetricSettings)}[field]
 
 
+def seed_agreements(entries: Sequence[dict], seed: int) -> list[dict]:
+    """For every group of runs that differ only by seed and every noise type: how closely the
+    seeds place their keypoints on the same frames (permakey_tf.scoring.seed_agreement)."""
+    agreements = []
+    for group in seed_groups(entries):
+        for noise in group[0]["predictions"]:
+            keypoints = {f"seed {e['config'].get('seed')}": e["predictions"][noise].keypoints_pixels
+                         for e in group}
+            agreement = seed_agreement(keypoints, seed=seed).to_dict()
+            agreements.append({"runs": [e["label"] for e in group], "noise": noise, **agreement})
+    return agreements
+
+
 def evaluate_runs(args: argparse.Namespace) -> dict:
     """Everything evaluate.py does after parsing flags; returns the metrics.json content."""
     runs = [read_run_folder(path) for path in args.run_dirs]  # fail fast, before loading anything
@@ -177,6 +195,10 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
 
     print()
     print(format_summary(entries))
+    agreements = seed_agreements(entries, args.seed)
+    for agreement in agreements:
+        print()
+        print(format_seed_agreement(agreement))
     figures = [] if args.no_figures else draw_figures(entries, eval_sets, out)
     report = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -200,6 +222,7 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
              "config": e["config"], "results": e["results"]}
             for e in entries
         ],
+        "seed_agreement": agreements,
         "figures": figures,
     }
     path = out / "metrics.json"

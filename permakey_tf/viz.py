@@ -275,26 +275,27 @@ def plot_gaussian_windows(image: np.ndarray, keypoints: np.ndarray, sigma: float
 
 def plot_seed_overlay(image: np.ndarray, keypoints_by_seed: Mapping[str, np.ndarray],
                       title: Optional[str] = None, path: Optional[str] = None) -> Figure:
-    """The paper's Figure 3: keypoints of several seeds on one frame, one colour per seed.
+    """The paper's Figure 3: keypoints of several seeds on the same frames, one colour and marker
+    per seed, one panel per frame.
 
     Args:
-      image: ``[H, W, 3]`` frame.
-      keypoints_by_seed: label (e.g. "seed 1") -> ``[K, 2]`` ``(x, y)`` pixels.
+      image: ``[H, W, 3]`` frame or ``[F, H, W, 3]`` frames.
+      keypoints_by_seed: label (e.g. "seed 1") -> ``[K, 2]`` or ``[F, K, 2]`` ``(x, y)`` pixels.
     """
-    image = _as_frames(image)[0]
-    height, width = image.shape[:2]
-    fig, axes = _axes_grid(1, 1, cell=3.6)
-    ax = axes[0, 0]
-    ax.imshow(image, extent=(0, width, height, 0), interpolation="nearest")
+    frames = _as_frames(image)
+    height, width = frames.shape[1:3]
+    fig, axes = _axes_grid(1, len(frames), cell=3.6)
     seed_colors = keypoint_colors(max(1, len(keypoints_by_seed)))
     markers = "os^Dv<>phX*"
-    for i, (label, kps) in enumerate(keypoints_by_seed.items()):
-        kps = _as_keypoints(kps, 1)[0]
-        _scatter(ax, kps, np.repeat(seed_colors[i:i + 1], len(kps), 0), size=30,
-                 marker=markers[i % len(markers)], label=label)
-    ax.legend(fontsize=6, loc="upper right", framealpha=0.7)
+    by_seed = {label: _as_keypoints(kps, len(frames)) for label, kps in keypoints_by_seed.items()}
+    for f, ax in enumerate(axes[0]):
+        ax.imshow(frames[f], extent=(0, width, height, 0), interpolation="nearest")
+        for i, (label, kps) in enumerate(by_seed.items()):
+            _scatter(ax, kps[f], np.repeat(seed_colors[i:i + 1], kps.shape[1], 0), size=30,
+                     marker=markers[i % len(markers)], label=label if f == 0 else None)
+    axes[0, 0].legend(fontsize=6, loc="upper right", framealpha=0.7)
     if title:
-        ax.set_title(title, fontsize=8)
+        fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return _finish(fig, path)
 

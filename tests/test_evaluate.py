@@ -157,6 +157,13 @@ def test_tables_and_figures_from_synthetic_runs(tmp_path):
     assert f"{results['model']['f1']:.3f}" in f1_line and f"{results['random']['f1']:.3f}" in f1_line
     summary = report.format_summary(entries)
     assert len(summary.splitlines()) == 1 + len(entries)
+    # s0 and s1 differ only by seed and place the same keypoints: one agreement, distance 0; K 6
+    # and the Transporter run are in no seed group.
+    (agreement,) = evaluate.seed_agreements(entries, seed=0)
+    assert agreement["runs"] == ["pong/permakey/s0", "pong/permakey/s1"] and agreement["noise"] == "none"
+    assert agreement["labels"] == ["seed 0", "seed 1"]
+    assert agreement["model"] == 0.0 and agreement["random"] > 5.0
+    assert "seed agreement, noise none (2 runs" in report.format_seed_agreement(agreement)
 
     written = figures.draw_figures(entries, {(("pong", "{}"), "none"): data}, tmp_path)
     names = {Path(p).name for p in written}

@@ -111,3 +111,16 @@ def test_figure4_seed_overlay_and_ablation_write_pngs(tmp_path):
     assert cx1 > cx0 and cy1 > cy0
     with pytest.raises(ValueError, match="2 values for 3 settings"):
         viz.plot_ablation(["a", "b", "c"], {"x": [1, 2]})
+
+
+def test_seed_overlay_draws_one_panel_per_frame_with_each_frames_keypoints():
+    frames = np.concatenate([black(), black()])
+    kps = np.array([[[20.0, 30.0]], [[60.0, 50.0]]])  # the one keypoint moves between the frames
+    fig = viz.plot_seed_overlay(frames, {"seed 0": kps, "seed 1": kps + 2})
+    axes = fig.get_axes()
+    assert len(axes) == 2
+    for ax, frame_kps in zip(axes, kps):
+        offsets = np.concatenate([c.get_offsets() for c in ax.collections])
+        np.testing.assert_allclose(offsets, [frame_kps[0], frame_kps[0] + 2])
+    with pytest.raises(ValueError, match="N = 2 frames"):
+        viz.plot_seed_overlay(frames, {"seed 0": kps[:1]})

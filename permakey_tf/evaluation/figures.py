@@ -48,6 +48,20 @@ def _same_except(configs: Sequence[dict], ignore: Sequence[str]) -> bool:
 _RUN_IDENTITY_IGNORE = ("train.name", "train.logdir", "data.data_dir")
 
 
+def seed_groups(entries: Sequence[dict]) -> list[list[dict]]:
+    """evaluate.py's run entries grouped by everything but the seed (and where the run was
+    written); only groups with at least two different seeds, in the order the runs were given."""
+    groups: list[list[dict]] = []
+    for entry in entries:
+        for group in groups:
+            if _same_except([group[0]["config"], entry["config"]], (*_RUN_IDENTITY_IGNORE, "seed")):
+                group.append(entry)
+                break
+        else:
+            groups.append([entry])
+    return [group for group in groups if len({e["config"].get("seed") for e in group}) >= 2]
+
+
 def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[str]:
     """Writes the PNG figures; returns their paths (relative to ``out``)."""
     from permakey_tf import viz
@@ -99,23 +113,14 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
              layer_names=[f"error map\nlayer {l}" for l in layers] if error_maps is not None else None)
 
     # Figure 3: runs that differ only by seed.
-    groups: list[list[dict]] = []
-    for entry in entries:
-        for group in groups:
-            if _same_except([group[0]["config"], entry["config"]], (*_RUN_IDENTITY_IGNORE, "seed")):
-                group.append(entry)
-                break
-        else:
-            groups.append([entry])
-    for group in groups:
-        if len({e["config"].get("seed") for e in group}) < 2:
-            continue
+    for group in seed_groups(entries):
         noise = next(iter(group[0]["predictions"]))
         data = eval_sets[(group[0]["data_key"], noise)]
-        seeds = {f"seed {e['config'].get('seed')}": e["predictions"][noise].keypoints_pixels[0]
+        shown = figure_indices(len(data.frames), 4)  # the same frames for every seed
+        seeds = {f"seed {e['config'].get('seed')}": e["predictions"][noise].keypoints_pixels[shown]
                  for e in group}
         name = group[0]["label"].split("/")
-        save(viz.plot_seed_overlay, f"figure3_{name[0]}_{name[1]}_seeds.png", data.frames[0], seeds,
+        save(viz.plot_seed_overlay, f"figure3_{name[0]}_{name[1]}_seeds.png", data.frames[shown], seeds,
              title=f"{get_model_spec(group[0]['model']).title} on {group[0]['game']}: {len(seeds)} seeds")
 
     # Ablations: runs that differ only in one model_config field (seeds averaged).

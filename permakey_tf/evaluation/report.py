@@ -69,3 +69,18 @@ def format_summary(entries: Sequence[dict]) -> str:
             own = " ".join(f"{_fmt(results['model'].get(key)):>14}" for _, key in SUMMARY_DIAGNOSTICS)
             lines.append(f"{entry['label'][:40]:40} {entry['game']:16} {noise:10} {f1} {own}")
     return "\n".join(lines)
+
+
+def format_seed_agreement(agreement: dict) -> str:
+    """Block for one group of runs that differ only by seed (``SeedAgreement.to_dict()`` plus
+    ``runs`` and ``noise``): the set distance of each pair beside the fixed-layout and random
+    references (permakey_tf.scoring.seed_agreement)."""
+    labels = agreement["labels"]
+    lines = [f"seed agreement, noise {agreement['noise']} ({len(labels)} runs; nearest-keypoint "
+             f"distance, px, lower = closer):",
+             f"  runs {_fmt(agreement['model'])} (worst pair {_fmt(agreement['worst_pair'])}) | "
+             f"their fixed layouts {_fmt(agreement['fixed_layout'])} | random points "
+             f"{_fmt(agreement['random'])}"]
+    for i, row in enumerate(agreement["pairwise"]):
+        lines.append(f"  {labels[i]:>10} " + " ".join(f"{value:7.2f}" for value in row))
+    return "\n".join(lines)
