@@ -40,6 +40,7 @@ import tempfile
 
 
 from bench import common  # noqa: E402
+from bench.lspn_forms import patch_form_prediction  # noqa: E402
 from bench.train_throughput import model_config, preset_run_config  # noqa: E402
 
 
@@ -96,7 +97,10 @@ def main(argv=None) -> int:
     def lspn_piece(lspn, patch_form):
         def piece(feature):
             with tf.GradientTape() as tape:
-                prediction, target = lspn(feature, training=True, patch_form=patch_form)
+                if patch_form:
+                    prediction, target = patch_form_prediction(lspn, feature, training=True)
+                else:
+                    prediction, target = lspn(feature, training=True)
                 loss = tf.reduce_mean(tf.square(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32)))
             return tape.gradient(loss, lspn.trainable_variables)
         return piece

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench.lspn_forms import patch_form_prediction
 from permakey_tf.models.networks import (
     ConvStack,
     Decoder,
@@ -27,7 +28,7 @@ def test_lspn_fast_form_equals_patch_extraction_form(shape, p, rule, training):
     lspn = LocalSpatialPredictor(p, hidden_widths=(16, 8), odd_size_rule=rule)
     features = _relu_features(shape)
     fast, target = lspn(features, training=training)
-    slow, _ = lspn(features, training=training, patch_form=True)
+    slow, _ = patch_form_prediction(lspn, features, training=training)
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5)
     # The target is the cell itself, flattened (row, column, channel) like the patch extractor.
     from permakey_tf.models import cell_grid

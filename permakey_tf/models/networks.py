@@ -319,9 +319,9 @@ class LocalSpatialPredictor(keras.layers.Layer):
     of neighbours (built once, reused by the kernel gradient), without the centre tap's work.
     The remaining layers act per cell (Dense on the last axis).
     In inference (moving statistics) the batch norms are folded into the kernels before them and
-    the Dense layers run as 1x1 convolutions (:meth:`_folded_inference`). ``patch_form=True``
-    computes the straightforward patch-extraction form, layer by layer, with the same weights
-    (tests check that all forms agree).
+    the Dense layers run as 1x1 convolutions (:meth:`_folded_inference`). The straightforward
+    patch-extraction form, with the same weights, is kept outside the library as the reference
+    both forms are tested against (``bench/lspn_forms.py``).
 
     Call:
       features ``[B, H, W, C]`` -> ``(prediction, target)``, both ``[B, gh, gw, p^2 C]`` with
@@ -383,23 +383,21 @@ class LocalSpatialPredictor(keras.layers.Layer):
         """The first layer as the Dense kernel over the ring: ``[8 p^2 C, h_0]`` (patch order)."""
         return cell_grid.ring_kernel(tf.convert_to_tensor(self.first_kernel))
 
-    def call(self, features, training=None, batch_statistics=False, patch_form=False):
+    def call(self, features, training=None, batch_statistics=False):
         aligned = cell_grid.align_to_cells(features, self.patch_size, self.odd_size_rule)
         target = tf.nn.space_to_depth(aligned, self.patch_size)  # [B, gh, gw, p^2 C]
-        if patch_form:
-            if self.border == "zero":
-                ring, _ = cell_grid.extract_neighbour_patches(features, self.patch_size, self.odd_size_rule)
-            else:
-                ring = cell_grid.cell_ring(target, self.border)
-            x = tf.matmul(ring, tf.cast(self.ring_kernel(), ring.dtype))
-        elif folds_into_kernel(self.norms[0], training, batch_statistics):
+        if folds_into_kernel(self.norms[0], training, batch_statistics):
             return self._folded_inference(target), target
-        else:
-            x = cell_grid.neighbour_conv(target, tf.cast(self.first_kernel, target.dtype), self.border)
+        x = cell_grid.neighbour_conv(target, tf.cast(self.first_kernel, target.dtype), self.border)
+        return self.cell_layers(x, training, batch_statistics), target
+
+    def cell_layers(self, x, training=None, batch_statistics=False):
+        """The layers after the first, per cell: ``[B, gh, gw, h_0]`` first-layer outputs (before
+        its batch norm) -> ``[B, gh, gw, p^2 C]`` predictions."""
         for i, norm in enumerate(self.norms):
             x = apply_batch_norm(norm, x, training, batch_statistics, relu=True)
             x = self.denses[i](x) if i < len(self.denses) else self.output_dense(x)
-        return x, target
+        return x
 
     def _folded_inference(self, cells):
         """The prediction in inference, ``cells [B, gh, gw, d]`` -> ``[B, gh, gw, d]``: every batch
