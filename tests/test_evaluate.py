@@ -32,26 +32,6 @@ def test_refuses_a_folder_without_config(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_refuses_a_missing_folder_and_a_run_without_a_model(tmp_path):
-    with pytest.raises(runs.NotARunError, match="does not exist"):
-        runs.read_run_folder(tmp_path / "nope")
-    (tmp_path / "config.json").write_text(json.dumps(
-        {"model": "permakey", "game": "pong", "model_config": {"num_keypoints": 4}}))
-    with pytest.raises(runs.NotARunError, match=r"not a valid run config.*seed"):
-        runs.read_run_folder(tmp_path)  # config.json is read typed: every field must be there
-    config = run_flags.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path)})
-    runs.write_config(config, tmp_path)
-    with pytest.raises(runs.NotARunError, match=r"checkpoints/best.keras.*saved_model.pb"):
-        runs.read_run_folder(tmp_path)
-    (tmp_path / "export" / "3").mkdir(parents=True)
-    (tmp_path / "export" / "3" / "saved_model.pb").write_bytes(b"")
-    (tmp_path / "export" / "12").mkdir()
-    (tmp_path / "export" / "12" / "saved_model.pb").write_bytes(b"")
-    run = runs.read_run_folder(tmp_path)
-    assert run.checkpoint is None and run.saved_model.name == "12"  # newest version, numerically
-    assert run.config == config and run.num_keypoints == config.model_config.num_keypoints
-
-
 def test_refinement_steps_are_refused_for_a_transporter_run_before_anything_loads(tmp_path, capsys):
     folders = []
     for model in ("permakey", "transporter"):
@@ -75,31 +55,6 @@ def test_rejects_bad_flags():
     with pytest.raises(SystemExit):
         evaluate.parse_args(["somewhere", "--refinement-steps", "-1"])
     assert evaluate.parse_args(["a", "--refinement-steps", "0"]).refinement_steps == 0
-
-
-def test_predict_batches_and_keeps_maps_for_figures_spread_over_the_set():
-    frames = np.zeros([10, SIZE, SIZE, 3], np.uint8)
-    frames[:, 0, 0, 0] = np.arange(10)  # frame i is marked i
-
-    def predictor(batch):
-        n = len(batch)
-        marks = batch[:, 0, 0, 0].astype(float)
-        return {"keypoints_pixels": np.full([n, 3, 2], 5.0),
-                "gaussian_maps": np.ones([n, SIZE, SIZE, 3]) * marks[:, None, None, None],
-                "error_maps": np.zeros([n, SIZE, SIZE, 2]) + marks[:, None, None, None]}
-
-    pred = predictions.predict(predictor, frames, batch_size=4, map_frames=[1, 5, 9], progress=False)
-    assert pred.keypoints_pixels.shape == (10, 3, 2)
-    np.testing.assert_array_equal(pred.figure_gaussian_maps[:, 0, 0, 0], [1, 5, 9])
-    np.testing.assert_array_equal(pred.figure_error_maps[:, 0, 0, 0], [1, 5, 9])
-    assert pred.error_maps is None
-    every = predictions.predict(predictor, frames, batch_size=4, progress=False, all_error_maps=True)
-    assert every.error_maps.shape == (10, SIZE, SIZE, 2) and every.error_maps.dtype == np.float16
-    np.testing.assert_array_equal(every.figure_error_maps[:, 0, 0, 0], figures.figure_indices(10))
-    np.testing.assert_array_equal(figures.figure_indices(10), [0, 1, 3, 4, 5, 6, 8, 9])
-    with pytest.raises(FloatingPointError, match="NaN"):
-        predictions.predict(lambda b: {"keypoints_pixels": np.full([len(b), 1, 2], np.nan)}, frames,
-                         progress=False)
 
 
 def _synthetic_eval_set(n=12):

@@ -40,3 +40,23 @@ def test_a_folder_without_config_is_not_a_run(tmp_path):
         runs.read_run_folder(tmp_path)
     with pytest.raises(run_config.ConfigError, match="not a run folder"):
         runs.load_config(tmp_path / "missing")
+
+
+def test_refuses_a_missing_folder_and_a_run_without_a_model(tmp_path):
+    with pytest.raises(runs.NotARunError, match="does not exist"):
+        runs.read_run_folder(tmp_path / "nope")
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model": "permakey", "game": "pong", "model_config": {"num_keypoints": 4}}))
+    with pytest.raises(runs.NotARunError, match=r"not a valid run config.*seed"):
+        runs.read_run_folder(tmp_path)  # config.json is read typed: every field must be there
+    config = run_flags.resolve_config({"game": "pong", "preset": "smoke", "logdir": str(tmp_path)})
+    runs.write_config(config, tmp_path)
+    with pytest.raises(runs.NotARunError, match=r"checkpoints/best.keras.*saved_model.pb"):
+        runs.read_run_folder(tmp_path)
+    (tmp_path / "export" / "3").mkdir(parents=True)
+    (tmp_path / "export" / "3" / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "export" / "12").mkdir()
+    (tmp_path / "export" / "12" / "saved_model.pb").write_bytes(b"")
+    run = runs.read_run_folder(tmp_path)
+    assert run.checkpoint is None and run.saved_model.name == "12"  # newest version, numerically
+    assert run.config == config and run.num_keypoints == config.model_config.num_keypoints
