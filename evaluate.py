@@ -16,7 +16,7 @@ Runs that differ only by seed are also compared with each other: how far each se
 lie from the nearest keypoints of the others on the same frames, beside the same distance for
 their fixed layouts and for random points (``seed_agreement`` in metrics.json).
 
-Writes OUT/metrics.json, prints a table per run and noise type, and draws PNG figures into
+Writes OUT/metrics.json (with the code version and machine it was computed on), prints a table per run and noise type, and draws PNG figures into
 OUT/figures: keypoint overlays, the paper's Figure 2 (image / Transporter / PermaKey / error maps),
 Figure 4 (keypoint centres and Gaussian windows), Figure 3 (runs that differ only by seed) and
 ablation charts (runs that differ only in K, encoder layers, patch size or encoder kernels).
@@ -43,6 +43,7 @@ from permakey_tf.evaluation.predictions import (
     EvalSet, UnknownClassesError, load_eval_set, load_predictor, model_diagnostics, output_folder, predict,
     refuse_refinement_without_error_maps, refuse_unknown_classes)
 from permakey_tf.models.registry import get_model_spec
+from permakey_tf.provenance import provenance
 from permakey_tf.scoring.seed_agreement import seed_agreement
 from permakey_tf.training.runs import NotARunError, read_run_folder
 
@@ -203,6 +204,7 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
     report = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
+        **provenance(),
         "split": args.split,
         "max_frames": args.max_frames,
         "noise_seed": args.seed,

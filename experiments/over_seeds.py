@@ -15,6 +15,11 @@ an interruption and continues where it stopped):
   4. ``protocol.json`` beside them: the code version (git commit, and whether the tree had
      uncommitted changes), the machine (CPU model and vector instruction set), the date, the
      commands and the wall time of each step.
+With two or more seeds, then ``evaluate.py`` over all the seeds' runs at once into
+``<setting>/agreement/`` (how closely the seeds place their keypoints on the same frames, and the
+paper's Figure 3), with its own ``protocol.json``; repeated only when the seeds change or one was
+trained in this call. Seeds trained by separate calls (e.g. in parallel) get it from one more
+call with all of them, which finds them finished.
 
 Report folders: ``REPORTS/<game>[-<noise>]/<model>[-<tag>][-validation]/seed<S>/`` with REPORTS
 defaulting to ``docs/results/<UTC date>_<machine>`` (e.g. ``2026-12-06_amd-epyc-avx2``; the newest
@@ -41,21 +46,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from permakey_tf.atomic_files import write_json_atomically
 from permakey_tf.training.final_pointnet import FIELDS as FINAL_FIELDS
-from permakey_tf.machine import cpu_model, machine_label
+from permakey_tf.machine import machine_label
+from permakey_tf.provenance import provenance
+from permakey_tf.evaluation.report import format_seed_agreement
 from permakey_tf.evaluation.seed_summary import format_seeds_table, load_seed_reports
 
 NOISES = ("none", "horizontal", "vertical", "both")
-
-
-def code_version() -> dict:
-    """The git commit of this checkout and whether tracked files differ from it."""
-    def git(*args):
-        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    changed = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "uncommitted_changes": bool(changed) if changed is not None else None}
+# Beside the seed<S> folders: evaluate.py over all the seeds at once (seed agreement, Figure 3).
+AGREEMENT_FOLDER = "agreement"
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -208,10 +206,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.no_probe and not has_ram_annotation(args.game):
         print(f"{args.game} has no RAM annotation: probes skipped")
         args.no_probe = True
-    cpu, machine = cpu_model(), machine_label()
+    machine = machine_label()
     reports = Path(args.reports) if args.reports else default_reports(
         machine, lambda root: setting_folder(root, args))
     folder = setting_folder(reports, args)
+    retrained = False
     for seed in args.seeds:
         run_dir = Path(args.logdir) / args.game / args.model / run_name(args, seed)
         out = folder / f"seed{seed}"
@@ -229,6 +228,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             if step == "train":  # a new or resumed model: earlier evaluations are not of it
                 record["steps"] = {}
+                retrained = True
             start = time.time()
             result = subprocess.run(command, cwd=ROOT)
             if result.returncode != 0:
@@ -239,11 +239,50 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             record["steps"][step] = {"command": command, "seconds": round(time.time() - start, 1),
                                      "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
                                          timespec="seconds")}
-            record.update(seed=seed, run_dir=str(run_dir), split=args.split, cpu=cpu, machine=machine,
-                          cpu_count=os.cpu_count(), **code_version())
+            record.update(seed=seed, run_dir=str(run_dir), split=args.split, **provenance())
             write_json_atomically(record_path, record, sort_keys=False)
+    if len(args.seeds) >= 2:
+        code = agreement_step(args, folder, retrained)
+        if code:
+            return code
     if not args.dry_run:
         print(format_seeds_table(load_seed_reports([folder])))
+        agreement_path = folder / AGREEMENT_FOLDER / "metrics.json"
+        if agreement_path.exists():
+            for agreement in json.loads(agreement_path.read_text()).get("seed_agreement", []):
+                print(format_seed_agreement(agreement))
+    return 0
+
+
+def agreement_step(args: argparse.Namespace, folder: Path, retrained: bool) -> int:
+    """evaluate.py over all the seeds' runs together into ``folder/agreement/``: how closely the
+    seeds place their keypoints on the same frames, and Figure 3. Skipped when a record of the
+    same seeds exists and no seed was trained in this call."""
+    out = folder / AGREEMENT_FOLDER
+    record_path = out / "protocol.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if not retrained and record.get("seeds") == sorted(args.seeds):
+        print(f"= seeds {sorted(args.seeds)}: agreement already in {record_path}")
+        return 0
+    data = ["--data-dir", args.data_dir] if args.data_dir else []
+    noises = "none" if args.noise == "none" else f"none,{args.noise}"
+    run_dirs = [str(Path(args.logdir) / args.game / args.model / run_name(args, seed)) for seed in sorted(args.seeds)]
+    command = [sys.executable, str(ROOT / "evaluate.py"), *run_dirs, "--out", str(out), "--split", args.split,
+               "--noise", noises, "--no-progress", *data]
+    print("+ " + " ".join(command), flush=True)
+    if args.dry_run:
+        return 0
+    start = time.time()
+    result = subprocess.run(command, cwd=ROOT)
+    if result.returncode != 0:
+        print(f"over_seeds.py: error: the seeds' agreement failed (exit {result.returncode}); fix the "
+              f"cause and run the same command again to continue", file=sys.stderr)
+        return result.returncode
+    write_json_atomically(record_path, {
+        "seeds": sorted(args.seeds), "run_dirs": run_dirs, "split": args.split, "command": command,
+        "seconds": round(time.time() - start, 1),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **provenance()}, sort_keys=False)
     return 0
 
 

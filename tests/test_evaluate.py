@@ -152,6 +152,8 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     result = _run_cli(run_dir, "--out", out, "--noise", "none,vertical", "--no-progress", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "metrics.json").read_text())
+    assert report["machine"] and report["cpu"]  # every report names its machine and code version
+    assert set(report) >= {"commit", "uncommitted_changes", "cpu_count"}
     (run,) = report["runs"]
     assert set(run["results"]) == {"none", "vertical"}
     for noise, results in run["results"].items():

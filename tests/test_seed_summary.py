@@ -87,9 +87,17 @@ def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
         f1s.append(run["results"]["none"]["model"]["f1"])
     table_row = next(line for line in first.stdout.splitlines() if line.startswith("| pong/permakey |"))
     assert f"{statistics.fmean(f1s):.2f} ± {statistics.stdev(f1s):.2f}" in table_row
+    # Both seeds evaluated together: their agreement, and the same per-seed numbers as alone.
+    together = json.loads((folder / "agreement" / "metrics.json").read_text())
+    assert [r["results"]["none"]["model"]["f1"] for r in together["runs"]] == pytest.approx(f1s)
+    (agreement,) = together["seed_agreement"]
+    assert agreement["labels"] == ["seed 0", "seed 1"] and agreement["random"] > 0
+    assert json.loads((folder / "agreement" / "protocol.json").read_text())["seeds"] == [0, 1]
+    assert "seed agreement, noise none (2 runs" in first.stdout
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "train.py" not in again.stdout and again.stdout.count("already in") == 2
+    assert "train.py" not in again.stdout and "evaluate.py" not in again.stdout
+    assert again.stdout.count("already in") == 3  # two seeds and their agreement
 
     # A final PointNet phase on seed 0's finished joint training: copied, not trained again.
     base_checkpoint = tmp_path / "runs" / "pong" / "permakey" / "smoke_none_seed0" / "checkpoints" / "best.keras"
