@@ -229,16 +229,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if step == "train":  # a new or resumed model: earlier evaluations are not of it
                 record["steps"] = {}
                 retrained = True
-            start = time.time()
-            result = subprocess.run(command, cwd=ROOT)
-            if result.returncode != 0:
-                print(f"over_seeds.py: error: seed {seed}: {step} failed (exit {result.returncode}); "
-                      f"fix the cause and run the same command again to continue", file=sys.stderr)
-                return result.returncode
+            code, timing = run_step(command, f"seed {seed}: {step}")
+            if code:
+                return code
             out.mkdir(parents=True, exist_ok=True)
-            record["steps"][step] = {"command": command, "seconds": round(time.time() - start, 1),
-                                     "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                                         timespec="seconds")}
+            record["steps"][step] = {"command": command, **timing}
             record.update(seed=seed, run_dir=str(run_dir), split=args.split, **provenance())
             write_json_atomically(record_path, record, sort_keys=False)
     if len(args.seeds) >= 2:
@@ -272,18 +267,26 @@ def agreement_step(args: argparse.Namespace, folder: Path, retrained: bool) -> i
     print("+ " + " ".join(command), flush=True)
     if args.dry_run:
         return 0
+    code, timing = run_step(command, "the seeds' agreement")
+    if code:
+        return code
+    write_json_atomically(record_path, {
+        "seeds": sorted(args.seeds), "run_dirs": run_dirs, "split": args.split, "command": command,
+        **timing, **provenance()}, sort_keys=False)
+    return 0
+
+
+def run_step(command: list[str], what: str) -> tuple[int, dict]:
+    """Runs one step from the repository root: (exit code, {"seconds", "finished"}); a failure is
+    reported on stderr with the way to continue."""
     start = time.time()
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode != 0:
-        print(f"over_seeds.py: error: the seeds' agreement failed (exit {result.returncode}); fix the "
-              f"cause and run the same command again to continue", file=sys.stderr)
-        return result.returncode
-    write_json_atomically(record_path, {
-        "seeds": sorted(args.seeds), "run_dirs": run_dirs, "split": args.split, "command": command,
+        print(f"over_seeds.py: error: {what} failed (exit {result.returncode}); fix the cause and run "
+              f"the same command again to continue", file=sys.stderr)
+    return result.returncode, {
         "seconds": round(time.time() - start, 1),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **provenance()}, sort_keys=False)
-    return 0
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 if __name__ == "__main__":
