@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from permakey_tf.config import TransporterConfig
-from permakey_tf.evaluation.transport_diagnosis import diagnose_transporter, keypoint_spread
+from permakey_tf.evaluation.transport_diagnosis import (diagnose_transporter, keypoint_spread, pair_motion,
+                                                        window_pair_indices)
 from permakey_tf.models import ops
 from permakey_tf.models.transporter import Transporter
 
@@ -138,3 +139,31 @@ def test_initialise_from_data_sets_the_mean_colour_only_when_asked():
         np.testing.assert_array_equal(a, b.numpy())
     with pytest.raises(ValueError, match="no frames"):
         model.initialise_from_data([])
+
+
+def test_window_pairs_stay_inside_one_window_of_one_episode():
+    # Episode 0: 25 frames (two windows of 10, a partial one dropped); episode 1: 9 frames (none).
+    episode_ids = np.r_[np.zeros(25, int), np.ones(9, int)]
+    sources, targets = window_pair_indices(episode_ids, window_length=10, source_range=(0, 4),
+                                           target_range=(5, 9))
+    assert len(sources) == 2 * 4 * 4
+    window = sources // 10
+    assert np.array_equal(window, targets // 10) and set(window) == {0, 1}
+    assert set(sources % 10) == {0, 1, 2, 3} and set(targets % 10) == {5, 6, 7, 8}
+    assert targets.max() < 20  # never the dropped partial window nor episode 1
+    empty = window_pair_indices(np.zeros(5, int), 10, (0, 4), (5, 9))
+    assert empty[0].size == 0
+
+
+def test_pair_motion_counts_the_pairs_where_a_class_moved():
+    n = 6
+    positions = {
+        "Ball_x": np.arange(n, dtype=float) * 3, "Ball_y": np.zeros(n),      # 3 px per frame
+        "Paddle_x": np.zeros(n), "Paddle_y": np.r_[0.0, 0, 0, 5, 5, 5],        # one jump
+        "Gone_x": np.full(n, np.nan), "Gone_y": np.full(n, np.nan),           # never present
+    }
+    sources, targets = np.arange(n - 1), np.arange(1, n)  # consecutive frames
+    motion = pair_motion(positions, sources, targets, moved_px=2.0)
+    assert motion["Ball"] == {"pairs": 5, "moved_share": 1.0, "median_px": 3.0}
+    assert motion["Paddle"]["moved_share"] == pytest.approx(1 / 5) and motion["Paddle"]["median_px"] == 0.0
+    assert motion["Gone"]["pairs"] == 0 and np.isnan(motion["Gone"]["moved_share"])

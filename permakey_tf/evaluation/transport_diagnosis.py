@@ -23,6 +23,9 @@ pixels: a flat heatmap over a 42x42 map gives about 0.41 x the frame size) and
 ``keypoint_motion_px`` (per keypoint, the standard deviation of its position over the target
 frames; 0 = the same place in every frame).
 
+On the data alone, :func:`window_pair_indices` and :func:`pair_motion` say how far each object
+class moves between the frames of the pairs Transporter can draw (experiments/pair_motion.py).
+
 Everything runs in inference mode (BatchNorm's moving averages), as evaluate.py scores keypoints.
 Frames are uint8 ``[N, S, S, 3]``; errors are mean squared errors of [0, 1] pixel values.
 """
@@ -186,3 +189,56 @@ def diagnose_transporter(model, source: np.ndarray, target: np.ndarray, batch_si
         fixed_layout_px=[[float(x), float(y)] for x, y in layout_pixels],
         change_map=changed.mean(axis=0),
     )
+
+
+def window_pair_indices(episode_ids: np.ndarray, window_length: int, source_range: tuple[int, int],
+                        target_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every (source, target) pair Transporter's "window" sampling can draw, as frame indices.
+
+    Frames are in generation order (episode after episode, steps ascending); each episode is cut
+    into consecutive windows of ``window_length`` frames (a last partial window is dropped) and
+    every source index in ``[source_range)`` is paired with every target index in
+    ``[target_range)`` of the same window (``permakey_tf.data.pipelines.PairConfig``).
+
+    Returns:
+      ``(source [P], target [P])`` int indices into the frames.
+    """
+    sources, targets = [], []
+    offsets_s = np.arange(*source_range)
+    offsets_t = np.arange(*target_range)
+    grid_s, grid_t = np.meshgrid(offsets_s, offsets_t, indexing="ij")
+    episode_ids = np.asarray(episode_ids)
+    starts = np.flatnonzero(np.r_[True, episode_ids[1:] != episode_ids[:-1]])
+    ends = np.r_[starts[1:], len(episode_ids)]
+    for start, end in zip(starts, ends):
+        for window in range(start, end - window_length + 1, window_length):
+            sources.append(window + grid_s.ravel())
+            targets.append(window + grid_t.ravel())
+    if not sources:
+        return np.zeros(0, int), np.zeros(0, int)
+    return np.concatenate(sources), np.concatenate(targets)
+
+
+def pair_motion(positions: dict, sources: np.ndarray, targets: np.ndarray,
+                moved_px: float = 2.0) -> dict:
+    """How far each object class moves between the frames of the given pairs.
+
+    Args:
+      positions: ``{"<class>_x": [N], "<class>_y": [N]}`` pixels, NaN where absent
+        (``permakey_tf.scoring.metrics.class_positions``).
+      sources, targets: ``[P]`` frame indices of the pairs.
+      moved_px: a class "moved" in a pair when its position changed by more than this.
+
+    Returns:
+      ``{class: {"pairs": pairs with the class in both frames, "moved_share": share of those
+      where it moved, "median_px": median displacement}}``.
+    """
+    result = {}
+    for name in sorted({key[:-2] for key in positions}):
+        x, y = positions[f"{name}_x"], positions[f"{name}_y"]
+        shift = np.hypot(x[targets] - x[sources], y[targets] - y[sources])
+        shift = shift[np.isfinite(shift)]
+        result[name] = {"pairs": int(shift.size),
+                        "moved_share": float((shift > moved_px).mean()) if shift.size else float("nan"),
+                        "median_px": float(np.median(shift)) if shift.size else float("nan")}
+    return result
