@@ -436,6 +436,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one_by_value(smoke_data_dir, tmp_
     second = subprocess.run(_train_cmd("--resume", str(resumed_dir), "--epochs", "2"), env=_env(),
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
+    # config.json describes the run as continued: 2 epochs, like the straight one.
+    assert "config.json: epochs 1 -> 2." in second.stdout
+    assert json.loads((resumed_dir / "config.json").read_text())["train"]["epochs"] == 2
     a = _backup_values(tmp_path / "spaceinvaders" / "permakey" / "straight" / "backup" / "epoch-0002" / "state.weights.h5")
     b = _backup_values(resumed_dir / "backup" / "epoch-0002" / "state.weights.h5")
     assert set(a) == set(b) and len(a) > 50

@@ -145,7 +145,19 @@ def _open_run_folder(config: RunConfig, run_dir: Path | None) -> _RunFolder:
     for path in runs.remove_stale_temporaries(out_dir):
         print(f"Removed {path}, left by an interrupted write.", flush=True)
     print(f"Run folder: {run_dir}" + ("" if chief else f" (worker {worker_index} writes {out_dir})"), flush=True)
+    if chief and not new_run:
+        _record_new_epoch_count(config, run_dir)
     return _RunFolder(run_dir, out_dir, chief, new_run, lock)
+
+
+def _record_new_epoch_count(config: RunConfig, run_dir: Path) -> None:
+    """A run continued with another ``--epochs`` trains that many: its config.json says so (the
+    only field a resume may change that describes the run; --jit and --distribute do not)."""
+    saved = runs.load_config(run_dir)
+    if saved.train.epochs != config.train.epochs:
+        runs.write_config(dataclasses.replace(saved, train=dataclasses.replace(
+            saved.train, epochs=config.train.epochs)), run_dir)
+        print(f"config.json: epochs {saved.train.epochs} -> {config.train.epochs}.", flush=True)
 
 
 def _load_data(config: RunConfig, folder: _RunFolder) -> RunData:
