@@ -29,21 +29,26 @@ from permakey_tf.scoring.baselines import fixed_layout_keypoints, random_keypoin
 from permakey_tf.scoring.matching import _check_keypoints
 
 
-def nearest_keypoint_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[N, Ka]``: for each frame and each keypoint of ``a`` ``[N, Ka, 2]``, the distance (pixels)
-    to the nearest keypoint of ``b`` ``[N, Kb, 2]`` on the same frame."""
+def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[N, Ka, Kb]`` distances (pixels) between the keypoints of two runs on each frame."""
     a, b = _check_keypoints(a), _check_keypoints(b)
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"the runs' keypoints must be on the same frames: {a.shape[0]} vs "
                          f"{b.shape[0]} frames")
-    pairwise = np.linalg.norm(a[:, :, None, :] - b[:, None, :, :], axis=-1)  # [N, Ka, Kb]
-    return pairwise.min(axis=2)
+    return np.linalg.norm(a[:, :, None, :] - b[:, None, :, :], axis=-1)
+
+
+def nearest_keypoint_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[N, Ka]``: for each frame and each keypoint of ``a`` ``[N, Ka, 2]``, the distance (pixels)
+    to the nearest keypoint of ``b`` ``[N, Kb, 2]`` on the same frame."""
+    return _pairwise_distances(a, b).min(axis=2)
 
 
 def set_distance(a: np.ndarray, b: np.ndarray) -> float:
     """The symmetric nearest-keypoint (Chamfer) distance between two runs' keypoints on the same
     frames, averaged over frames, in pixels (module docstring)."""
-    return float(0.5 * (nearest_keypoint_distances(a, b).mean() + nearest_keypoint_distances(b, a).mean()))
+    pairwise = _pairwise_distances(a, b)
+    return float(0.5 * (pairwise.min(axis=2).mean() + pairwise.min(axis=1).mean()))
 
 
 @dataclasses.dataclass(frozen=True)
