@@ -145,3 +145,41 @@ def test_bad_phase_settings_are_refused_with_the_field_named():
         TINY.replace(pointnet_final_steps=-1)
     with pytest.raises(ValueError, match="pointnet_final_learning_rate > 0"):
         TINY.replace(pointnet_final_learning_rate=0.0)
+
+
+def test_several_heads_keep_the_lowest_ratio_even_when_a_later_head_is_worse(checkpoint_dir, tmp_path, monkeypatch):
+    """Head 0 (seed 0) is a real refit, head 1 settles on a fixed layout: head 0 is kept, with the
+    weights a single-head phase of seed 0 gives, and the record lists both heads' ratios."""
+    frames = _frames(64)
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    (spare / "best.keras").write_bytes((checkpoint_dir / "best.keras").read_bytes())
+    real_refit = final_pointnet.refit_pointnet
+
+    def refit_or_settle(model, maps, steps, batch_size, learning_rate, seed):
+        if seed == 0:
+            real_refit(model, maps, steps, batch_size, learning_rate, seed)
+        else:
+            _static_pointnet(model)
+
+    monkeypatch.setattr(final_pointnet, "refit_pointnet", refit_or_settle)
+    lines = []
+    assert final_pointnet.finish_run(checkpoint_dir, TINY.replace(pointnet_final_heads=2), _batches(frames), HELD_OUT,
+                                     16, seed=0, log=lines.append)
+    record = json.loads((checkpoint_dir / final_pointnet.RECORD).read_text())
+    assert record["refit_seeds"] == [0, final_pointnet.HEAD_SEED_STRIDE]
+    first, second = record["refit_loss_ratios"]
+    assert first < 0.95 and second == pytest.approx(1.0)
+    assert record["kept"] == "refit" and record["kept_head"] == 0 and record["refit_loss_ratio"] == first
+    assert any("refitted PointNet 1" in line for line in lines)
+
+    monkeypatch.setattr(final_pointnet, "refit_pointnet", real_refit)
+    assert final_pointnet.finish_run(spare, TINY, _batches(frames), HELD_OUT, 16, seed=0, log=lambda _: None)
+    for a, b in zip(_load(checkpoint_dir / "best.keras").pointnet.get_weights(),
+                    _load(spare / "best.keras").pointnet.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_phase_needs_at_least_one_head():
+    with pytest.raises(ValueError, match="pointnet_final_heads must be >= 1"):
+        TINY.replace(pointnet_final_heads=0)
