@@ -175,9 +175,6 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         maps of the first ``pointnet_final_frames`` training frames, at
         ``pointnet_final_learning_rate``, with the run's batch size
         (``permakey_tf.training.final_pointnet``; train.py applies it).
-      pointnet_final_heads: how many fresh PointNets that phase fits one after another (other
-        seeds, the same maps); of them and the joint PointNet it keeps the one with the lowest
-        loss over its own fixed layout's on held-out frames. 1 (default) = one refit.
       keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
         keypoints in the model's outputs (``ops.mean_shift_keypoints``: each keypoint moves to
         the centre of error mass under its own Gaussian window). Default 2, what measured best
@@ -222,7 +219,6 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     pointnet_final_steps: int = 0
     pointnet_final_learning_rate: float = 1e-3
     pointnet_final_frames: int = 3008
-    pointnet_final_heads: int = 1
     keypoint_refinement_steps: int = 2
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
@@ -257,9 +253,6 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         if self.pointnet_final_steps < 0:
             raise ValueError(f"pointnet_final_steps must be >= 0 (0 = no final PointNet phase), "
                              f"got {self.pointnet_final_steps}")
-        if self.pointnet_final_heads < 1:
-            raise ValueError(f"pointnet_final_heads must be >= 1 (the fresh PointNets of the final phase), "
-                             f"got {self.pointnet_final_heads}")
         if self.pointnet_final_steps and not (self.pointnet_final_learning_rate > 0 and self.pointnet_final_frames >= 1):
             raise ValueError(f"the final PointNet phase needs pointnet_final_learning_rate > 0 and "
                              f"pointnet_final_frames >= 1, got {self.pointnet_final_learning_rate} and "

@@ -12,17 +12,13 @@ the same maps. A fresh fit can also settle on a static layout (the score, the wa
 refitted PointNet replaces the joint one only if it explains the error maps of held-out frames
 better relative to its own fixed layout: its PointNet loss divided by the loss of its keypoints'
 mean positions (``diagnostics.pointnet_loss_ratio``, the model's own loss) must be lower than the
-joint PointNet's. With ``pointnet_final_heads`` = H > 1, H fresh PointNets (seeds
-``seed + HEAD_SEED_STRIDE * i``, head 0 the single-head phase's) are fitted on the same maps one
-after another and the lowest ratio among the joint PointNet and the H refits is kept. The choice
-uses no labels.
+joint PointNet's. The choice uses no labels.
 
 Contract of :func:`finish_run`:
 - only the PointNet's weights can change; the encoder, decoder and LSPN weights are the joint ones;
 - the checkpoint the phase started from is kept as ``checkpoints/joint.keras``, and
-  ``checkpoints/final_pointnet.json`` records the SHA-256 of both files, the loss ratios (the
-  joint one, every head's and the lowest refit's) and which PointNet was kept (``"kept":
-  "refit"`` with ``"kept_head"``, or ``"joint"``); the phase runs once per
+  ``checkpoints/final_pointnet.json`` records the SHA-256 of both files, both loss ratios and
+  which PointNet was kept (``"kept": "refit"`` or ``"joint"``); the phase runs once per
   joint checkpoint (a resumed finished run does not redo it; a resumed run whose best
   checkpoint changed runs it on the new one);
 - the same checkpoint, frames and seed give the same PointNet.
@@ -40,11 +36,7 @@ from permakey_tf.atomic_files import copy_atomically, file_digest, read_json_rec
 
 # The PermaKeyConfig fields that act only after joint training (a finished run's joint training
 # can be reused with other values: experiments/over_seeds.py --reuse-joint).
-FIELDS = ("pointnet_final_steps", "pointnet_final_learning_rate", "pointnet_final_frames",
-          "pointnet_final_heads")
-# Head i of the phase is drawn with seed + HEAD_SEED_STRIDE * i (head 0: the run's seed), so that
-# runs with neighbouring seeds do not share heads.
-HEAD_SEED_STRIDE = 1000
+FIELDS = ("pointnet_final_steps", "pointnet_final_learning_rate", "pointnet_final_frames")
 JOINT_CHECKPOINT = "joint.keras"
 RECORD = "final_pointnet.json"
 
@@ -141,29 +133,16 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
     if quality is not None:
         log(f"joint PointNet: {quality(model)}")
     joint_ratio = loss_ratio(model, held_out_frames)
-    joint_weights = model.pointnet.get_weights()
     maps = settled_error_maps(model, frame_batches, phase.pointnet_final_frames)
-    heads = getattr(phase, "pointnet_final_heads", 1)
-    seeds = [seed + HEAD_SEED_STRIDE * head for head in range(heads)]
-    log(f"Final PointNet phase: {heads} fresh PointNet(s), {steps} steps of {batch_size} each, on the "
-        f"error maps of {len(maps)} training frames (learning rate {phase.pointnet_final_learning_rate:g}) ...")
-    refit_ratios, best_head, best_weights = [], None, None
-    for head, head_seed in enumerate(seeds):
-        refit_pointnet(model, maps, steps, batch_size, phase.pointnet_final_learning_rate, head_seed)
-        refit_ratios.append(loss_ratio(model, held_out_frames))
-        if heads > 1:
-            log(f"refitted PointNet {head} (seed {head_seed}): loss over its fixed layout's {refit_ratios[-1]:.3f}")
-        if best_head is None or refit_ratios[-1] < refit_ratios[best_head]:
-            best_head, best_weights = head, model.pointnet.get_weights()
-    refit_ratio = refit_ratios[best_head]
+    log(f"Final PointNet phase: {steps} steps of {batch_size} on the error maps of {len(maps)} "
+        f"training frames (learning rate {phase.pointnet_final_learning_rate:g}) ...")
+    refit_pointnet(model, maps, steps, batch_size, phase.pointnet_final_learning_rate, seed)
+    refit_ratio = loss_ratio(model, held_out_frames)
     kept = "refit" if refit_ratio < joint_ratio else "joint"
-    model.pointnet.set_weights(best_weights)
     if quality is not None:
-        log(f"refitted PointNet{f' {best_head}' if heads > 1 else ''}: {quality(model)}")
+        log(f"refitted PointNet: {quality(model)}")
     log(f"PointNet loss over its fixed layout's on {len(held_out_frames)} held-out frames: joint "
         f"{joint_ratio:.3f}, refitted {refit_ratio:.3f}: keeping the {kept} PointNet.")
-    if kept == "joint":
-        model.pointnet.set_weights(joint_weights)
     copy_atomically(best, joint)
     joint_digest = file_digest(joint)
     if kept == "refit":
@@ -171,9 +150,7 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
         log(f"Saved {best} (the joint checkpoint is kept as {joint}).")
     write_json_atomically(record_path, {"joint_sha256": joint_digest, "result_sha256": file_digest(best),
                                         "kept": kept, "joint_loss_ratio": joint_ratio,
-                                        "refit_loss_ratio": refit_ratio, "refit_loss_ratios": refit_ratios,
-                                        "refit_seeds": seeds, "kept_head": best_head if kept == "refit" else None,
-                                        "held_out_frames": len(held_out_frames),
+                                        "refit_loss_ratio": refit_ratio, "held_out_frames": len(held_out_frames),
                                         "steps": steps, "frames": int(len(maps)), "batch_size": batch_size,
                                         "learning_rate": phase.pointnet_final_learning_rate, "seed": seed})
     return True

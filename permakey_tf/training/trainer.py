@@ -321,8 +321,7 @@ def _phase_fits_in_time_limit(time_limit, best, config: RunConfig, data: RunData
     if _stopped_by(time_limit, best):
         return False
     estimate = (time_limit.longest_epoch_seconds / data.steps_per_epoch
-                * PHASE_STEP_IN_JOINT_STEPS * config.model_config.pointnet_final_steps
-                * config.model_config.pointnet_final_heads)
+                * PHASE_STEP_IN_JOINT_STEPS * config.model_config.pointnet_final_steps)
     if estimate <= time_limit.seconds_left():
         return True
     print(f"The final PointNet phase (about {estimate / 60:.1f} min) would run past --time-limit; "
