@@ -69,6 +69,7 @@ import tensorflow as tf
 from permakey_tf.models import cell_grid, ops
 from permakey_tf.config import PermaKeyConfig
 from permakey_tf.models.keypoint_model import KeypointModel
+from permakey_tf.models.module_optimizers import ModuleOptimizers
 from permakey_tf.models.pointnet import build_pointnet, keypoint_outputs, pointnet_loss
 from permakey_tf.models.schedules import adam_with_schedule
 from permakey_tf.models.networks import (
@@ -78,7 +79,6 @@ from permakey_tf.models.networks import (
     LocalSpatialPredictor,
 )
 
-MODULES = ("vae", "lsp", "pointnet")
 LOSS_NAMES = ("loss", "vae_loss", "reconstruction_loss", "kl_loss", "lsp_loss", "pointnet_loss")
 # The reference's single optimizer took one step per module loss and one more per batch.
 REFERENCE_OPTIMIZER_STEPS_PER_BATCH = 4
@@ -101,7 +101,7 @@ def _frames_from_data(data):
 
 
 @keras.saving.register_keras_serializable(package="permakey_tf")
-class PermaKey(KeypointModel):
+class PermaKey(ModuleOptimizers, KeypointModel):
     """PermaKey: VAE + one local spatial prediction network per layer + PointNet.
 
     Args:
@@ -119,6 +119,7 @@ class PermaKey(KeypointModel):
     """
 
     config_class = PermaKeyConfig
+    optimized_modules = ("vae", "lsp", "pointnet")
 
     def __init__(self, config: PermaKeyConfig | dict | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -205,74 +206,11 @@ class PermaKey(KeypointModel):
         decay_steps = c.lr_decay_steps / (REFERENCE_OPTIMIZER_STEPS_PER_BATCH if c.lr_schedule == "reference" else 1)
         return adam_with_schedule(c.learning_rate, decay_steps, c.lr_decay_rate, c.lr_schedule, name=name)
 
-    def named_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
-        """The three module optimizers (after compile), by the names the resume backup uses."""
-        named = {f"{module}_optimizer": getattr(self, f"{module}_optimizer") for module in MODULES}
-        return {name: optimizer for name, optimizer in sorted(named.items()) if optimizer is not None}
-
     def compile(self, vae_optimizer=None, lsp_optimizer=None, pointnet_optimizer=None, **kwargs):
-        """Sets the three optimizers (None = :meth:`default_optimizer`) and Keras options.
-
-        ``kwargs`` go to ``keras.Model.compile`` (jit_compile, steps_per_execution, run_eagerly);
-        ``optimizer``/``loss``/``metrics`` are not accepted: the model owns its losses.
-        """
-        for key in ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics"):
-            if key in kwargs:
-                raise ValueError(
-                    f"PermaKey.compile does not take {key!r}: pass vae_optimizer, lsp_optimizer "
-                    "and pointnet_optimizer (the model computes its own losses and metrics)"
-                )
-        optimizers = {
-            "vae": vae_optimizer,
-            "lsp": lsp_optimizer,
-            "pointnet": pointnet_optimizer,
-        }
-        mixed_float16 = keras.mixed_precision.dtype_policy().name == "mixed_float16" or (
-            self.dtype_policy.name == "mixed_float16"
-        )
-        for module, optimizer in optimizers.items():
-            name = f"{module}_optimizer"
-            optimizer = keras.optimizers.get(optimizer) if optimizer is not None else None
-            optimizer = optimizer or self.default_optimizer(name)
-            if mixed_float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
-            optimizers[module] = optimizer
-        if len({id(o) for o in optimizers.values()}) != 3:
-            raise ValueError(
-                "PermaKey needs three distinct optimizers (a Keras 3 optimizer cannot serve "
-                "disjoint variable sets); create one instance per module"
-            )
-        self.vae_optimizer = optimizers["vae"]
-        self.lsp_optimizer = optimizers["lsp"]
-        self.pointnet_optimizer = optimizers["pointnet"]
-        # A real optimizer for callbacks that read model.optimizer (the VAE's).
-        super().compile(optimizer=self.vae_optimizer, **kwargs)
-        self._permakey_compile_kwargs = dict(kwargs)
-        variables = self.module_variables()
-        for module in MODULES:
-            self._module_optimizer(module).build(variables[module])
-
-    def _module_optimizer(self, module: str):
-        return getattr(self, f"{module}_optimizer")
-
-    def get_compile_config(self):
-        if not self.compiled or self.vae_optimizer is None:
-            return {}
-        config = {
-            f"{module}_optimizer": keras.saving.serialize_keras_object(self._module_optimizer(module))
-            for module in MODULES
-        }
-        for key in ("jit_compile", "steps_per_execution", "run_eagerly"):
-            if key in self._permakey_compile_kwargs:
-                config[key] = self._permakey_compile_kwargs[key]
-        return config
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        for module in MODULES:
-            key = f"{module}_optimizer"
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        self.compile(**config)  # builds each optimizer on its module's variables
+        """Sets the three module optimizers (None = :meth:`default_optimizer`) and Keras options
+        (``module_optimizers.ModuleOptimizers.compile``)."""
+        super().compile(vae_optimizer=vae_optimizer, lsp_optimizer=lsp_optimizer,
+                        pointnet_optimizer=pointnet_optimizer, **kwargs)
 
     # ------------------------------------------------------------------ forward pass
     def _error_maps(self, predictions, targets, feature_shapes):
@@ -454,10 +392,10 @@ class PermaKey(KeypointModel):
             losses = self.compute_losses(x, outputs)
             scaled = {
                 module: self._module_optimizer(module).scale_loss(losses[loss_names[module]] / replicas)
-                for module in MODULES
+                for module in self.optimized_modules
             }
         tapes = {"vae": vae_tape, "lsp": lsp_tape, "pointnet": pn_tape}
-        for module in MODULES:
+        for module in self.optimized_modules:
             gradients = tapes[module].gradient(scaled[module], variables[module])
             self._module_optimizer(module).apply(gradients, variables[module])
         for name, tracker in self.trackers.items():
