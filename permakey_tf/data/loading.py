@@ -14,8 +14,8 @@ from typing import Optional
 import tensorflow as tf
 
 from permakey_tf.data.noise import NoiseConfig
-from permakey_tf.data.pipelines import (AUTOTUNE, SPLITS, PairConfig, _deterministic, evaluation_batches,
-                                        frame_batches, pair_batches)
+from permakey_tf.data.pipelines import AUTOTUNE, SPLITS, PairConfig, evaluation_batches, frame_batches, pair_batches
+from permakey_tf.data.streams import deterministic
 
 
 def _load(game, split, *, data_dir, train_frames, validation_frames, test_frames, seed,
@@ -38,7 +38,7 @@ def _load(game, split, *, data_dir, train_frames, validation_frames, test_frames
     tfds_atari.ensure_prepared(builder, build_if_missing=build_if_missing)
     read_config = tfds.ReadConfig(shuffle_seed=seed, num_parallel_calls_for_decode=AUTOTUNE)
     ds = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
-    return builder, _deterministic(ds)
+    return builder, deterministic(ds)
 
 
 def load_split(

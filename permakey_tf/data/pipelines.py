@@ -12,15 +12,8 @@ episode after episode, steps ascending (``tfds_atari`` writes them so, with shuf
 read with ``shuffle_files=False``). Pairs are validated (same episode, requested step distance),
 so unordered input gives fewer pairs, never wrong ones.
 
-Randomness. Everything is seeded by one integer ``seed``:
-  * shuffling uses ``Dataset.shuffle(seed=...)`` (reshuffled each epoch, the same sequence of
-    orders in every run; TensorFlow combines the op seed with the global seed, so runs that call
-    ``keras.utils.set_random_seed`` with different values also shuffle differently);
-  * noise is drawn with stateless ops from a per-frame key (seed, episode_id, step, role), so a
-    frame's bars do not depend on batch size, shuffling or parallelism. In training mode a random
-    stream (``Dataset.random(rerandomize_each_iteration=True)``) is folded into the key: fresh bars
-    every epoch, the same sequence of bars in every run. In evaluation mode the key is the frame
-    alone: every pass, and the evaluation pipeline, see identical bars on a given frame.
+Randomness: everything is seeded by one integer ``seed`` through ``permakey_tf.data.streams``
+(its docstring: shuffling, noise keys, the epoch stream).
 All pipelines set ``Options.deterministic = True``, so parallel maps keep their order.
 """
 
@@ -33,18 +26,13 @@ import tensorflow as tf
 
 from permakey_tf.config import ConfigMixin
 from permakey_tf.data.noise import RNG_ALG, NoiseConfig, add_bars
+from permakey_tf.data.streams import (SALT_FRAME_NOISE, SALT_SOURCE_NOISE, SALT_TARGET_NOISE, SALT_WINDOW_PAIRS,
+                                      deterministic, fold, frame_key, shuffled_with_epoch_stream,
+                                      with_epoch_stream)
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "validation", "test")
 PAIR_SAMPLINGS = ("window", "gap")
-
-# Salts that separate the random streams drawn from one user seed.
-_SALT_FRAME_NOISE = 1
-_SALT_SOURCE_NOISE = 2
-_SALT_TARGET_NOISE = 3
-_SALT_WINDOW_PAIRS = 4
-_SALT_SHUFFLE = 5
-_SALT_EPOCH_STREAM = 6
 
 _FRAME_KEYS = ("image", "episode_id", "step")
 
@@ -95,49 +83,7 @@ class PairConfig(ConfigMixin):
             object.__setattr__(self, name, (int(lo), int(hi)))
 
 
-# --------------------------------------------------------------------------- seeds and noise
-
-
-def _derive_int_seed(seed: int, salt: int) -> int:
-    """A tf.data op seed (Python int) for one stream of ``seed``."""
-    return (int(seed) * 1_000_003 + salt * 7_919) % (2**31 - 1)
-
-
-def _fold(key: tf.Tensor, value) -> tf.Tensor:
-    return tf.random.experimental.stateless_fold_in(key, tf.cast(value, tf.int64), alg=RNG_ALG)
-
-
-def _frame_key(seed: int, salt: int, episode_id, step, epoch_random=None) -> tf.Tensor:
-    """Stateless seed ``[2]`` int64 for one frame: (seed, salt, episode, step[, epoch stream])."""
-    key = tf.constant([int(seed), salt], tf.int64)
-    key = _fold(_fold(key, episode_id), step)
-    if epoch_random is not None:
-        key = _fold(key, epoch_random)
-    return key
-
-
-def _shuffled_with_epoch_stream(ds: tf.data.Dataset, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
-    """Training order: seeded reshuffle every epoch, each element paired with the epoch's random."""
-    ds = ds.shuffle(
-        shuffle_buffer,
-        seed=_derive_int_seed(seed, _SALT_SHUFFLE),
-        reshuffle_each_iteration=True,
-    )
-    return _with_epoch_stream(ds, seed)
-
-
-def _with_epoch_stream(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
-    """Zips an int64 random stream, different every epoch but the same sequence in every run."""
-    stream = tf.data.Dataset.random(
-        seed=_derive_int_seed(seed, _SALT_EPOCH_STREAM), rerandomize_each_iteration=True
-    )
-    return tf.data.Dataset.zip(ds, stream)
-
-
-def _deterministic(ds: tf.data.Dataset) -> tf.data.Dataset:
-    options = tf.data.Options()
-    options.deterministic = True
-    return ds.with_options(options)
+# --------------------------------------------------------------------------- input checks
 
 
 def _pick(keys):
@@ -210,7 +156,7 @@ def frame_batches(
         drop_remainder = training
     ds = examples.map(_pick(_FRAME_KEYS), num_parallel_calls=AUTOTUNE)
     if training:
-        ds = _shuffled_with_epoch_stream(ds, shuffle_buffer, seed)
+        ds = shuffled_with_epoch_stream(ds, shuffle_buffer, seed)
     else:
         ds = ds.map(lambda ex: (ex, tf.constant(0, tf.int64)))
 
@@ -219,9 +165,9 @@ def frame_batches(
             image = example["image"]
             mask = tf.zeros(tf.shape(image)[:2], tf.bool)
         else:
-            key = _frame_key(
+            key = frame_key(
                 seed,
-                _SALT_FRAME_NOISE,
+                SALT_FRAME_NOISE,
                 example["episode_id"],
                 example["step"],
                 epoch_random if training else None,
@@ -231,7 +177,7 @@ def frame_batches(
 
     ds = ds.map(noisy_frame, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
-    return _deterministic(ds.prefetch(AUTOTUNE))
+    return deterministic(ds.prefetch(AUTOTUNE))
 
 
 # --------------------------------------------------------------------------- (b) pairs
@@ -267,21 +213,21 @@ def _window_pairs(
 
     windows = windows.filter(complete)
     if training:
-        windows = _with_epoch_stream(windows, seed)
+        windows = with_epoch_stream(windows, seed)
     else:
         windows = windows.map(lambda w: (w, tf.constant(0, tf.int64)))
 
     def draw(window, epoch_random):
-        key = _frame_key(
+        key = frame_key(
             seed,
-            _SALT_WINDOW_PAIRS,
+            SALT_WINDOW_PAIRS,
             window["episode_id"][0],
             window["step"][0],
             epoch_random if training else None,
         )
         n = pairs.pairs_per_window
-        src_key = _fold(key, 0)
-        tgt_key = _fold(key, 1)
+        src_key = fold(key, 0)
+        tgt_key = fold(key, 1)
         src = tf.random.stateless_uniform(
             [n], src_key, *pairs.source_range, dtype=tf.int32, alg=RNG_ALG
         )
@@ -331,17 +277,17 @@ def pair_batches(
     else:
         ds = _window_pairs(frames, pairs, training, seed)
     if training:
-        ds = _shuffled_with_epoch_stream(ds, shuffle_buffer, seed)
+        ds = shuffled_with_epoch_stream(ds, shuffle_buffer, seed)
     else:
         ds = ds.map(lambda s, t: ((s, t), tf.constant(0, tf.int64)))
 
     def noisy_pair(pair, epoch_random):
         source, target = pair
         outputs = []
-        for example, salt in ((source, _SALT_SOURCE_NOISE), (target, _SALT_TARGET_NOISE)):
+        for example, salt in ((source, SALT_SOURCE_NOISE), (target, SALT_TARGET_NOISE)):
             image = example["image"]
             if noise.enabled:
-                key = _frame_key(
+                key = frame_key(
                     seed, salt, example["episode_id"], example["step"],
                     epoch_random if training else None,
                 )
@@ -363,7 +309,7 @@ def pair_batches(
 
     ds = ds.map(noisy_pair, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
-    return _deterministic(ds.prefetch(AUTOTUNE))
+    return deterministic(ds.prefetch(AUTOTUNE))
 
 
 # --------------------------------------------------------------------------- (c) evaluation
@@ -406,7 +352,7 @@ def evaluation_batches(
     def prepare(example):
         image = example["image"]
         if noise.enabled:
-            key = _frame_key(seed, _SALT_FRAME_NOISE, example["episode_id"], example["step"])
+            key = frame_key(seed, SALT_FRAME_NOISE, example["episode_id"], example["step"])
             noisy, mask = add_bars(image, key, noise)
         else:
             noisy, mask = image, tf.zeros(tf.shape(image)[:2], tf.bool)
@@ -465,4 +411,4 @@ def evaluation_batches(
         padded_shapes["ram"] = [None]
         padding_values["ram"] = tf.constant(0, tf.uint8)
     ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, padding_values=padding_values)
-    return _deterministic(ds.prefetch(AUTOTUNE))
+    return deterministic(ds.prefetch(AUTOTUNE))
