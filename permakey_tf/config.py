@@ -134,6 +134,12 @@ class KeypointHeadConfig:
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
 
+    @property
+    def keypoint_network_restart_step(self) -> int:
+        """The optimizer step at which the model's keypoint network gets fresh weights and
+        optimizer state (train.py's ``RestartKeypointNetwork``); 0 = never."""
+        return 0
+
 
 @dataclasses.dataclass(frozen=True)
 class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
@@ -168,7 +174,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         "frame" (the paper: only the error maps' pixels).
       pointnet_restart_step: 0 (never; the paper) or the optimizer step at which the PointNet
         gets fresh weights and a fresh optimizer state (``PermaKey.restart_pointnet``, applied by
-        train.py's ``RestartPointNet`` callback), so that it learns on the error maps of a trained
+        train.py's ``RestartKeypointNetwork`` callback), so that it learns on the error maps of a trained
         VAE and LSPN instead of staying where it settled on the first, changing maps.
       pointnet_final_steps: 0 (none; the paper) or the number of Adam steps of a final PointNet
         phase after joint training: a fresh PointNet fitted alone on the kept checkpoint's error
@@ -285,6 +291,10 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         check_positive_sizes_and_rates(self)
 
     @property
+    def keypoint_network_restart_step(self) -> int:
+        return self.pointnet_restart_step
+
+    @property
     def feature_sizes(self) -> tuple[int, ...]:
         """Side of each encoder layer's feature map ("same" convolutions: ceil(size / stride))."""
         sizes, size = [], self.image_size
@@ -340,6 +350,11 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
       lr_schedule: "paper" (x lr_decay_rate every lr_decay_steps, staircase) or "reference"
         (InverseTimeDecay(lr, lr_decay_steps, lr_decay_rate, staircase) as the authors' code).
       lr_decay_rate / lr_decay_steps: 0.9 every 30,000 steps.
+      keypointer_restart_step: 0 (never; both papers) or the optimizer step at which the
+        keypointer gets fresh weights and a fresh optimizer state
+        (:meth:`Transporter.restart_keypointer`, applied by train.py's ``RestartKeypointNetwork``
+        callback), so that keypoints whose softmax saturated on something static before the
+        decoder could draw the moving objects start again next to a trained encoder and decoder.
     """
 
     image_size: int = 84
@@ -356,6 +371,7 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
     lr_schedule: str = "paper"
     lr_decay_rate: float = 0.9
     lr_decay_steps: int = 30_000
+    keypointer_restart_step: int = 0
 
     DECODER_OUTPUTS = ("linear", "sigmoid", "bn_sigmoid")
     DECODER_OFFSET_INITS = ("zero", "data_mean")
@@ -372,6 +388,8 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
         check_positive_sizes_and_rates(self)
         if self.l2_weight < 0:
             raise ValueError(f"l2_weight must be >= 0, got {self.l2_weight}")
+        if self.keypointer_restart_step < 0:
+            raise ValueError(f"keypointer_restart_step must be >= 0 (0 = never), got {self.keypointer_restart_step}")
         for name, value, valid in (
             ("decoder_output", self.decoder_output, self.DECODER_OUTPUTS),
             ("decoder_offset_init", self.decoder_offset_init, self.DECODER_OFFSET_INITS),
@@ -402,6 +420,10 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
                 f"decoder_upsample_after {bad} do not exist: the decoder has "
                 f"{len(self.decoder_filters)} blocks (indices 0..{len(self.decoder_filters) - 1})"
             )
+
+    @property
+    def keypoint_network_restart_step(self) -> int:
+        return self.keypointer_restart_step
 
     @property
     def feature_size(self) -> int:

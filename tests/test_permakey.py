@@ -382,14 +382,14 @@ def test_learns_keypoints_and_error_maps_on_shapes():
 
 
 def test_pointnet_restart_renews_only_the_pointnet_and_is_reproducible():
-    from permakey_tf.training.callbacks import RestartPointNet
+    from permakey_tf.training.callbacks import RestartKeypointNetwork
 
     frames = _frames(batch=8, seed=3)
 
     def trained(restart_step):
         model = _model(seed=0)
         model.compile()
-        callbacks = [RestartPointNet(restart_step, seed=11)] if restart_step else []
+        callbacks = [RestartKeypointNetwork(restart_step, seed=11)] if restart_step else []
         model.fit(frames, batch_size=2, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
         return model
 

@@ -259,6 +259,49 @@ def test_fits_on_the_pair_pipeline():
     assert np.all(np.isfinite(history.history["reconstruction_loss"]))
 
 
+
+def test_restart_keypointer_renews_only_the_keypointer_and_its_adam_moments():
+    """After some steps, the restart gives the keypointer the weights a fresh one drawn with the
+    seed has, zeroes exactly its Adam moments, and leaves encoder, decoder, their moments and the
+    step count alone; training goes on from there."""
+    model = _tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    batch = (_frames(1), _frames(2))
+    for _ in range(3):
+        model.train_on_batch(batch)
+    others = {v.path: v.numpy().copy() for v in model.encoder.weights + model.decoder.weights}
+    keypointer_paths = [v.path for v in model.keypointer.trainable_variables]
+    is_keypointer_slot = [any(slot.name.startswith(p.replace("/", "_") + "_") for p in keypointer_paths)
+                          for slot in model.optimizer.variables]
+    slots_before = [slot.numpy().copy() for slot in model.optimizer.variables]
+    steps = int(model.optimizer.iterations)
+
+    model.restart_keypoint_network(seed=7)
+
+    fresh = _tiny_model(seed=99)  # other weights, then the same restart draw
+    fresh.restart_keypointer(seed=7)
+    for restarted, expected in zip(model.keypointer.get_weights(), fresh.keypointer.get_weights()):
+        np.testing.assert_array_equal(restarted, expected)
+    assert not all(np.array_equal(a, b) for a, b in zip(model.keypointer.get_weights(),
+                                                        _tiny_model().keypointer.get_weights()))
+    for v in model.encoder.weights + model.decoder.weights:
+        np.testing.assert_array_equal(v.numpy(), others[v.path])
+    assert sum(is_keypointer_slot) == 2 * len(keypointer_paths), "Adam's two moments per variable"
+    for slot, before, mine in zip(model.optimizer.variables, slots_before, is_keypointer_slot):
+        if mine:
+            assert not np.any(slot.numpy()) and np.any(before)
+        else:
+            np.testing.assert_array_equal(slot.numpy(), before)
+    assert int(model.optimizer.iterations) == steps
+    assert np.isfinite(model.train_on_batch(batch, return_dict=True)["loss"])
+
+
+def test_keypointer_restart_step_is_the_models_restart_step():
+    assert TransporterConfig().keypoint_network_restart_step == 0
+    assert TINY.replace(keypointer_restart_step=840).keypoint_network_restart_step == 840
+    with pytest.raises(ValueError, match="keypointer_restart_step must be >= 0"):
+        TINY.replace(keypointer_restart_step=-1)
+
 # ------------------------------------------------------------------------------ saving, options
 def _copy(model: Transporter) -> Transporter:
     clone = Transporter.from_config(model.get_config())

@@ -13,6 +13,8 @@ what it declares:
   * :meth:`statistics_pass`: one training-mode forward pass with no update but BatchNorm's
     statistics, over one training batch of the model's own kind (frames or pairs);
   * :meth:`named_optimizers`: the optimizers by the names the resume backup stores;
+  * :meth:`restart_keypoint_network`: fresh keypoint-network weights and optimizer state (only
+    called when the config's ``keypoint_network_restart_step`` is > 0);
   * the config round trip: ``get_config`` holds the config dataclass as a dict and
     ``from_config`` rebuilds the same model (``keras.models.load_model``).
 """
@@ -160,3 +162,8 @@ class KeypointModel(keras.Model):
         """One training-mode forward pass over a training batch, updating only BatchNorm's
         moving statistics (``batch_norm.recompute_statistics``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement statistics_pass")
+
+    def restart_keypoint_network(self, seed: int) -> None:
+        """Fresh weights (drawn with ``seed``) and optimizer state for the keypoint network only,
+        at the config's ``keypoint_network_restart_step`` (train.py's ``RestartKeypointNetwork``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restart its keypoint network")

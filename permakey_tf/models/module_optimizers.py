@@ -15,6 +15,9 @@ separate losses (PermaKey's VAE, LSPNs and PointNet) needs one optimizer per mod
 Keras' single ``optimizer``/``loss``/``metrics`` arguments and one optimizer instance for two
 modules, and builds every optimizer on its module's variables; ``get_compile_config`` /
 ``compile_from_config`` round-trip the optimizers with a saved model.
+
+:func:`zero_slots_of` resets what an optimizer keeps for some of its variables (a module that
+restarts inside a model trained by one optimizer).
 """
 
 from __future__ import annotations
@@ -98,3 +101,16 @@ class ModuleOptimizers:
             key = f"{module}_optimizer"
             config[key] = keras.saving.deserialize_keras_object(config[key])
         self.compile(**config)  # builds each optimizer on its module's variables
+
+
+def zero_slots_of(optimizer: keras.optimizers.Optimizer, variables) -> int:
+    """Sets to zero every slot (Adam's moments, ...) that ``optimizer`` keeps for ``variables``;
+    its step count and the slots of other variables are untouched. Keras 3 names a slot
+    ``<variable path with '/' -> '_'>_<slot>``. Returns how many slots were zeroed."""
+    prefixes = tuple(variable.path.replace("/", "_") + "_" for variable in variables)
+    zeroed = 0
+    for slot in optimizer.variables:
+        if slot.name.startswith(prefixes):
+            slot.assign(keras.ops.zeros_like(slot))
+            zeroed += 1
+    return zeroed

@@ -350,6 +350,10 @@ class PermaKey(ModuleOptimizers, KeypointModel):
                 if not variable.path.endswith("/learning_rate"):  # a constant rate is a variable too
                     variable.assign(tf.zeros_like(variable))
 
+    def restart_keypoint_network(self, seed: int) -> None:
+        """The keypoint-model contract's restart: :meth:`restart_pointnet`."""
+        self.restart_pointnet(seed)
+
     def predict_keypoints(self, frames):
         """Inference without the latent head and decoder: call() minus ``reconstruction``."""
         return self(frames, training=False, with_reconstruction=False)

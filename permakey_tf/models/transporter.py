@@ -70,6 +70,7 @@ from permakey_tf.models import ops
 from permakey_tf.config import TransporterConfig
 from permakey_tf.models.schedules import adam_with_schedule
 from permakey_tf.models.keypoint_model import KeypointModel, keypoint_head
+from permakey_tf.models.module_optimizers import zero_slots_of
 from permakey_tf.models.networks import ConvStack
 from permakey_tf.models.refine_net import RefineNet
 
@@ -309,6 +310,25 @@ class Transporter(KeypointModel):
         (``batch_norm.recompute_statistics``); ``data`` is a ``(source, target)`` batch."""
         source, target = _unpack_pair(data)
         self.transport_images(self._scale(source), self._scale(target), training=True)
+
+    def restart_keypointer(self, seed: int) -> None:
+        """Fresh keypointer weights (drawn with ``seed``) and a zeroed optimizer state (moments)
+        for the keypointer's variables; the encoder, the decoder and their optimizer state are
+        untouched. Draws through ``keras.utils.set_random_seed(seed)``, so the global Python /
+        NumPy / TF generators are reseeded too."""
+        keras.utils.set_random_seed(int(seed))
+        c = self.config
+        fresh = keypoint_head(c, c.encoder_kernels, c.encoder_filters, c.encoder_strides, c.norm,
+                              "keypointer_restarted")
+        fresh.build((None, c.image_size, c.image_size, 3))
+        self.keypointer.set_weights(fresh.get_weights())
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and optimizer.built:
+            zero_slots_of(optimizer, self.keypointer.trainable_variables)
+
+    def restart_keypoint_network(self, seed: int) -> None:
+        """The keypoint-model contract's restart: :meth:`restart_keypointer`."""
+        self.restart_keypointer(seed)
 
     def predict_keypoints(self, frames):
         """Inference on single frames: ``call(frames, training=False)`` (the same method name as

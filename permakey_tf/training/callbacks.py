@@ -24,14 +24,16 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message says what was kept and what to try."""
 
 
-class RestartPointNet(keras.callbacks.Callback):
-    """Calls ``model.restart_pointnet`` before the batch at which the global step (the VAE
-    optimizer's, never reset: :func:`global_step`) reaches ``step``
-    (``PermaKeyConfig.pointnet_restart_step``). The step is read once when training starts and
-    then counted here, so no batch waits on a variable read.
+class RestartKeypointNetwork(keras.callbacks.Callback):
+    """Calls ``model.restart_keypoint_network`` (PermaKey's PointNet, Transporter's keypointer)
+    before the batch at which the global step (the first optimizer's, never reset:
+    :func:`global_step`) reaches ``step`` (the config's ``keypoint_network_restart_step``). The
+    step is read once when training starts and then counted here, so no batch waits on a
+    variable read.
 
     The fresh weights are drawn with ``seed + step``, so a resumed run restarts exactly as an
-    uninterrupted one; a run resumed after the restart step keeps its restored PointNet."""
+    uninterrupted one; a run resumed after the restart step keeps its restored network (a run
+    resumed exactly at the step restarts at its first batch)."""
 
     def __init__(self, step: int, seed: int):
         super().__init__()
@@ -43,7 +45,7 @@ class RestartPointNet(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._current == self.step:
-            self.model.restart_pointnet(self.seed + self.step)
+            self.model.restart_keypoint_network(self.seed + self.step)
 
     def on_train_batch_end(self, batch, logs=None):
         self._current += 1

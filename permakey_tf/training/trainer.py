@@ -228,9 +228,9 @@ def _callbacks(config: RunConfig, data: RunData, folder: _RunFolder, best, image
     callbacks = []
     if config.train.distribute == "none":  # under a strategy the moving averages are kept
         callbacks.append(cb.PreciseBatchNorm(data.statistics_batches(config.train.statistics_batches)))
-    restart_step = getattr(config.model_config, "pointnet_restart_step", 0)
+    restart_step = config.model_config.keypoint_network_restart_step
     if restart_step > 0:
-        callbacks.append(cb.RestartPointNet(restart_step, config.seed))
+        callbacks.append(cb.RestartKeypointNetwork(restart_step, config.seed))
     callbacks += [
         cb.StopOnNonFiniteLoss(
             kept=f"The last good checkpoint is {out_dir / 'checkpoints' / 'best.keras'} and "
