@@ -1,6 +1,6 @@
-"""Tests for permakey_tf.training.checkpoints and the NaN stop of permakey_tf.training.callbacks, in
-process on a tiny Keras model: the best checkpoint, early stopping, the resume backup and what it
-refuses (corrupt files, pointers out of the backup folder)."""
+"""Tests for permakey_tf.training.checkpoints, in process on a tiny Keras model: the best checkpoint,
+early stopping, the resume backup and what it refuses (corrupt files, pointers out of the backup
+folder). The NaN stop that keeps the last good state: tests/test_callbacks.py."""
 
 from __future__ import annotations
 
@@ -9,59 +9,28 @@ import json
 import numpy as np
 import pytest
 
-
-def _tiny_model():
-    import keras
-
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    return model
-
-
-def test_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
-    import tensorflow as tf
-
-    from permakey_tf.training import callbacks as cb, checkpoints
-
-    model = _tiny_model()
-    x = np.ones([16, 3], np.float32)
-    y = np.ones([16, 1], np.float32)
-    bad_x = x.copy()
-    bad_x[0, 0] = np.nan
-    # Epoch 1 is clean; epoch 2's third batch holds a NaN.
-    train_ds = tf.data.Dataset.from_tensor_slices((np.concatenate([x, x, bad_x]), np.concatenate([y, y, y])))
-    best = checkpoints.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=None)
-    backup = checkpoints.ResumeBackup(tmp_path / "backup", stateful={"best": best})
-    with pytest.raises(cb.NonFiniteLossError, match="loss became nan") as error:
-        model.fit(train_ds.batch(4), validation_data=(x, y), epochs=3, steps_per_epoch=6,
-                  callbacks=[cb.StopOnNonFiniteLoss(kept="kept!"), best, backup], verbose=0)
-    assert "epoch 2" in str(error.value) and "kept!" in str(error.value)
-    assert best.best_epoch == 1 and (tmp_path / "best.keras").exists()
-    restored = _tiny_model()
-    state = checkpoints.restore_backup(restored, tmp_path / "backup")
-    assert state["epoch"] == 1 and state["global_step"] == 6
-    assert all(np.isfinite(w).all() for w in restored.get_weights())
+from dense_model import tiny_model
 
 
 def test_corrupt_backup_gives_a_clear_error(tmp_path):
     from permakey_tf.training import checkpoints
 
-    model = _tiny_model()
+    model = tiny_model()
     model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0,
               callbacks=[checkpoints.ResumeBackup(tmp_path / "backup")])
     folder = checkpoints.read_latest(tmp_path / "backup")
     (folder / "state.weights.h5").write_bytes(b"not an h5 file")
     with pytest.raises(checkpoints.CorruptBackupError, match="corrupt.*Delete"):
-        checkpoints.restore_backup(_tiny_model(), tmp_path / "backup")
+        checkpoints.restore_backup(tiny_model(), tmp_path / "backup")
     (tmp_path / "backup" / "latest.json").write_text("{")
     with pytest.raises(checkpoints.CorruptBackupError, match="pointer"):
-        checkpoints.restore_backup(_tiny_model(), tmp_path / "backup")
+        checkpoints.restore_backup(tiny_model(), tmp_path / "backup")
 
 
 def test_early_stopping_counts_epochs_without_improvement(tmp_path):
     from permakey_tf.training import checkpoints
 
-    model = _tiny_model()
+    model = tiny_model()
     best = checkpoints.BestCheckpointAndEarlyStopping(tmp_path / "best.keras", patience=2, save=False)
     best.set_model(model)
     for epoch, value in enumerate([3.0, 2.0, 2.5, 2.1]):
@@ -79,7 +48,7 @@ def test_a_resume_pointer_that_leads_outside_the_backup_is_refused_and_nothing_i
     from permakey_tf.training import checkpoints
 
     backup = tmp_path / "run" / "backup"
-    model = _tiny_model()
+    model = tiny_model()
     model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[checkpoints.ResumeBackup(backup)])
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -88,7 +57,7 @@ def test_a_resume_pointer_that_leads_outside_the_backup_is_refused_and_nothing_i
     for name in (str(outside), "../../elsewhere", "epoch-9999"):
         (backup / "latest.json").write_text(json.dumps({"folder": name}))
         with pytest.raises(checkpoints.CorruptBackupError, match="not an epoch-<n> folder inside"):
-            checkpoints.restore_backup(_tiny_model(), backup)
+            checkpoints.restore_backup(tiny_model(), backup)
         with pytest.raises(checkpoints.CorruptBackupError):  # the next epoch's backup would replace it
             model.fit(np.ones([8, 3]), np.ones([8, 1]), epochs=1, verbose=0, callbacks=[checkpoints.ResumeBackup(backup)])
     assert (outside / "unrelated.txt").read_text() == "keep me"

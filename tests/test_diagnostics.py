@@ -2,11 +2,10 @@
 
 import math
 
-import keras
 import numpy as np
 import pytest
 
-from permakey_tf.scoring import baselines, diagnostics, metrics, probe
+from permakey_tf.scoring import baselines, diagnostics, metrics
 from permakey_tf.scoring.matching import ObjectSet
 
 SIZE = 84
@@ -119,37 +118,6 @@ def test_pointnet_loss_ratio_rewards_keypoints_that_follow_the_maps():
     assert diagnostics.pointnet_loss_ratio(fixed, maps, losses)["pointnet_loss_ratio"] == pytest.approx(1.0)
 
 
-def test_split_by_episode_keeps_episodes_whole_and_splits_few_long_ones_in_blocks():
-    episodes = np.repeat([3, 1, 2, 5], [10, 30, 25, 35])
-    steps = np.concatenate([np.arange(n) for n in (10, 30, 25, 35)])
-    fit = probe.split_by_episode(episodes, steps)
-    for e in np.unique(episodes):  # never split inside an episode
-        assert len(set(fit[episodes == e])) == 1
-    assert fit.any() and not fit.all()
-    single = probe.split_by_episode(np.zeros(256), np.arange(256) + 7, block=64)
-    np.testing.assert_array_equal(single, (np.arange(256) // 64) % 2 == 0)
-
-
-def test_ridge_probe_r2_is_one_for_a_linear_variable_and_not_above_zero_for_noise_or_constants():
-    rng = np.random.default_rng(2)
-    n = 400
-    x = rng.normal(size=(n, 6))
-    fit = np.arange(n) < n // 2
-    variables = {
-        "linear": 3 * x[:, 0] - 2 * x[:, 4] + 5,
-        "noise": rng.normal(size=n) * 10,
-        "partly_missing": np.where(np.arange(n) % 3 == 0, np.nan, 10 * x[:, 1]),
-    }
-    scores = probe.probe_r2(x, variables, fit)
-    assert scores["linear"] > 0.99
-    assert scores["partly_missing"] > 0.99
-    assert scores["noise"] < 0.05
-    constant = probe.probe_r2(np.ones((n, 6)), {"y": variables["linear"]}, fit)
-    assert constant["y"] <= 0.0
-    # A variable that barely changes on the scored part is not reported.
-    assert probe.probe_r2(x, {"flat": np.full(n, 2.0)}, fit) == {}
-
-
 def _objects_at(centres, labels, class_names):
     """ObjectSet with 2x2 boxes around (x, y) centres [N, M, 2]."""
     frames = []
@@ -191,24 +159,6 @@ def test_class_positions_average_a_group_and_mark_absent_classes():
         {"bbox": np.zeros((0, 4)), "label": np.zeros(0, int)},
     ], ("Alien", "Player"))
     assert math.isnan(metrics.class_positions(two)["Player_x"][1])
-
-
-def test_quality_model_outputs_equal_eager_keypoints_and_trace_once():
-    from permakey_tf.config import PermaKeyConfig
-    from permakey_tf.models.permakey import PermaKey
-    from permakey_tf.scoring.quality import model_outputs, traced_predict_keypoints
-
-    keras.utils.set_random_seed(0)
-    frames = np.random.default_rng(1).integers(0, 256, (10, 84, 84, 3), dtype=np.uint8)
-    model = PermaKey(PermaKeyConfig(encoder_filters=(4, 4, 4, 4), latent_dim=2, lsp_layers=(0,),
-                                    lsp_hidden_widths=(8,), num_keypoints=3))
-    eager = model.predict_keypoints(frames)
-    first = model_outputs(model, frames, batch_size=4)  # batches of 4, 4, 2
-    again = model_outputs(model, frames, batch_size=4)
-    np.testing.assert_allclose(first["keypoints_pixels"], eager["keypoints_pixels"].numpy(), atol=1e-3)
-    np.testing.assert_allclose(first["error_maps"], eager["error_maps"].numpy(), atol=2e-3)
-    np.testing.assert_array_equal(again["keypoints_pixels"], first["keypoints_pixels"])
-    assert traced_predict_keypoints(model).experimental_get_tracing_count() <= 2
 
 
 def test_a_keypoint_pays_on_a_large_error_blob_and_not_on_a_small_one():

@@ -284,25 +284,6 @@ def test_model_configurations_that_cannot_work_are_refused(flags, message, tmp_p
     assert not any(tmp_path.iterdir())
 
 
-@pytest.fixture()
-def saved_run(tmp_path):
-    """A run folder holding a (smoke, untrained) PermaKey checkpoint and its SavedModel."""
-    import keras
-
-    from permakey_tf.training.export import export_saved_model
-    from permakey_tf.models.permakey import PermaKey
-
-    config = run_flags.resolve_config({"preset": "smoke", "logdir": str(tmp_path), "name": "saved"})
-    run_dir = runs.create_run_dir(config)
-    model = PermaKey(config.model_config)
-    model.compile()
-    (run_dir / "checkpoints").mkdir()
-    model.save(run_dir / "checkpoints" / "best.keras")
-    export_saved_model(model, run_dir / "export")
-    keras.backend.clear_session()
-    return run_dir
-
-
 def test_evaluate_explains_a_corrupt_checkpoint_and_a_corrupt_saved_model(saved_run, capsys):
     checkpoint = saved_run / "checkpoints" / "best.keras"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # truncated
@@ -361,23 +342,6 @@ def test_a_corrupt_config_json_is_named_by_train_and_evaluate(tmp_path, capsys):
     assert "is not a valid run config" in capsys.readouterr().err
     assert evaluate.main([str(run_dir)]) == 2
     assert "is not valid JSON" in capsys.readouterr().err
-
-
-def test_a_finished_checkpoint_is_exported_once_by_training_and_again_only_on_request(saved_run):
-    # saved_run's version 1 was written without a record: the end-of-training export adds one ...
-    assert train.export_run(saved_run, skip_if_exported=True) == 0
-    assert sorted(p.name for p in (saved_run / "export").iterdir() if p.is_dir()) == ["1", "2"]
-    # ... and a --resume of the finished run (same checkpoint) adds none ...
-    assert train.export_run(saved_run, skip_if_exported=True) == 0
-    assert sorted(p.name for p in (saved_run / "export").iterdir() if p.is_dir()) == ["1", "2"]
-    # ... while a changed checkpoint, or --export-only, does.
-    checkpoint = saved_run / "checkpoints" / "best.keras"
-    os.utime(checkpoint)  # same bytes: still the same checkpoint
-    assert train.export_run(saved_run, skip_if_exported=True) == 0
-    assert train.export_run(saved_run) == 0
-    assert sorted(p.name for p in (saved_run / "export").iterdir() if p.is_dir()) == ["1", "2", "3"]
-    record = json.loads((saved_run / "export" / "exported.json").read_text())
-    assert set(record) == {"2", "3"} and len(set(record.values())) == 1
 
 
 def test_export_only_removes_what_a_killed_export_left(saved_run):

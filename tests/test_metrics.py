@@ -9,23 +9,7 @@ import pytest
 from permakey_tf.scoring import matching, metrics
 from permakey_tf.scoring.matching import MetricSettings, ObjectSet
 
-from object_boxes import SIZE, SMALL, box
-
-def one_frame(boxes, labels=None, hud=None, static=None, class_names=None):
-    m = len(boxes)
-    return ObjectSet.from_frames(
-        [{
-            "bbox": np.array(boxes, float).reshape(m, 4),
-            "label": np.array(labels if labels is not None else [0] * m),
-            "is_hud": np.array(hud if hud is not None else [False] * m),
-            "is_static": np.array(static if static is not None else [False] * m),
-        }],
-        class_names,
-    )
-
-
-def kps(*points):
-    return np.array([points], float)  # [1, K, 2]
+from object_boxes import SIZE, SMALL, box, kps, one_frame
 
 
 def test_keypoint_on_centre_hits():
@@ -39,17 +23,6 @@ def test_keypoint_four_pixels_from_small_object_misses_at_r3_but_hits_at_r5():
     assert metrics.evaluate_keypoints(kps((45, 31)), objects)["recall"] == 0.0
     wide = MetricSettings(hit_radius=5)
     assert metrics.evaluate_keypoints(kps((45, 31)), objects, wide)["recall"] == 1.0
-
-
-def test_box_edge_plus_dilation_hits_on_a_large_object():
-    # Large box x in [10, 40], y in [10, 20]; centre (25, 15) is far from the test points.
-    objects = one_frame([box(10, 10, 40, 20)])
-    inside_dilation = kps((40.9, 15))  # 0.9 px right of the edge
-    outside_dilation = kps((41.2, 15))
-    assert matching.hit_matrix(inside_dilation, objects, MetricSettings())[0, 0, 0]
-    assert not matching.hit_matrix(outside_dilation, objects, MetricSettings())[0, 0, 0]
-    no_dilation = MetricSettings(box_dilation=0)
-    assert not matching.hit_matrix(inside_dilation, objects, no_dilation)[0, 0, 0]
 
 
 def test_recall_precision_f1_by_hand():

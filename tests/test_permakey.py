@@ -1,4 +1,5 @@
-"""PermaKey: outputs, gradient isolation, training switches, saving, and a small learning test."""
+"""PermaKey: outputs, gradient isolation, training switches, and a small learning test. Its
+per-module optimizers (compile, saving, loss scaling): tests/test_module_optimizers.py."""
 
 import dataclasses
 
@@ -12,20 +13,7 @@ from permakey_tf.models import ops
 from permakey_tf.config import PermaKeyConfig
 from permakey_tf.models.permakey import PermaKey, scale_frames
 
-# Paper structure (84x84, kernels/strides, layers (0, 1), p = 2) with tiny widths.
-TINY = PermaKeyConfig(
-    encoder_filters=(4, 8, 8, 8), latent_dim=4, lsp_hidden_widths=(16, 8), num_keypoints=3
-)
-LOSSES = ("loss", "vae_loss", "reconstruction_loss", "kl_loss", "lsp_loss", "pointnet_loss")
-
-
-def _frames(batch=2, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, size=(batch, 84, 84, 3), dtype=np.uint8)
-
-
-def _model(config=TINY, seed=0):
-    keras.utils.set_random_seed(seed)
-    return PermaKey(config)
+from tiny_permakey import LOSSES, TINY, permakey_frames, permakey_model
 
 
 def _copy_state(source, target):
@@ -35,8 +23,8 @@ def _copy_state(source, target):
 
 def test_public_api_and_output_contract():
     assert permakey_tf.PermaKey is PermaKey
-    model = _model()
-    frames = _frames()
+    model = permakey_model()
+    frames = permakey_frames()
     out = model(frames)
     assert set(out) == {
         "keypoints", "keypoints_pixels", "heatmaps", "gaussian_maps", "error_maps", "reconstruction"
@@ -72,8 +60,8 @@ def test_public_api_and_output_contract():
 
 def test_window_feature_maps_are_the_encoder_blocks_the_lsp_networks_read():
     config = dataclasses.replace(TINY, lsp_layers=(1, 2))
-    model = _model(config)
-    frames = _frames()
+    model = permakey_model(config)
+    frames = permakey_frames()
     maps = model.window_feature_maps(frames)
     blocks = model.encoder(scale_frames(frames, 84), training=False)
     assert len(maps) == 2
@@ -84,9 +72,9 @@ def test_window_feature_maps_are_the_encoder_blocks_the_lsp_networks_read():
 
 
 def test_bad_inputs_and_compile_arguments_give_clear_errors():
-    model = _model()
+    model = permakey_model()
     with pytest.raises(ValueError, match="batch axis"):
-        model(_frames()[0])
+        model(permakey_frames()[0])
     with pytest.raises(ValueError, match="resize"):
         model(np.zeros((1, 64, 64, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
@@ -101,7 +89,7 @@ def test_bad_inputs_and_compile_arguments_give_clear_errors():
 
 
 def test_config_round_trip_and_paper_defaults():
-    model = _model()
+    model = permakey_model()
     clone = PermaKey.from_config(model.get_config())
     assert clone.config == model.config
     paper = PermaKeyConfig()
@@ -114,25 +102,11 @@ def test_config_round_trip_and_paper_defaults():
     assert paper.latent_dim == 32 and paper.learning_rate == 2e-4
 
 
-def test_default_optimizers_follow_the_paper_schedule():
-    model = _model()
-    model.compile()
-    optimizers = [model.vae_optimizer, model.lsp_optimizer, model.pointnet_optimizer]
-    assert len({id(o) for o in optimizers}) == 3 and model.optimizer is model.vae_optimizer
-    schedule = model.vae_optimizer._learning_rate
-    assert float(schedule(9_999)) == pytest.approx(2e-4)
-    assert float(schedule(10_000)) == pytest.approx(2e-4 * 0.85)
-    assert float(schedule(25_000)) == pytest.approx(2e-4 * 0.85**2)
-    reference = PermaKey(TINY.replace(lr_schedule="reference")).default_optimizer("x")._learning_rate
-    assert isinstance(reference, keras.optimizers.schedules.InverseTimeDecay)
-    assert float(reference(0)) == pytest.approx(2e-4) and float(reference(10_000)) < 2e-4 * 0.85
-
-
 def test_gradients_do_not_cross_modules():
     """Each module's gradient from its own loss equals its gradient from the sum of all losses
     (the three-tape step equals one tape over the sum), and no loss reaches another module."""
-    model = _model()
-    x = scale_frames(_frames(), 84)
+    model = permakey_model()
+    x = scale_frames(permakey_frames(), 84)
     with tf.GradientTape(persistent=True) as tape:
         outputs = model._forward(x, training=True)
         losses = model.compute_losses(x, outputs)
@@ -151,23 +125,10 @@ def test_gradients_do_not_cross_modules():
                 assert all(g is None for g in crossing), (other_loss, module)
 
 
-def test_each_optimizer_updates_only_its_module():
-    model = _model()
-    model.compile(
-        keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0), keras.optimizers.Adam(1e-2)
-    )
-    variables = model.module_variables()
-    before = {m: [v.numpy().copy() for v in vs] for m, vs in variables.items()}
-    model.train_on_batch(_frames())
-    for module, values in before.items():
-        changed = [not np.array_equal(b, v.numpy()) for b, v in zip(values, variables[module])]
-        assert all(changed) if module == "pointnet" else not any(changed), module
-
-
 def test_fit_on_unlabelled_uint8_dataset_and_evaluate_includes_pointnet():
-    model = _model()
+    model = permakey_model()
     model.compile()
-    frames = _frames(4)
+    frames = permakey_frames(4)
     dataset = tf.data.Dataset.from_tensor_slices(frames).batch(2)
     history = model.fit(dataset, epochs=1, verbose=0)
     assert set(LOSSES) <= set(history.history)
@@ -183,7 +144,7 @@ def test_fit_on_unlabelled_uint8_dataset_and_evaluate_includes_pointnet():
 def test_inference_error_maps_use_batch_statistics_and_change_no_state():
     model = PermaKey(TINY.replace(inference_batch_statistics=True))
     model.compile()
-    frames = _frames(3, seed=1)
+    frames = permakey_frames(3, seed=1)
     model.train_on_batch(frames)
     state = [v.numpy().copy() for v in model.variables]
     inference = model(frames, training=False)
@@ -206,13 +167,13 @@ def test_inference_error_maps_use_batch_statistics_and_change_no_state():
 
 
 def test_jit_compile_gives_the_same_losses_as_graph_mode():
-    graph = _model()
+    graph = permakey_model()
     xla = PermaKey(TINY)
     _copy_state(graph, xla)
     graph.compile(jit_compile=False)
     xla.compile(jit_compile=True)
     for seed in range(2):
-        frames = _frames(2, seed)
+        frames = permakey_frames(2, seed)
         a = graph.train_on_batch(frames, return_dict=True)
         b = xla.train_on_batch(frames, return_dict=True)
         for name in LOSSES:
@@ -225,7 +186,7 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
     the masked convolution, from the same weights on the same batches."""
     from permakey_tf.models import cell_grid, networks
 
-    fast = _model()
+    fast = permakey_model()
     fast.compile()
     mask = np.ones([3, 3, 1, 1], np.float32)
     mask[1, 1] = 0.0
@@ -239,14 +200,14 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
         patch.setattr(networks, "apply_batch_norm", keras_batch_norm)
         patch.setattr(cell_grid, "neighbour_conv",
                       lambda c, k, border="zero": tf.nn.conv2d(c, k * mask, 1, "SAME"))
-        plain = _model()
+        plain = permakey_model()
         plain.compile()
         assert not any(type(layer).__name__ == "FusedBatchNormalization" for layer in plain._flatten_layers())
         _copy_state(fast, plain)
         plain_step = tf.function(plain.train_step)
-        plain_logs = [plain_step(_frames(4, seed)) for seed in range(3)]
+        plain_logs = [plain_step(permakey_frames(4, seed)) for seed in range(3)]
     fast_step = tf.function(fast.train_step)
-    fast_logs = [fast_step(_frames(4, seed)) for seed in range(3)]
+    fast_logs = [fast_step(permakey_frames(4, seed)) for seed in range(3)]
     for a, b in zip(fast_logs, plain_logs):
         for name in LOSSES:
             np.testing.assert_allclose(float(a[name]), float(b[name]), rtol=1e-4, err_msg=name)
@@ -257,47 +218,16 @@ def test_fast_kernels_train_exactly_like_the_straightforward_layers(monkeypatch)
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4, err_msg=a.path)
 
 
-def test_save_and_load_continue_training_identically(tmp_path):
-    model = _model()
-    model.compile()
-    model.train_on_batch(_frames(2, 0))
-    path = tmp_path / "permakey.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert loaded.config == model.config
-    for module in ("vae", "lsp", "pointnet"):
-        original = getattr(model, f"{module}_optimizer")
-        restored = getattr(loaded, f"{module}_optimizer")
-        assert int(restored.iterations) == int(original.iterations) == 1
-        for a, b in zip(original.variables, restored.variables):
-            np.testing.assert_array_equal(a.numpy(), b.numpy())
-    # Two more steps: the second depends on the restored Adam moments.
-    for seed in (1, 2):
-        a = model.train_on_batch(_frames(2, seed), return_dict=True)
-        b = loaded.train_on_batch(_frames(2, seed), return_dict=True)
-        for name in LOSSES:
-            assert a[name] == pytest.approx(b[name], rel=1e-5), name
-
-
 def test_mixed_bfloat16_trains_with_float32_losses():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = _model()
+    model = permakey_model()
     assert model.encoder.compute_dtype == "bfloat16"
     assert model.encoder.variable_dtype == "float32"
-    x = scale_frames(_frames(), 84)
+    x = scale_frames(permakey_frames(), 84)
     losses = model.compute_losses(x, model._forward(x, training=True))
     assert all(loss.dtype == tf.float32 for loss in losses.values())
     model.compile()
-    logs = model.train_on_batch(_frames(), return_dict=True)
-    assert all(np.isfinite(logs[name]) for name in LOSSES)
-
-
-def test_mixed_float16_uses_loss_scaling():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    model = _model()
-    model.compile()
-    assert isinstance(model.lsp_optimizer, keras.optimizers.LossScaleOptimizer)
-    logs = model.train_on_batch(_frames(), return_dict=True)
+    logs = model.train_on_batch(permakey_frames(), return_dict=True)
     assert all(np.isfinite(logs[name]) for name in LOSSES)
 
 
@@ -358,7 +288,7 @@ def test_learns_keypoints_and_error_maps_on_shapes():
         pointnet_second_stride=2,
         keypoint_sigma=0.05,
     )
-    model = _model(config)
+    model = permakey_model(config)
     model.compile(
         keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-2)
     )
@@ -384,10 +314,10 @@ def test_learns_keypoints_and_error_maps_on_shapes():
 def test_pointnet_restart_renews_only_the_pointnet_and_is_reproducible():
     from permakey_tf.training.callbacks import RestartKeypointNetwork
 
-    frames = _frames(batch=8, seed=3)
+    frames = permakey_frames(batch=8, seed=3)
 
     def trained(restart_step):
-        model = _model(seed=0)
+        model = permakey_model(seed=0)
         model.compile()
         callbacks = [RestartKeypointNetwork(restart_step, seed=11)] if restart_step else []
         model.fit(frames, batch_size=2, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
@@ -413,11 +343,11 @@ def test_keypoint_refinement_moves_only_the_outputs_onto_error_mass():
     the model's own error maps; everything else (heatmaps, error maps, losses, weights) is the
     same model's."""
     refined_config = dataclasses.replace(TINY, keypoint_refinement_steps=2)
-    plain, refined = _model(dataclasses.replace(TINY, keypoint_refinement_steps=0)), _model(refined_config)
+    plain, refined = permakey_model(dataclasses.replace(TINY, keypoint_refinement_steps=0)), permakey_model(refined_config)
     refined.build((None, 84, 84, 3))
     plain.build((None, 84, 84, 3))
     refined.set_weights(plain.get_weights())
-    frames = _frames(batch=3, seed=5)
+    frames = permakey_frames(batch=3, seed=5)
     a, b = plain(frames, training=False), refined(frames, training=False)
     for name in ("heatmaps", "error_maps", "reconstruction"):
         np.testing.assert_array_equal(a[name], b[name])

@@ -1,9 +1,9 @@
-"""The AtariARI-style probes: F1, entropy filter, categories, and what a probe can and cannot read."""
+"""The AtariARI-style probes: F1, entropy filter, and what a probe can and cannot read."""
 
 import numpy as np
 import pytest
 
-from permakey_tf.probes import ram_annotations, representations, state_probe
+from permakey_tf.probes import representations, state_probe
 
 BYTE = 5  # the synthetic state variable's RAM byte
 
@@ -77,63 +77,6 @@ def test_low_entropy_variables_are_dropped_and_duplicates_masked():
     assert state_probe.entropy_nats(np.arange(4)) == pytest.approx(np.log(4))
     frames = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
     assert state_probe.unique_frame_mask(frames, frames[[1, 3]]).tolist() == [True, False, True, False]
-
-
-def test_categories_follow_the_benchmark_naming_rules():
-    category = ram_annotations.category
-    assert category("player_x") == "agent_localization"
-    assert category("player_missile_x") == "small_object_localization"
-    assert category("ball_y") == "small_object_localization"
-    assert category("enemy_skull_y") == "other_localization"
-    assert category("player_score") == "score_clock_lives_display"
-    assert category("num_lives") == "score_clock_lives_display"
-    assert category("player_direction") == "misc" and category("block_bit_map_3") == "misc"
-    assert category("angle_of_tank") is None
-    summary = state_probe.summarise({"player_x": 1.0, "player_y": 0.5, "ball_x": 0.0, "angle_of_tank": 0.3})
-    assert summary["agent_localization"] == 0.75 and summary["small_object_localization"] == 0.0
-    assert summary["mean_over_categories"] == pytest.approx(0.375)
-    assert summary["mean_over_variables"] == pytest.approx(1.8 / 4)
-
-
-def test_ram_table_splits_multi_byte_variables_and_refuses_unannotated_games():
-    breakout = ram_annotations.ram_variables("breakout")
-    assert breakout["block_bit_map_0"] == 0 and breakout["block_bit_map_29"] == 29
-    assert ram_annotations.ram_variables("Space Invaders")["player_x"] == 28
-    with pytest.raises(ram_annotations.NoRamAnnotationError, match="enduro.*games with one"):
-        ram_annotations.ram_variables("enduro")
-    assert ram_annotations.published_f1("mspacman")["ST-DIM"] == 0.72
-    assert ram_annotations.published_f1("battlezone") == {}
-
-
-def test_window_colours_and_downsampled_pixels():
-    frames = np.zeros((1, 84, 84, 3), np.uint8)
-    frames[0, 8:12, 20:24] = (255, 0, 0)
-    maps = np.zeros((1, 84, 84, 2), np.float32)
-    maps[0, 8:12, 20:24, 0] = 1.0  # keypoint 0 sits on the red square, keypoint 1 on black
-    maps[0, 50:54, 50:54, 1] = 1.0
-    colours = representations.window_colours(frames, maps).reshape(2, 3)
-    np.testing.assert_allclose(colours, [[1, 0, 0], [0, 0, 0]], atol=1e-6)
-    pixels = representations.downsampled_pixels(frames)
-    assert pixels.shape == (1, 21 * 21 * 3) and pixels.max() == pytest.approx(1.0)
-
-
-def test_window_features_read_a_coarse_feature_map_where_each_window_sits():
-    # A stride-4 feature map (21x21, like an encoder block) whose channel 0 is 7 in the cell
-    # that covers pixels 8-11 x 20-23 and channel 1 is 3 everywhere.
-    features = np.zeros((1, 21, 21, 2), np.float32)
-    features[0, 2, 5, 0] = 7.0
-    features[..., 1] = 3.0
-    maps = np.zeros((1, 84, 84, 2), np.float32)
-    maps[0, 8:12, 20:24, 0] = 1.0  # keypoint 0's window covers that cell only
-    maps[0, 9:11, 20:28, 1] = 1.0  # keypoint 1's is half on it, half on its right neighbour
-    read = representations.window_features(features, maps).reshape(2, 2)
-    np.testing.assert_allclose(read, [[7, 3], [3.5, 3]], atol=1e-5)
-    # At full resolution it is the colour reading (same numbers as window_colours).
-    frames = np.random.default_rng(0).integers(0, 256, (1, 84, 84, 3), dtype=np.uint8)
-    np.testing.assert_allclose(representations.window_features(frames / 255.0, maps),
-                               representations.window_colours(frames, maps), atol=1e-6)
-    with pytest.raises(ValueError, match="one multiple"):
-        representations.window_features(np.zeros((1, 20, 20, 2)), maps)
 
 
 def test_the_cli_refuses_a_game_without_ram_annotation_before_loading_anything(tmp_path):

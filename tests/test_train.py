@@ -1,17 +1,16 @@
 """train.py end to end (smoke preset, subprocesses) and the training machinery it wires together:
-flag checks, presets, run folder, TensorBoard events, best checkpoint, resume, export. The
-checkpoint and NaN-stop callbacks alone: tests/test_checkpoints.py."""
+flag checks, run folder, TensorBoard events, best checkpoint, resume, export. The presets alone:
+tests/test_run_flags.py; the checkpoint callbacks: tests/test_checkpoints.py; the other callbacks:
+tests/test_callbacks.py."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 import train  # noqa: E402
-from permakey_tf.training import runs, run_flags, run_config, trainer  # noqa: E402
+from permakey_tf.training import runs, run_flags, run_config  # noqa: E402
 
 
 def _env():
@@ -31,21 +30,6 @@ def _env():
 
 def _train_cmd(*args):
     return [sys.executable, str(REPO / "train.py"), *args]
-
-
-@pytest.fixture(scope="module")
-def smoke_data_dir(tmp_path_factory):
-    """The smoke preset's dataset (64/16/16 Space Invaders frames), built once for the module."""
-    import tfds_atari
-
-    data_dir = tmp_path_factory.mktemp("tfds")
-    smoke = run_flags.resolve_config({"preset": "smoke"}).data
-    builder = tfds_atari.get_builder(
-        "spaceinvaders", data_dir=str(data_dir), train_frames=smoke.train_frames,
-        validation_frames=smoke.validation_frames, test_frames=smoke.test_frames,
-    )
-    tfds_atari.ensure_prepared(builder)
-    return data_dir
 
 
 # ----------------------------------------------------------------------------- flags (no TF work)
@@ -98,46 +82,6 @@ def test_help_explains_every_flag(capsys):
     assert undocumented == []
     # Every flag left out parses as None, so that the preset, not argparse, supplies its value.
     assert set(vars(parser.parse_args([])).values()) == {None}
-
-
-def test_defaults_are_the_papers_and_flags_override_presets():
-    paper = run_flags.resolve_config({})
-    assert (paper.model, paper.game, paper.preset) == ("permakey", "spaceinvaders", "paper")
-    assert paper.train.batch_size == 32 and paper.train.epochs == 100
-    assert paper.train.early_stopping_patience == 10
-    assert (paper.data.train_frames, paper.data.validation_frames) == (85_000, 5_000)
-    assert paper.model_config.lsp_layers == (0, 1) and paper.model_config.learning_rate == 2e-4
-    assert paper.model_config.num_keypoints == 25  # the authors' K for Space Invaders
-    transporter = run_flags.resolve_config({"model": "transporter", "game": "mspacman"})
-    assert transporter.train.batch_size == 64 and transporter.train.early_stopping_patience == 5
-    assert transporter.model_config.num_keypoints == 7
-
-    quick = run_flags.resolve_config({"preset": "quick"})
-    quick_steps_per_epoch = quick.data.train_frames // quick.train.batch_size
-    # Sized for the README's 12-minute main job (docs/TRAINING.md).
-    assert quick.model_config.lsp_layers == (0,) and quick.model_config.patch_size == 2
-    assert quick.model_config.lsp_hidden_widths == (64, 32, 32)
-    assert quick.model_config.pointnet_restart_step == quick.train.epochs * quick_steps_per_epoch // 2
-    assert paper.model_config.pointnet_restart_step == 0  # the paper trains the PointNet throughout
-    assert quick.model_config.pointnet_final_steps == 600 and paper.model_config.pointnet_final_steps == 0
-    assert quick.model_config.keypoint_reduction == "spatial"  # the defaults, not the preset's
-    assert quick.model_config.learning_rate == 1e-3
-    assert quick.train.batch_size == 16 and quick.train.precision == "auto"
-    assert not quick.train.jit and quick.data.train_frames == 6_000
-    assert 2_000 <= quick.train.epochs * quick_steps_per_epoch <= 3_000
-    # Transporter's quick run is longer: at 6 epochs its Pong keypoints had only begun to track.
-    quick_transporter = run_flags.resolve_config({"preset": "quick", "model": "transporter"})
-    assert (quick_transporter.train.epochs, quick.train.epochs) == (10, 6)
-    assert run_flags.resolve_config({"preset": "quick", "model": "transporter", "epochs": 3}).train.epochs == 3
-
-    overridden = run_flags.resolve_config(
-        {"preset": "quick", "batch_size": 8, "layers": "0,1", "num_keypoints": 5, "epochs": 1}
-    )
-    assert overridden.train.batch_size == 8 and overridden.train.epochs == 1
-    assert overridden.model_config.lsp_layers == (0, 1) and overridden.model_config.num_keypoints == 5
-    patched = run_flags.resolve_config({"patch_size": 3})
-    assert patched.model_config.patch_size == 3
-    assert overridden.train.precision == "auto"  # untouched preset values stay
 
 
 def test_config_json_round_trip(tmp_path):
@@ -253,64 +197,6 @@ def test_resume_after_kill_continues_from_the_next_epoch(smoke_data_dir, tmp_pat
     assert (run_dir / "export" / "1" / "saved_model.pb").exists()
 
 
-class _FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_time_limit_stops_before_the_epoch_that_would_run_past_it():
-    from permakey_tf.training.callbacks import StopAtTimeLimit
-
-    clock, model = _FakeClock(), types.SimpleNamespace(stop_training=False)
-    limit = StopAtTimeLimit(100.0, stream=io.StringIO(), clock=clock)
-    limit.set_model(model)
-    limit.on_train_begin()
-    for epoch, length in enumerate((30.0, 25.0, 30.0)):  # after 55 s an epoch of up to 30 s fits
-        clock.now += length
-        limit.on_epoch_end(epoch)
-        if model.stop_training:
-            break
-    assert limit.stopped_after_epoch == 3 and clock.now == 85.0  # 85 + 30 > 100
-    assert "stops after epoch 3" in limit.stream.getvalue()
-    # On the run's last epoch there is nothing to stop, and nothing is said.
-    limit.set_params({"epochs": 3})
-    model.stop_training = False
-    limit.on_train_begin()
-    for epoch in range(3):  # 90 s + 30 s > 100 s after the third, but that is the last
-        clock.now += 30.0
-        limit.on_epoch_end(epoch)
-    assert limit.stopped_after_epoch is None and not model.stop_training
-    with pytest.raises(ValueError, match="> 0"):
-        StopAtTimeLimit(0.0)
-
-
-def test_the_final_pointnet_phase_runs_only_where_the_time_limit_leaves_room_for_it(capsys):
-    from permakey_tf.training.callbacks import StopAtTimeLimit
-
-    config = run_flags.resolve_config({"preset": "quick"})  # 600 phase steps, 375 steps per epoch
-    data = types.SimpleNamespace(steps_per_epoch=375)
-    best = types.SimpleNamespace(stopped_early=False)
-    clock = _FakeClock()
-    limit = StopAtTimeLimit(600.0, stream=io.StringIO(), clock=clock)
-    limit.set_model(types.SimpleNamespace(stop_training=False))
-    limit.set_params({"epochs": 6})
-    limit.on_train_begin()
-    for epoch in range(6):
-        clock.now += 80.0  # 480 s of training; the phase is estimated at half an epoch, 40 s
-        limit.on_epoch_end(epoch)
-    assert trainer._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
-    assert trainer._phase_fits_in_time_limit(None, best, config, data, Path("run"))  # no limit
-    clock.now = 570.0  # 30 s left
-    assert not trainer._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
-    assert "apply it with: python train.py --resume run" in capsys.readouterr().out
-    clock.now = 480.0
-    limit.stopped_after_epoch = 4  # stopped by the limit: the run is not finished
-    assert not trainer._phase_fits_in_time_limit(limit, best, config, data, Path("run"))
-
-
 def test_time_limit_ends_the_run_at_an_epoch_boundary_and_resume_continues(smoke_data_dir, tmp_path):
     epochs = 3
     args = ("--preset", "smoke", "--data-dir", str(smoke_data_dir), "--logdir", str(tmp_path),
@@ -357,44 +243,6 @@ def test_cli_trains_and_exports_transporter_on_noisy_frames(smoke_data_dir, tmp_
     assert (run_dir / "checkpoints" / "best.keras").exists()
     assert (run_dir / "export" / "1" / "saved_model.pb").exists()
     assert "ran out of data" not in result.stderr
-
-
-def test_map_panels_lay_out_frame_gaussians_error_maps_reconstruction():
-    from permakey_tf.training.summaries import map_panels
-
-    frames = np.zeros([2, 84, 84, 3], np.uint8)
-    frames[:, 10, 20] = 255
-    gaussians = np.zeros([2, 84, 84, 3], np.float32)
-    gaussians[:, 40, 50, 1] = 0.5  # one keypoint's peak
-    errors = np.full([2, 84, 84, 2], 0.2, np.float32)
-    errors[:, 5, 6, 1] = 0.9
-    reconstruction = np.full([2, 84, 84, 3], 0.5, np.float32)
-    outputs = {"gaussian_maps": gaussians, "error_maps": errors, "reconstruction": reconstruction}
-    panel = map_panels(frames, outputs, scale=1)
-    assert panel.shape == (2 * 84, 5 * 84, 3) and panel.dtype == np.uint8
-    tile = lambda row, column: panel[row * 84:(row + 1) * 84, column * 84:(column + 1) * 84]  # noqa: E731
-    np.testing.assert_array_equal(tile(1, 0), frames[1])
-    assert tile(0, 1)[40, 50, 0] == 255 and tile(0, 1).sum() == 3 * 255  # summed, min-max scaled
-    assert tile(0, 2).max() == 0  # a flat error map stays dark instead of dividing by zero
-    assert tile(0, 3)[5, 6, 0] == 255 and tile(0, 3)[0, 0, 0] == 0
-    assert (tile(0, 4) == 128).all()
-    assert map_panels(frames, {"gaussian_maps": gaussians}, scale=2).shape == (2 * 168, 2 * 168, 3)
-
-
-def test_resumed_data_stream_equals_the_uninterrupted_one(smoke_data_dir):
-    config = run_flags.resolve_config({"preset": "smoke", "data_dir": str(smoke_data_dir)})
-    from permakey_tf.training.run_data import RunData
-
-    data = RunData(config)
-    steps = data.steps_per_epoch
-    assert steps == config.data.train_frames // config.train.batch_size
-    full = [np.asarray(batch) for batch in data.training(0, 3)]
-    resumed = [np.asarray(batch) for batch in data.training(1, 3)]
-    assert len(full) == 3 * steps and len(resumed) == 2 * steps
-    for a, b in zip(full[steps:], resumed):
-        np.testing.assert_array_equal(a, b)
-    # ... while every epoch has its own order.
-    assert not all(np.array_equal(a, b) for a, b in zip(full[:steps], full[steps:2 * steps]))
 
 
 def test_export_only_reports_a_missing_or_corrupt_checkpoint(tmp_path, capsys):

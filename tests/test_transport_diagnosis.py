@@ -10,24 +10,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf.config import TransporterConfig
 from permakey_tf.evaluation.transport_diagnosis import (diagnose_transporter, keypoint_spread, pair_motion,
                                                         window_pair_indices)
 from permakey_tf.models import ops
 from permakey_tf.models.transporter import Transporter
 
-TINY = TransporterConfig(image_size=16, encoder_filters=(4, 4, 8, 8), decoder_filters=(8, 8, 8, 8),
-                         num_keypoints=2)
-
-
-def _frames(seed: int, n: int = 6) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+from tiny_transporter import TINY, transporter_frames
 
 
 def _model(seed: int = 0) -> Transporter:
     keras.utils.set_random_seed(seed)
     model = Transporter(TINY)
-    model(_frames(seed, 2))
+    model(transporter_frames(seed, 2))
     return model
 
 
@@ -37,7 +31,7 @@ def _scaled(frames):
 
 def test_reconstruction_with_the_own_keypoints_is_the_transport_pass():
     model = _model()
-    source, target = _scaled(_frames(1)), _scaled(_frames(2))
+    source, target = _scaled(transporter_frames(1)), _scaled(transporter_frames(2))
     outputs = model.transport_images(source, target)
     again = model.reconstruct_with_keypoints(source, target, outputs["source_keypoints"],
                                              outputs["target_keypoints"])
@@ -48,12 +42,12 @@ def test_no_keypoints_decode_the_source_alone():
     """Without Gaussian maps nothing is pasted: the target frame cannot change the output, and
     keypoints placed on the frame do change it."""
     model = _model()
-    source = _scaled(_frames(1))
-    first = model.reconstruct_with_keypoints(source, _scaled(_frames(2)), None, None)
-    second = model.reconstruct_with_keypoints(source, _scaled(_frames(3)), None, None)
+    source = _scaled(transporter_frames(1))
+    first = model.reconstruct_with_keypoints(source, _scaled(transporter_frames(2)), None, None)
+    second = model.reconstruct_with_keypoints(source, _scaled(transporter_frames(3)), None, None)
     np.testing.assert_array_equal(first.numpy(), second.numpy())
     keypoints = tf.zeros((6, 2, 2))
-    pasted = model.reconstruct_with_keypoints(source, _scaled(_frames(3)), keypoints, keypoints)
+    pasted = model.reconstruct_with_keypoints(source, _scaled(transporter_frames(3)), keypoints, keypoints)
     assert np.abs(pasted.numpy() - second.numpy()).max() > 1e-5  # the untrained decoder is nearly flat
 
 
@@ -76,24 +70,24 @@ def test_a_model_whose_keypoints_cannot_move_gains_nothing_from_them():
     conv = model.keypointer.heatmap_conv
     conv.kernel.assign(tf.zeros_like(conv.kernel))
     conv.bias.assign(tf.zeros_like(conv.bias))
-    diagnosis = diagnose_transporter(model, _frames(4, 10), _frames(5, 10), batch_size=4)
+    diagnosis = diagnose_transporter(model, transporter_frames(4, 10), transporter_frames(5, 10), batch_size=4)
     assert diagnosis.pairs == 10
     assert diagnosis.loss_ratio_fixed == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(diagnosis.keypoint_motion_px, 0.0, atol=1e-3)
     np.testing.assert_allclose(diagnosis.fixed_layout_px, [[8.0, 8.0]] * 2, atol=1e-3)
-    heatmaps = model(_frames(4, 1))["heatmaps"]
+    heatmaps = model(transporter_frames(4, 1))["heatmaps"]
     flat = keypoint_spread(*[w.numpy() for w in ops.heatmap_marginals(heatmaps)], 16)[0]
     np.testing.assert_allclose(diagnosis.heatmap_spread_px, flat, rtol=1e-5)
     # Random frames differ almost everywhere; copying the source is the pair's own difference.
     assert diagnosis.changed_pixel_share > 0.8
-    expected_copy = np.mean((_frames(4, 10) / 255.0 - _frames(5, 10) / 255.0) ** 2)
+    expected_copy = np.mean((transporter_frames(4, 10) / 255.0 - transporter_frames(5, 10) / 255.0) ** 2)
     assert diagnosis.mse_copy_source == pytest.approx(expected_copy, rel=1e-5)
     assert diagnosis.change_map.shape == (16, 16)
 
 
 def test_identical_frames_change_nothing():
     model = _model()
-    frames = _frames(6, 4)
+    frames = transporter_frames(6, 4)
     diagnosis = diagnose_transporter(model, frames, frames)
     assert diagnosis.changed_pixel_share == 0.0 and diagnosis.mse_copy_source == 0.0
     assert diagnosis.mse_own_changed == 0.0 and diagnosis.keypoint_share_of_changed_error == 0.0
@@ -101,24 +95,10 @@ def test_identical_frames_change_nothing():
 
 def test_mismatched_pairs_are_refused():
     with pytest.raises(ValueError, match="one shape"):
-        diagnose_transporter(_model(), _frames(1, 3), _frames(2, 4))
+        diagnose_transporter(_model(), transporter_frames(1, 3), transporter_frames(2, 4))
 
 
 # ----------------------------------------------------------------- data-dependent output offset
-@pytest.mark.parametrize("output", ["bn_sigmoid", "sigmoid", "linear"])
-def test_output_offset_decodes_a_zero_preactivation_to_the_colour(output):
-    """With the output conv's kernel zeroed, the decoder's output is its offset alone: the colour
-    set, for every output mode."""
-    model = Transporter(TINY.replace(decoder_output=output))
-    model(_frames(0, 2))
-    conv = model.decoder.output_conv
-    conv.kernel.assign(tf.zeros_like(conv.kernel))
-    colour = np.array([0.56, 0.28, 0.07])
-    model.decoder.set_output_offset(colour)
-    out = model.decoder(tf.random.uniform((2, 8, 8, 8)), training=False).numpy()
-    np.testing.assert_allclose(out, np.broadcast_to(colour, out.shape), atol=1e-3)
-
-
 def test_initialise_from_data_sets_the_mean_colour_only_when_asked():
     colour = np.array([144, 72, 17], np.uint8)
     frames = np.broadcast_to(colour, (4, 16, 16, 3)).copy()
@@ -126,13 +106,13 @@ def test_initialise_from_data_sets_the_mean_colour_only_when_asked():
     expected = frames.reshape(-1, 3).mean(axis=0) / 255.0
     batches = [(frames, frames[::-1])]
     model = Transporter(TINY.replace(decoder_offset_init="data_mean"))
-    model(_frames(0, 2))
+    model(transporter_frames(0, 2))
     model.initialise_from_data(batches)
     beta = model.decoder.output_norm.beta.numpy()
     np.testing.assert_allclose(1 / (1 + np.exp(-beta)), expected, rtol=1e-5)
     keras.utils.set_random_seed(0)
     untouched = Transporter(TINY.replace(decoder_offset_init="zero"))
-    untouched(_frames(0, 2))
+    untouched(transporter_frames(0, 2))
     before = [w.numpy() for w in untouched.weights]
     untouched.initialise_from_data(batches)  # "zero", both codes' behaviour: nothing changes
     for a, b in zip(before, untouched.weights):
