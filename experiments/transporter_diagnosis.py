@@ -10,6 +10,14 @@ the pixels that changed; per-keypoint heatmap spread and motion. Prints one bloc
 writes ``transport_diagnosis.json`` and ``transport_diagnosis.png`` (where pairs change, the
 keypoints of every target frame over one frame, and one pair's reconstructions) into ``--out``
 (default: the run folder).
+
+With ``--by-class`` it measures instead where the loss is: the pairs are the run's window pairs of
+the split (every source-target combination its pair config allows, ``--pairs`` of them evenly
+spaced) with their object boxes, and for each object class (and the pixels outside every box) it
+prints the share of the frame it covers and the share of three per-pixel errors that falls on it:
+copying the source (what changes between the frames), the reconstruction with no keypoint, and
+with the model's own keypoints; and which share of the region's no-keypoint error the own
+keypoints remove. Writes ``transport_error_by_class.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--pairs", type=int, default=256, help="at most this many pairs")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
     parser.add_argument("--out", default=None, help="output folder (default: each run folder)")
+    parser.add_argument("--by-class", action="store_true",
+                        help="where the loss is, per object class (module docstring)")
     return parser.parse_args(argv)
 
 
@@ -57,6 +67,59 @@ def load_run_pairs(run, split: str, max_pairs: int, data_dir=None):
         raise SystemExit(f"transporter_diagnosis.py: the {split} split of {run.path} holds no pair; "
                          "try --split train")
     return np.concatenate(sources)[:max_pairs], np.concatenate(targets)[:max_pairs]
+
+
+def load_window_pairs_with_objects(run, split: str, max_pairs: int, data_dir=None):
+    """``(source [P, S, S, 3], target [P, S, S, 3], source ObjectSet, target ObjectSet)``: at most
+    ``max_pairs`` of the run's window pairs of ``split`` (evenly spaced over all of them), clean."""
+    from permakey_tf.data import pipelines
+    from permakey_tf.evaluation.predictions import load_eval_set
+    from permakey_tf.evaluation.transport_diagnosis import window_pair_indices
+
+    data = load_eval_set(run.game, "none", run.config.data.dataset_arguments(data_dir), split=split,
+                         progress=False)
+    pairs = pipelines.PairConfig(**(run.config.data.pairs or {}))
+    sources, targets = window_pair_indices(data.episode_ids, pairs.window_length, pairs.source_range,
+                                           pairs.target_range)
+    if len(sources) == 0:
+        raise SystemExit(f"transporter_diagnosis.py: the {split} split of {run.game} has no episode "
+                         f"of {pairs.window_length} frames; try --split train")
+    chosen = np.unique(np.linspace(0, len(sources) - 1, min(max_pairs, len(sources))).round().astype(int))
+    sources, targets = sources[chosen], targets[chosen]
+    return (data.clean[sources], data.clean[targets], data.objects.take(sources),
+            data.objects.take(targets))
+
+
+def error_by_class(model, run, args) -> dict:
+    """Per class, its area share and the share of each error map on it (module docstring)."""
+    from permakey_tf.evaluation import transport_diagnosis as diagnosis
+
+    source, target, source_objects, target_objects = load_window_pairs_with_objects(
+        run, args.split, args.pairs, args.data_dir)
+    regions = diagnosis.class_regions(source_objects, target_objects, model.config.image_size)
+    maps = diagnosis.reconstruction_error_maps(model, source, target)
+    by_error = {name: diagnosis.region_error_shares(error, regions) for name, error in maps.items()}
+    totals = {f"{error}_mean": float(values.mean()) for error, values in maps.items()}
+    classes = {}
+    for name in regions:
+        shares = {f"{error}_share": by_error[error][name]["error_share"] for error in maps}
+        own = shares["own_share"] * totals["own_mean"]
+        none = shares["no_keypoints_share"] * totals["no_keypoints_mean"]
+        # How much of the region's no-keypoint error the model's own keypoints remove.
+        classes[name] = {"area_share": by_error["own"][name]["area_share"], **shares,
+                         "explained_by_keypoints": 1.0 - own / none if none > 0 else 0.0}
+    return {"pairs": int(len(source)), **totals, "classes": classes}
+
+
+def print_error_by_class(label: str, split: str, result: dict) -> None:
+    print(f"{label} ({split}, {result['pairs']} window pairs): share of each per-pixel error per region")
+    print(f"  squared error per pixel: copy source {result['copy_source_mean']:.3g}, "
+          f"no keypoints {result['no_keypoints_mean']:.3g}, own keypoints {result['own_mean']:.3g}")
+    print(f"  {'region':18s} {'area':>6s} {'copy':>6s} {'no kp':>6s} {'own':>6s} {'removed by kp':>14s}")
+    for name, shares in sorted(result["classes"].items(), key=lambda item: -item[1]["copy_source_share"]):
+        print(f"  {name:18s} {shares['area_share']:6.3f} {shares['copy_source_share']:6.3f} "
+              f"{shares['no_keypoints_share']:6.3f} {shares['own_share']:6.3f} "
+              f"{shares['explained_by_keypoints']:14.2f}")
 
 
 def draw(model, diagnosis, source, target, path: Path, title: str) -> None:
@@ -102,6 +165,7 @@ def main(argv=None) -> int:
 
     import permakey_tf.models.transporter  # noqa: F401  (registers the classes)
     from permakey_tf.evaluation.transport_diagnosis import diagnose_transporter
+    from permakey_tf.provenance import provenance
     from permakey_tf.training import runs
 
     for run_dir in args.run_dirs:
@@ -110,11 +174,18 @@ def main(argv=None) -> int:
             raise SystemExit(f"transporter_diagnosis.py: {run_dir} is not a Transporter run with "
                              f"{runs.CHECKPOINT}")
         model = keras.models.load_model(run.checkpoint, compile=False)
+        out = Path(args.out) if args.out else run.path
+        out.mkdir(parents=True, exist_ok=True)
+        if args.by_class:
+            result = {"run": str(run.path), "split": args.split, "command": " ".join(sys.argv),
+                      **provenance(), **error_by_class(model, run, args)}
+            stem = "transport_error_by_class" if args.out is None else f"transport_error_by_class_{run.path.name}"
+            (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+            print_error_by_class(run.label, args.split, result)
+            continue
         source, target = load_run_pairs(run, args.split, args.pairs, args.data_dir)
         diagnosis = diagnose_transporter(model, source, target)
         summary = {"run": str(run.path), "split": args.split, **diagnosis.summary()}
-        out = Path(args.out) if args.out else run.path
-        out.mkdir(parents=True, exist_ok=True)
         stem = "transport_diagnosis" if args.out is None else f"transport_diagnosis_{run.path.name}"
         (out / f"{stem}.json").write_text(json.dumps(summary, indent=1) + "\n")
         draw(model, diagnosis, source, target, out / f"{stem}.png", run.label)

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from permakey_tf.evaluation.transport_diagnosis import (diagnose_transporter, keypoint_spread, pair_motion,
+from permakey_tf.evaluation.transport_diagnosis import (OUTSIDE_OBJECTS, class_regions, diagnose_transporter,
+                                                        keypoint_spread, pair_motion,
+                                                        reconstruction_error_maps, region_error_shares,
                                                         window_pair_indices)
 from permakey_tf.models import ops
 from permakey_tf.models.transporter import Transporter
 
+from object_boxes import SIZE, box, one_frame
 from tiny_transporter import TINY, transporter_frames
 
 
@@ -147,3 +150,53 @@ def test_pair_motion_counts_the_pairs_where_a_class_moved():
     assert motion["Ball"] == {"pairs": 5, "moved_share": 1.0, "median_px": 3.0}
     assert motion["Paddle"]["moved_share"] == pytest.approx(1 / 5) and motion["Paddle"]["median_px"] == 0.0
     assert motion["Gone"]["pairs"] == 0 and np.isnan(motion["Gone"]["moved_share"])
+
+
+def test_class_regions_cover_the_boxes_of_both_frames_grown_by_the_margin():
+    """A ball that moved covers where it was and where it is; the score, the same box in both
+    frames, covers it once; every other pixel is outside objects."""
+    names = ("Ball", "Score")
+    source = one_frame([box(10, 20, 12, 22), box(60, 0, 70, 6)], labels=[0, 1], class_names=names)
+    target = one_frame([box(30, 20, 32, 22), box(60, 0, 70, 6)], labels=[0, 1], class_names=names)
+    regions = class_regions(source, target, SIZE, margin_px=1)
+    assert set(regions) == {"Ball", "Score", OUTSIDE_OBJECTS}
+    ball = regions["Ball"][0]
+    assert ball[19:23, 9:13].all() and ball[19:23, 29:33].all()  # both places, margin 1
+    assert ball.sum() == 2 * 4 * 4 and not ball[19:23, 13:29].any()
+    assert regions["Score"][0].sum() == 7 * 12  # rows 0-6 (clipped at the top), columns 59-70
+    outside = regions[OUTSIDE_OBJECTS][0]
+    assert outside.sum() == SIZE * SIZE - 2 * 16 - 84 and not (outside & ball).any()
+
+
+def test_class_regions_refuse_pairs_that_do_not_match():
+    first = one_frame([box(1, 1, 2, 2)], class_names=("Ball",))
+    with pytest.raises(ValueError, match="same pairs"):
+        class_regions(first, first.take(np.array([0, 0])), SIZE)
+    with pytest.raises(ValueError, match="class names"):
+        class_regions(one_frame([box(1, 1, 2, 2)]), one_frame([box(1, 1, 2, 2)]), SIZE)
+
+
+def test_region_error_shares_say_where_the_error_is():
+    error = np.zeros((1, 4, 4))
+    error[0, 0, 0] = 3.0  # three quarters of the error on one pixel of region "a"
+    error[0, 3, 3] = 1.0
+    a = np.zeros((1, 4, 4), bool)
+    a[0, :2, :2] = True
+    shares = region_error_shares(error, {"a": a, "rest": ~a})
+    assert shares["a"] == {"error_share": 0.75, "area_share": 0.25}
+    assert shares["rest"] == {"error_share": 0.25, "area_share": 0.75}
+    assert region_error_shares(np.zeros((1, 4, 4)), {"a": a})["a"]["error_share"] == 0.0
+
+
+def test_reconstruction_error_maps_are_the_squared_errors_of_each_reconstruction():
+    model = _model()
+    source, target = transporter_frames(1), transporter_frames(2)
+    maps = reconstruction_error_maps(model, source, target, batch_size=4)  # two batches
+    s, t = _scaled(source), _scaled(target)
+    expected_copy = ((s.numpy() - t.numpy()) ** 2).sum(-1)
+    np.testing.assert_allclose(maps["copy_source"], expected_copy, rtol=1e-6)
+    own = model.transport_images(s, t)["reconstruction"].numpy()
+    np.testing.assert_allclose(maps["own"], ((own - t.numpy()) ** 2).sum(-1), rtol=1e-5, atol=1e-7)
+    none = model.reconstruct_with_keypoints(s, t, None, None).numpy()
+    np.testing.assert_allclose(maps["no_keypoints"], ((none - t.numpy()) ** 2).sum(-1), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(maps["own"], maps["no_keypoints"])

@@ -26,6 +26,15 @@ frames; 0 = the same place in every frame).
 On the data alone, :func:`window_pair_indices` and :func:`pair_motion` say how far each object
 class moves between the frames of the pairs Transporter can draw (experiments/pair_motion.py).
 
+Where the loss is: :func:`class_regions` marks, per pair, the pixels of each object class (its
+boxes in the source and in the target frame, grown by a margin, since a moved object changes the
+pixels it left and the ones it entered), and :func:`region_error_shares` says which share of a
+per-pixel error map falls in each region. Applied to the copy-the-source error (what changes
+between the frames) it says where the reconstruction loss can be lowered at all; applied to the
+error with no keypoints and with the model's own (:func:`reconstruction_error_maps`) it says which
+regions the keypoints explain. Regions of different classes may overlap, so shares need not sum
+to 1; ``outside objects`` is every pixel in no box.
+
 Everything runs in inference mode (BatchNorm's moving averages), as evaluate.py scores keypoints.
 Frames are uint8 ``[N, S, S, 3]``; errors are mean squared errors of [0, 1] pixel values.
 """
@@ -242,3 +251,89 @@ def pair_motion(positions: dict, sources: np.ndarray, targets: np.ndarray,
                         "moved_share": float((shift > moved_px).mean()) if shift.size else float("nan"),
                         "median_px": float(np.median(shift)) if shift.size else float("nan")}
     return result
+
+
+OUTSIDE_OBJECTS = "outside objects"
+
+
+def class_regions(source_objects, target_objects, image_size: int, margin_px: int = 1) -> dict:
+    """Per object class, the pixels its boxes cover in the source or the target frame of each pair.
+
+    Args:
+      source_objects, target_objects: ``permakey_tf.scoring.matching.ObjectSet`` of the N source
+        and the N target frames (pair i = frame i of each), with class names.
+      image_size: S, the side of the frames the boxes ([0, 1] coordinates) are drawn on.
+      margin_px: each box grown by this many pixels on every side.
+
+    Returns:
+      ``{class name: bool [N, S, S]}`` for every class present in some pair, and
+      ``OUTSIDE_OBJECTS``: the pixels in no box of any class.
+    """
+    if source_objects.num_frames != target_objects.num_frames:
+        raise ValueError(f"source and target objects must cover the same pairs, got "
+                         f"{source_objects.num_frames} and {target_objects.num_frames} frames")
+    names = source_objects.class_names or target_objects.class_names
+    if names is None:
+        raise ValueError("class_regions needs the dataset's class names in the ObjectSets")
+    n, size = source_objects.num_frames, image_size
+    regions: dict = {}
+    for objects in (source_objects, target_objects):
+        boxes = objects.boxes * size
+        top = np.clip(np.floor(boxes[..., 0]) - margin_px, 0, size).astype(int)
+        left = np.clip(np.floor(boxes[..., 1]) - margin_px, 0, size).astype(int)
+        bottom = np.clip(np.ceil(boxes[..., 2]) + margin_px, 0, size).astype(int)
+        right = np.clip(np.ceil(boxes[..., 3]) + margin_px, 0, size).astype(int)
+        for i, m in zip(*np.nonzero(objects.valid)):
+            mask = regions.setdefault(names[objects.labels[i, m]], np.zeros((n, size, size), bool))
+            mask[i, top[i, m]:bottom[i, m], left[i, m]:right[i, m]] = True
+    covered = np.zeros((n, size, size), bool)
+    for mask in regions.values():
+        covered |= mask
+    regions[OUTSIDE_OBJECTS] = ~covered
+    return regions
+
+
+def region_error_shares(error_map: np.ndarray, regions: dict) -> dict:
+    """Which share of a per-pixel error falls in each region.
+
+    Args:
+      error_map: ``[N, S, S]`` non-negative per-pixel error (e.g. squared error summed over colour).
+      regions: ``{name: bool [N, S, S]}`` (:func:`class_regions`).
+
+    Returns:
+      ``{name: {"error_share": the region's error / all error, "area_share": its pixels / all
+      pixels}}``; an error share well above the area share = the error concentrates there.
+    """
+    error_map = np.asarray(error_map, np.float64)
+    total = float(error_map.sum())
+    return {name: {"error_share": float(error_map[mask].sum()) / total if total > 0 else 0.0,
+                   "area_share": float(mask.mean())}
+            for name, mask in regions.items()}
+
+
+def reconstruction_error_maps(model, source: np.ndarray, target: np.ndarray,
+                              batch_size: int = 32) -> dict:
+    """Per-pixel squared errors (summed over colour) of three reconstructions of each target.
+
+    Args:
+      model: a built Transporter; source, target: uint8 ``[N, S, S, 3]`` pairs.
+
+    Returns:
+      ``{"copy_source", "no_keypoints", "own": float [N, S, S]}``: the source itself as the
+      reconstruction (what changes), the decoder with no keypoint, and with the model's own.
+    """
+    from permakey_tf.models import ops
+
+    size = model.config.image_size
+    maps = {"copy_source": [], "no_keypoints": [], "own": []}
+    for part in _batches(len(source), batch_size):
+        s = ops.scale_frames(source[part], size, "reconstruction_error_maps")
+        t = ops.scale_frames(target[part], size, "reconstruction_error_maps")
+        reconstructions = {
+            "copy_source": s.numpy(),
+            "no_keypoints": model.reconstruct_with_keypoints(s, t, None, None, training=False).numpy(),
+            "own": model.transport_images(s, t, training=False)["reconstruction"].numpy(),
+        }
+        for name, image in reconstructions.items():
+            maps[name].append(((image - t.numpy()) ** 2).sum(axis=-1))
+    return {name: np.concatenate(parts) for name, parts in maps.items()}
