@@ -9,6 +9,8 @@
 #   DATA_DIR   TFDS data directory (default: TFDS's own, ~/tensorflow_datasets)
 #   DRY_RUN=1  print the commands instead of running them
 #   EVAL_ARGS  extra evaluate.py flags (e.g. "--max-frames 1000")
+#   REPORTS    root of the report folders of over_seeds.py (default: its own,
+#              docs/results/<UTC date>_<machine>)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ -z "${PYTHON:-}" ]]; then
@@ -48,4 +50,36 @@ evaluate() {  # evaluate OUT_SUBDIR RUN_DIR... (evaluate.py measures clean and a
   shift
   # shellcheck disable=SC2086
   run "$PYTHON" evaluate.py "$@" --out "$OUT/$out" "${DATA_ARGS[@]}" $EVAL_ARGS
+}
+
+# over_seeds GAME TAG [FIELD=VALUE...]: one setting of an ablation over $SEEDS with
+# experiments/over_seeds.py (train, evaluate and probe each seed, the seeds' agreement, the seeds
+# table; a finished step is skipped). Sets RUNS to the setting's run folders.
+over_seeds() {
+  local game=$1 tag=$2
+  shift 2
+  local settings=() reports=() seed
+  for setting in "$@"; do settings+=(--set "$setting"); done
+  if [[ -n "${REPORTS:-}" ]]; then reports=(--reports "$REPORTS"); fi
+  # shellcheck disable=SC2086
+  run "$PYTHON" experiments/over_seeds.py --game "$game" --preset "$PRESET" --seeds $SEEDS \
+    --tag "$tag" --logdir "$LOGDIR" "${DATA_ARGS[@]}" "${reports[@]}" "${settings[@]}"
+  RUNS=()
+  for seed in $SEEDS; do RUNS+=("$LOGDIR/$game/permakey/${PRESET}-${tag}_none_seed$seed"); done
+}
+
+# ablation_figure NAME GAME RUN_DIR...: evaluate.py over every setting's runs at once, which
+# draws the ablation figure (F1 against the setting, seeds averaged, beside the baselines) into
+# REPORTS (or today's docs/results/<UTC date>_<machine>)/GAME/ablation-NAME.
+ablation_figure() {
+  local name=$1 game=$2
+  shift 2
+  local root=${REPORTS:-}
+  if [[ -z "$root" ]]; then
+    root="docs/results/$(date -u +%F)_$("$PYTHON" -c \
+      'from permakey_tf.machine import machine_label; print(machine_label())')"
+  fi
+  # shellcheck disable=SC2086
+  run "$PYTHON" evaluate.py "$@" --noise none --out "$root/$game/ablation-$name" --no-progress \
+    "${DATA_ARGS[@]}" $EVAL_ARGS
 }
