@@ -58,7 +58,7 @@ evaluate() {  # evaluate OUT_SUBDIR RUN_DIR... (evaluate.py measures clean and a
 over_seeds() {
   local game=$1 tag=$2
   shift 2
-  local settings=() reports=() seed
+  local settings=() reports=() setting seed
   for setting in "$@"; do settings+=(--set "$setting"); done
   if [[ -n "${REPORTS:-}" ]]; then reports=(--reports "$REPORTS"); fi
   # shellcheck disable=SC2086

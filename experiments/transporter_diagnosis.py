@@ -101,13 +101,13 @@ def error_by_class(model, run, args) -> dict:
     by_error = {name: diagnosis.region_error_shares(error, regions) for name, error in maps.items()}
     totals = {f"{error}_mean": float(values.mean()) for error, values in maps.items()}
     classes = {}
-    for name in regions:
-        shares = {f"{error}_share": by_error[error][name]["error_share"] for error in maps}
-        own = shares["own_share"] * totals["own_mean"]
-        none = shares["no_keypoints_share"] * totals["no_keypoints_mean"]
+    for name, mask in regions.items():
         # How much of the region's no-keypoint error the model's own keypoints remove.
-        classes[name] = {"area_share": by_error["own"][name]["area_share"], **shares,
-                         "explained_by_keypoints": 1.0 - own / none if none > 0 else 0.0}
+        none = float(maps["no_keypoints"][mask].sum())
+        removed = 1.0 - float(maps["own"][mask].sum()) / none if none > 0 else 0.0
+        classes[name] = {"area_share": by_error["own"][name]["area_share"],
+                         **{f"{error}_share": by_error[error][name]["error_share"] for error in maps},
+                         "explained_by_keypoints": removed}
     return {"pairs": int(len(source)), **totals, "classes": classes}
 
 
