@@ -12,14 +12,17 @@ an interruption and continues where it stopped):
   3. ``probe_state.py RUN --noise N`` into the same folder (the RAM-state probes, fitted on the
      training split and scored on test; games with RAM annotations only, not with ``--split
      validation``; ``--no-probe`` skips it);
-  4. ``protocol.json`` beside them: the code version (git commit, and whether the tree had
+  4. ``quality_curves.py extract RUN`` into the same folder: the run's per-epoch keypoint quality
+     on its validation frames (``quality_curve.json``), which the run folder alone would keep;
+  5. ``protocol.json`` beside them: the code version (git commit, and whether the tree had
      uncommitted changes), the machine (CPU model and vector instruction set), the date, the
      commands and the wall time of each step.
 With two or more seeds, then ``evaluate.py`` over all the seeds' runs at once into
 ``<setting>/agreement/`` (how closely the seeds place their keypoints on the same frames, and the
 paper's Figure 3), with its own ``protocol.json``; repeated only when the seeds change or one was
 trained in this call. Seeds trained by separate calls (e.g. in parallel) get it from one more
-call with all of them, which finds them finished.
+call with all of them, which finds them finished. The seeds' per-epoch curves side by side are
+drawn into ``<setting>/curves/`` at the end (``quality_curves.py table``).
 
 Report folders: ``REPORTS/<game>[-<noise>]/<model>[-<tag>][-validation]/seed<S>/`` with REPORTS
 defaulting to ``docs/results/<UTC date>_<machine>`` (e.g. ``2026-12-06_amd-epyc-avx2``; the newest
@@ -50,6 +53,9 @@ from permakey_tf.machine import machine_label
 from permakey_tf.provenance import provenance
 from permakey_tf.evaluation.report import format_seed_agreement
 from permakey_tf.evaluation.seed_summary import format_seeds_table, load_seed_reports
+
+sys.path.insert(0, str(ROOT / "experiments"))
+from quality_curves import CURVE_FILE, table as curves_table  # noqa: E402
 
 NOISES = ("none", "horizontal", "vertical", "both")
 # Beside the seed<S> folders: evaluate.py over all the seeds at once (seed agreement, Figure 3).
@@ -179,6 +185,8 @@ def seed_commands(args: argparse.Namespace, seed: int, run_dir: Path, out: Path)
                 "--preset", args.preset, "--seed", str(seed), "--logdir", args.logdir,
                 "--name", run_dir.name, *data, *[a for s in args.settings for a in ("--set", s)],
                 *args.train_args]))
+    steps.append(("curve", [python, str(ROOT / "experiments" / "quality_curves.py"), "extract", str(run_dir),
+                            "--out", str(out)]))
     noises = "none" if args.noise == "none" else f"none,{args.noise}"
     steps.append(("evaluate", [python, str(ROOT / "evaluate.py"), str(run_dir), "--out", str(out),
                                "--split", args.split, "--noise", noises, "--no-progress", *data]))
@@ -241,6 +249,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if code:
             return code
     if not args.dry_run:
+        if len(list(folder.glob(f"seed*/{CURVE_FILE}"))) >= 2:
+            print(curves_table(folder, epochs=None, out=None))
         print(format_seeds_table(load_seed_reports([folder])))
         agreement_path = folder / AGREEMENT_FOLDER / "metrics.json"
         if agreement_path.exists():

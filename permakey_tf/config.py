@@ -355,6 +355,13 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
         (:meth:`Transporter.restart_keypointer`, applied by train.py's ``RestartKeypointNetwork``
         callback), so that keypoints whose softmax saturated on something static before the
         decoder could draw the moving objects start again next to a trained encoder and decoder.
+      heatmap_temperature_start / heatmap_temperature_anneal_steps: an annealed heatmap
+        temperature in training (both 0 = off, the default; neither paper anneals). The keypointer's
+        temperature starts at ``heatmap_temperature_start`` and falls geometrically to
+        ``heatmap_temperature`` over the first ``heatmap_temperature_anneal_steps`` optimizer steps,
+        then stays there; inference always uses ``heatmap_temperature``. A warm start spreads each
+        keypoint's softmax, so its position takes gradient from the whole frame, not only from
+        where its heatmap already peaks.
     """
 
     image_size: int = 84
@@ -372,6 +379,8 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
     lr_decay_rate: float = 0.9
     lr_decay_steps: int = 30_000
     keypointer_restart_step: int = 0
+    heatmap_temperature_start: float = 0.0
+    heatmap_temperature_anneal_steps: int = 0
 
     DECODER_OUTPUTS = ("linear", "sigmoid", "bn_sigmoid")
     DECODER_OFFSET_INITS = ("zero", "data_mean")
@@ -390,6 +399,12 @@ class TransporterConfig(KeypointHeadConfig, ConfigMixin):
             raise ValueError(f"l2_weight must be >= 0, got {self.l2_weight}")
         if self.keypointer_restart_step < 0:
             raise ValueError(f"keypointer_restart_step must be >= 0 (0 = never), got {self.keypointer_restart_step}")
+        if self.heatmap_temperature_anneal_steps < 0 or (
+                (self.heatmap_temperature_anneal_steps > 0) != (self.heatmap_temperature_start > 0)):
+            raise ValueError(
+                "an annealed heatmap temperature needs both heatmap_temperature_start > 0 and "
+                "heatmap_temperature_anneal_steps > 0 (or both 0 = off); got "
+                f"{self.heatmap_temperature_start} and {self.heatmap_temperature_anneal_steps}")
         for name, value, valid in (
             ("decoder_output", self.decoder_output, self.DECODER_OUTPUTS),
             ("decoder_offset_init", self.decoder_offset_init, self.DECODER_OFFSET_INITS),

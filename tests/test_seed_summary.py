@@ -79,7 +79,9 @@ def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
     f1s = []
     for seed in (0, 1):
         protocol = json.loads((folder / f"seed{seed}" / "protocol.json").read_text())
-        assert protocol["seed"] == seed and set(protocol["steps"]) == {"train", "evaluate"}
+        assert protocol["seed"] == seed and set(protocol["steps"]) == {"train", "curve", "evaluate"}
+        curve = json.loads((folder / f"seed{seed}" / "quality_curve.json").read_text())["curve"]
+        assert set(curve["f1"]) == {"1", "2"}  # the smoke preset's two epochs
         assert len(protocol["commit"]) == 40 and protocol["machine"]
         assert protocol["run_dir"].endswith(f"pong/permakey/smoke_none_seed{seed}")
         (run,) = json.loads((folder / f"seed{seed}" / "metrics.json").read_text())["runs"]
@@ -97,7 +99,8 @@ def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "train.py" not in again.stdout and "evaluate.py" not in again.stdout
-    assert again.stdout.count("already in") == 3  # two seeds and their agreement
+    assert again.stdout.count("already in") == 5  # two seeds' curves and evaluations, their agreement
+    assert (folder / "curves" / "curves.md").exists() and (folder / "curves" / "curves.png").exists()
 
     # A final PointNet phase on seed 0's finished joint training: copied, not trained again.
     base_checkpoint = tmp_path / "runs" / "pong" / "permakey" / "smoke_none_seed0" / "checkpoints" / "best.keras"

@@ -138,6 +138,14 @@ def test_cli_end_to_end_writes_the_run_folder(smoke_data_dir, tmp_path):
     assert any(tag.startswith("epoch/learning_rate") for tag in scalars)
     assert {"keypoints", "maps"} <= images
     assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    # The per-epoch quality read back from TensorBoard is what the console printed each epoch.
+    from permakey_tf.evaluation.quality_curve import read_quality_curve
+
+    curve = read_quality_curve(run_dir)
+    printed = [float(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("keypoints: f1 ")]
+    assert sorted(curve["f1"]) == [1, 2] and len(printed) >= 2
+    assert [round(curve["f1"][epoch], 3) for epoch in (1, 2)] == printed[:2]
+    assert set(curve["fixed_layout_f1"]) == {1, 2}
 
     import keras
 

@@ -273,6 +273,30 @@ def test_restart_keypointer_renews_only_the_keypointer_and_its_adam_moments():
     assert np.isfinite(model.train_on_batch(batch, return_dict=True)["loss"])
 
 
+def test_annealed_temperature_falls_geometrically_in_training_and_never_in_inference():
+    """Start 1.0 -> 0.25 over 4 steps: training's heatmap logits are the plain ones divided by
+    1.0, 0.5 (half-way, the geometric mean), 0.25 and then 0.25 for good; inference divides by
+    0.25 at every step. LayerNorm, so training and inference differ only by the temperature."""
+    import dataclasses
+
+    config = dataclasses.replace(TINY, norm="layer", heatmap_temperature=0.25,
+                                 heatmap_temperature_start=1.0, heatmap_temperature_anneal_steps=4)
+    model = _tiny_model(config=config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images = model._scale(_frames(3))
+    plain = model.keypointer(images, training=False, temperature=1.0).numpy()
+    for step, temperature in ((0, 1.0), (2, 0.5), (4, 0.25), (9, 0.25)):
+        model.optimizer.iterations.assign(step)
+        trained, _ = model._keypoints(images, training=True)
+        np.testing.assert_allclose(trained.numpy(), plain / temperature, rtol=1e-4, atol=1e-5)
+        inferred, _ = model._keypoints(images, training=False)
+        np.testing.assert_allclose(inferred.numpy(), plain / 0.25, rtol=1e-4, atol=1e-5)
+    # Off (the default): training uses the layer's own temperature, whatever the step.
+    assert _tiny_model().training_temperature() is None
+    with pytest.raises(ValueError, match="heatmap_temperature_start > 0 and heatmap_temperature_anneal_steps"):
+        dataclasses.replace(TINY, heatmap_temperature_start=1.0)
+
+
 # ------------------------------------------------------------------------------ saving, options
 def _copy(model: Transporter) -> Transporter:
     clone = Transporter.from_config(model.get_config())

@@ -43,7 +43,8 @@ class KeypointNet(keras.layers.Layer):
 
     Call:
       maps ``[B, H, W, C]`` -> heatmap logits ``[B, H / prod(strides), W / prod(strides), K]``,
-      float32. ``batch_statistics`` as in :class:`ConvStack`.
+      float32. ``batch_statistics`` as in :class:`ConvStack`; ``temperature`` (a scalar, e.g. an
+      annealed one in training) replaces the layer's own for this call.
     """
 
     def __init__(self, kernels, filters, strides, num_keypoints: int, norm: str = "batch",
@@ -72,9 +73,11 @@ class KeypointNet(keras.layers.Layer):
         self.heatmap_conv.build(self.trunk.compute_output_shape(input_shape)[-1])
         self.built = True
 
-    def call(self, maps, training=None, batch_statistics=False):
+    def call(self, maps, training=None, batch_statistics=False, temperature=None):
         features = self.trunk(maps, training=training, batch_statistics=batch_statistics)
         logits = tf.cast(self.heatmap_conv(features[-1]), tf.float32)
+        if temperature is not None:
+            return logits / tf.cast(temperature, tf.float32)
         if self.temperature != 1.0:
             logits = logits / self.temperature
         return logits

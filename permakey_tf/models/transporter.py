@@ -200,8 +200,21 @@ class Transporter(KeypointModel):
     def _keypoints(self, images, training) -> tuple[tf.Tensor, tf.Tensor]:
         """``[B, H, W, 3]`` in [0, 1] -> (heatmap logits ``[B, h, w, K]`` float32, keypoints
         ``[B, K, 2]`` (y, x) in [-1, 1])."""
-        heatmaps = self.keypointer(images, training=training)
+        heatmaps = self.keypointer(images, training=training,
+                                   temperature=self.training_temperature() if training else None)
         return heatmaps, ops.heatmaps_to_keypoints(heatmaps, self.config.keypoint_reduction)
+
+    def training_temperature(self) -> tf.Tensor | None:
+        """The keypointer's heatmap temperature at the optimizer's current step, float32 scalar,
+        when the config anneals it (``heatmap_temperature_start`` -> ``heatmap_temperature``,
+        geometrically over ``heatmap_temperature_anneal_steps``); None when it does not, or before
+        the model has an optimizer (the layer's own ``heatmap_temperature`` then applies)."""
+        c = self.config
+        optimizer = getattr(self, "optimizer", None)
+        if not c.heatmap_temperature_anneal_steps or optimizer is None:
+            return None
+        progress = tf.minimum(tf.cast(optimizer.iterations, tf.float32) / c.heatmap_temperature_anneal_steps, 1.0)
+        return c.heatmap_temperature_start * (c.heatmap_temperature / c.heatmap_temperature_start) ** progress
 
     def transport_images(self, source, target, training=False) -> dict:
         """Pair forward pass on float images in [0, 1] (the differentiable core of the loss).

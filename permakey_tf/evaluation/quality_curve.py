@@ -1,0 +1,133 @@
+"""Per-epoch keypoint quality of a run, read back from TensorBoard, and compared over seeds.
+
+During training ``permakey_tf.scoring.quality.KeypointQuality`` writes ``quality/<metric>`` scalars
+(step = completed epochs) to ``RUN_DIR/tensorboard/quality``. This module turns them into a plain
+curve, ``{metric: {epoch: value}}``, that a report folder can hold as JSON (the run folders are not
+committed), and summarises several seeds' curves at chosen epochs, each cell a
+``seed_summary.Cell`` (mean, sample standard deviation, worst seed).
+
+Contract: a resumed run appends new event files; when two events give the same metric at the same
+epoch, the one written last (by wall time) wins, so a curve holds the epochs of the run as it
+finished. Metrics are the KeypointQuality names without the ``quality/`` prefix (``f1``,
+``fixed_layout_f1``, ``recall_class/<class>``, ``probe_r2``, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from permakey_tf.evaluation.seed_summary import Cell, summarise
+
+QUALITY_TAG_PREFIX = "quality/"
+# The quality writer's folder inside a run folder (permakey_tf.training.trainer).
+QUALITY_EVENTS_DIR = Path("tensorboard") / "quality"
+
+Curve = dict[str, dict[int, float]]  # metric -> {completed epochs: value}
+
+
+def read_quality_curve(run_dir: Path | str) -> Curve:
+    """``{metric: {epoch: value}}`` from ``run_dir/tensorboard/quality``.
+
+    Raises FileNotFoundError when the run holds no quality events (it was trained with
+    ``quality_frames`` 0, or the path is not a run folder).
+    """
+    import tensorflow as tf
+
+    folder = Path(run_dir) / QUALITY_EVENTS_DIR
+    paths = sorted(folder.glob("events.out.tfevents.*")) if folder.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(
+            f"{folder} holds no event files: is {run_dir} a run folder trained with per-epoch "
+            f"quality (train.quality_frames > 0)?")
+    latest: dict[tuple[str, int], tuple[float, float]] = {}  # (metric, epoch) -> (wall time, value)
+    for path in paths:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if not value.tag.startswith(QUALITY_TAG_PREFIX):
+                    continue
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else float(value.simple_value)
+                key = (value.tag[len(QUALITY_TAG_PREFIX):], int(event.step))
+                if key not in latest or event.wall_time >= latest[key][0]:
+                    latest[key] = (event.wall_time, number)
+    curve: Curve = {}
+    for (metric, epoch), (_, number) in sorted(latest.items()):
+        curve.setdefault(metric, {})[epoch] = number
+    return curve
+
+
+def curve_to_json(curve: Curve) -> dict[str, dict[str, float]]:
+    """JSON-ready: epochs as string keys, in order."""
+    return {metric: {str(epoch): value for epoch, value in sorted(values.items())}
+            for metric, values in sorted(curve.items())}
+
+
+def curve_from_json(data: Mapping[str, Mapping[str, float]]) -> Curve:
+    return {metric: {int(epoch): float(value) for epoch, value in values.items()} for metric, values in data.items()}
+
+
+def curve_cells(curves: Mapping[int, Curve], metric: str, epochs: Sequence[int]) -> dict[int, Cell]:
+    """Over seeds (``{seed: curve}``): one Cell per epoch of ``metric``; a seed without that epoch
+    (or metric) is left out of the cell, and the cell's count says so."""
+    return {epoch: summarise([(seed, curve.get(metric, {}).get(epoch)) for seed, curve in sorted(curves.items())])
+            for epoch in epochs}
+
+
+def format_curve_table(curves: Mapping[int, Curve], metrics: Sequence[str], epochs: Sequence[int],
+                       digits: int = 2) -> str:
+    """A markdown table, one row per metric, one column per epoch: mean ± sd (worst, seed)."""
+    lines = ["| metric | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for metric in metrics:
+        cells = curve_cells(curves, metric, epochs)
+        lines.append(f"| {metric} | " + " | ".join(cells[e].format(digits) for e in epochs) + " |")
+    return "\n".join(lines)
+
+
+def default_metrics(curves: Mapping[int, Curve]) -> list[str]:
+    """The headline metrics then every per-class recall the curves hold."""
+    present = set().union(*[curve.keys() for curve in curves.values()]) if curves else set()
+    head = [m for m in ("f1", "fixed_layout_f1", "recall", "probe_r2", "shift_gain", "pointnet_loss_ratio")
+            if m in present]
+    return head + sorted(m for m in present if m.startswith("recall_class/"))
+
+
+def plot_curves(curves: Mapping[int, Curve], metrics: Sequence[str], path: Path | str,
+                title: Optional[str] = None, marks: Sequence[int] = ()) -> Path:
+    """One panel per metric, one line per seed (``fixed_layout_f1`` dashed in the f1 panel);
+    vertical lines at the ``marks`` epochs. Writes a PNG to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [m for m in metrics if m != "fixed_layout_f1"]
+    columns = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, metric in zip(axes.flat, panels):
+        for index, (seed, curve) in enumerate(sorted(curves.items())):
+            colour = colours[index % len(colours)]
+            values = curve.get(metric, {})
+            axis.plot(list(values), list(values.values()), marker=".", color=colour, label=f"seed {seed}")
+            if metric == "f1" and "fixed_layout_f1" in curve:
+                fixed = curve["fixed_layout_f1"]
+                axis.plot(list(fixed), list(fixed.values()), linestyle="--", color=colour, alpha=0.7)
+        for epoch in marks:
+            axis.axvline(epoch, color="grey", linewidth=0.6)
+        axis.set_title(metric + (" (dashed: fixed layout)" if metric == "f1" else ""), fontsize=9)
+        axis.set_xlabel("epoch", fontsize=8)
+        axis.tick_params(labelsize=7)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
