@@ -241,7 +241,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if code:
                 return code
             out.mkdir(parents=True, exist_ok=True)
-            record["steps"][step] = {"command": command, **timing}
+            # Each step names its own code version: a later step (e.g. the curve, added to a
+            # finished seed by a newer checkout) must not pass for the code that trained it.
+            version = {k: v for k, v in provenance().items() if k in ("commit", "uncommitted_changes")}
+            record["steps"][step] = {"command": command, **timing, **version}
             record.update(seed=seed, run_dir=str(run_dir), split=args.split, **provenance())
             write_json_atomically(record_path, record, sort_keys=False)
     if len(args.seeds) >= 2:

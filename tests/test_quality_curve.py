@@ -36,7 +36,10 @@ def test_a_curve_holds_every_epoch_and_a_resumed_runs_rewrite_wins(tmp_path):
     assert set(curve) == {"f1", "recall_class/ball"}  # other tags are left out
     assert curve["f1"] == pytest.approx({1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4})
     assert curve["recall_class/ball"] == pytest.approx({1: 0.0, 4: 0.5})
-    assert quality_curve.curve_from_json(json.loads(json.dumps(quality_curve.curve_to_json(curve)))) == curve
+    # Through a JSON file whose keys are sorted as text ("10" before "2"), the epochs come back in order.
+    long = {"f1": {epoch: epoch / 100 for epoch in range(1, 13)}}
+    back = quality_curve.curve_from_json(json.loads(json.dumps(quality_curve.curve_to_json(long), sort_keys=True)))
+    assert back == long and list(back["f1"]) == list(range(1, 13))
 
 
 def test_a_folder_without_quality_events_is_refused_with_the_reason(tmp_path):
@@ -52,6 +55,10 @@ def test_cells_over_seeds_give_mean_sd_and_worst_and_leave_out_missing_epochs():
     assert cells[12].count == 2 and cells[12].worst_seed == 0 and cells[12].mean == pytest.approx(0.55)
     table = quality_curve.format_curve_table(curves, ["f1"], [6, 12])
     assert "| f1 | 0.30 ± 0.10 (worst 0.20, s1) | 0.55 ± 0.07 (worst 0.50, s0) |" in table
+    # For a lower-is-better metric the worst seed is the highest one.
+    ratio = quality_curve.curve_cells({0: {"pointnet_loss_ratio": {6: 0.7}}, 1: {"pointnet_loss_ratio": {6: 0.9}}},
+                                      "pointnet_loss_ratio", [6])[6]
+    assert (ratio.worst, ratio.worst_seed) == (pytest.approx(0.9), 1) and ratio.mean == pytest.approx(0.8)
     missing = quality_curve.curve_cells(curves, "probe_r2", [6])[6]
     assert missing.count == 0 and math.isnan(missing.mean)
 

@@ -83,6 +83,7 @@ def test_over_seeds_trains_evaluates_and_tabulates_each_seed_once(tmp_path):
         curve = json.loads((folder / f"seed{seed}" / "quality_curve.json").read_text())["curve"]
         assert set(curve["f1"]) == {"1", "2"}  # the smoke preset's two epochs
         assert len(protocol["commit"]) == 40 and protocol["machine"]
+        assert all(entry["commit"] == protocol["commit"] for entry in protocol["steps"].values())
         assert protocol["run_dir"].endswith(f"pong/permakey/smoke_none_seed{seed}")
         (run,) = json.loads((folder / f"seed{seed}" / "metrics.json").read_text())["runs"]
         assert run["seed"] == seed

@@ -14,6 +14,7 @@ finished. Metrics are the KeypointQuality names without the ``quality/`` prefix 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -26,6 +27,8 @@ QUALITY_TAG_PREFIX = "quality/"
 QUALITY_EVENTS_DIR = Path("tensorboard") / "quality"
 
 Curve = dict[str, dict[int, float]]  # metric -> {completed epochs: value}
+# Metrics where a lower value is the better one: their "worst" seed is the highest.
+LOWER_IS_BETTER = frozenset({"fixed_layout_f1", "pointnet_loss_ratio", "hud_share", "border_share"})
 
 
 def read_quality_curve(run_dir: Path | str) -> Curve:
@@ -65,23 +68,33 @@ def curve_to_json(curve: Curve) -> dict[str, dict[str, float]]:
 
 
 def curve_from_json(data: Mapping[str, Mapping[str, float]]) -> Curve:
-    return {metric: {int(epoch): float(value) for epoch, value in values.items()} for metric, values in data.items()}
+    """The inverse of :func:`curve_to_json`, epochs in order (JSON files may sort "10" before "2")."""
+    return {metric: dict(sorted((int(epoch), float(value)) for epoch, value in values.items()))
+            for metric, values in data.items()}
 
 
 def curve_cells(curves: Mapping[int, Curve], metric: str, epochs: Sequence[int]) -> dict[int, Cell]:
     """Over seeds (``{seed: curve}``): one Cell per epoch of ``metric``; a seed without that epoch
-    (or metric) is left out of the cell, and the cell's count says so."""
-    return {epoch: summarise([(seed, curve.get(metric, {}).get(epoch)) for seed, curve in sorted(curves.items())])
-            for epoch in epochs}
+    (or metric) is left out of the cell, and the cell's count says so. The worst seed is the
+    lowest, or the highest for the LOWER_IS_BETTER metrics."""
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    cells = {}
+    for epoch in epochs:
+        values = [(seed, curve.get(metric, {}).get(epoch)) for seed, curve in sorted(curves.items())]
+        cell = summarise([(seed, None if v is None else sign * v) for seed, v in values])
+        cells[epoch] = dataclasses.replace(cell, mean=sign * cell.mean, worst=sign * cell.worst)
+    return cells
 
 
 def format_curve_table(curves: Mapping[int, Curve], metrics: Sequence[str], epochs: Sequence[int],
                        digits: int = 2) -> str:
-    """A markdown table, one row per metric, one column per epoch: mean ± sd (worst, seed)."""
+    """A markdown table, one row per metric, one column per epoch: mean ± sd (worst, seed);
+    the LOWER_IS_BETTER metrics are marked "(lower is better)"."""
     lines = ["| metric | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
     for metric in metrics:
         cells = curve_cells(curves, metric, epochs)
-        lines.append(f"| {metric} | " + " | ".join(cells[e].format(digits) for e in epochs) + " |")
+        name = f"{metric} (lower is better)" if metric in LOWER_IS_BETTER else metric
+        lines.append(f"| {name} | " + " | ".join(cells[e].format(digits) for e in epochs) + " |")
     return "\n".join(lines)
 
 
@@ -110,11 +123,11 @@ def plot_curves(curves: Mapping[int, Curve], metrics: Sequence[str], path: Path 
     for axis, metric in zip(axes.flat, panels):
         for index, (seed, curve) in enumerate(sorted(curves.items())):
             colour = colours[index % len(colours)]
-            values = curve.get(metric, {})
-            axis.plot(list(values), list(values.values()), marker=".", color=colour, label=f"seed {seed}")
+            epochs, values = zip(*sorted(curve.get(metric, {}).items())) if curve.get(metric) else ((), ())
+            axis.plot(epochs, values, marker=".", color=colour, label=f"seed {seed}")
             if metric == "f1" and "fixed_layout_f1" in curve:
-                fixed = curve["fixed_layout_f1"]
-                axis.plot(list(fixed), list(fixed.values()), linestyle="--", color=colour, alpha=0.7)
+                epochs, values = zip(*sorted(curve["fixed_layout_f1"].items()))
+                axis.plot(epochs, values, linestyle="--", color=colour, alpha=0.7)
         for epoch in marks:
             axis.axvline(epoch, color="grey", linewidth=0.6)
         axis.set_title(metric + (" (dashed: fixed layout)" if metric == "f1" else ""), fontsize=9)
