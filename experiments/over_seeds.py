@@ -8,21 +8,24 @@ For each seed S, in order (a finished step is not repeated, so the command can b
 an interruption and continues where it stopped):
   1. ``train.py --game G --model M --noise N --preset P --seed S [--set ...]`` into
      ``LOGDIR/G/M/<name>_seedS`` (an interrupted run is resumed with ``--resume``);
-  2. ``evaluate.py RUN --split SPLIT --noise none[,N]`` into the report folder;
-  3. ``probe_state.py RUN --noise N`` into the same folder (the RAM-state probes, fitted on the
+  2. ``quality_curves.py extract RUN --if-present`` into the seed's report folder: the run's
+     per-epoch keypoint quality on its validation frames (``quality_curve.json``), kept beside
+     the reports because run folders are not committed (a run without per-epoch quality gets
+     none);
+  3. ``evaluate.py RUN --split SPLIT --noise none[,N]`` into the same folder;
+  4. ``probe_state.py RUN --noise N`` into the same folder (the RAM-state probes, fitted on the
      training split and scored on test; games with RAM annotations only, not with ``--split
      validation``; ``--no-probe`` skips it);
-  4. ``quality_curves.py extract RUN`` into the same folder: the run's per-epoch keypoint quality
-     on its validation frames (``quality_curve.json``), which the run folder alone would keep;
-  5. ``protocol.json`` beside them: the code version (git commit, and whether the tree had
-     uncommitted changes), the machine (CPU model and vector instruction set), the date, the
-     commands and the wall time of each step.
+  5. ``protocol.json`` beside them: the code version of the training (git commit, and whether
+     the tree had uncommitted changes; each step also names its own), the machine (CPU model and
+     vector instruction set), the date, the commands and the wall time of each step.
 With two or more seeds, then ``evaluate.py`` over all the seeds' runs at once into
 ``<setting>/agreement/`` (how closely the seeds place their keypoints on the same frames, and the
 paper's Figure 3), with its own ``protocol.json``; repeated only when the seeds change or one was
 trained in this call. Seeds trained by separate calls (e.g. in parallel) get it from one more
 call with all of them, which finds them finished. The seeds' per-epoch curves side by side are
-drawn into ``<setting>/curves/`` at the end (``quality_curves.py table``).
+drawn into ``<setting>/curves/`` at the end (``quality_curves.py table``, every epoch) when a seed
+was trained in this call or the folder has none yet.
 
 Report folders: ``REPORTS/<game>[-<noise>]/<model>[-<tag>][-validation]/seed<S>/`` with REPORTS
 defaulting to ``docs/results/<UTC date>_<machine>`` (e.g. ``2026-12-06_amd-epyc-avx2``; the newest
@@ -55,7 +58,7 @@ from permakey_tf.evaluation.report import format_seed_agreement
 from permakey_tf.evaluation.seed_summary import format_seeds_table, load_seed_reports
 
 sys.path.insert(0, str(ROOT / "experiments"))
-from quality_curves import CURVE_FILE, table as curves_table  # noqa: E402
+from quality_curves import CURVE_FILE, CURVES_FOLDER, table as curves_table  # noqa: E402
 
 NOISES = ("none", "horizontal", "vertical", "both")
 # Beside the seed<S> folders: evaluate.py over all the seeds at once (seed agreement, Figure 3).
@@ -186,7 +189,7 @@ def seed_commands(args: argparse.Namespace, seed: int, run_dir: Path, out: Path)
                 "--name", run_dir.name, *data, *[a for s in args.settings for a in ("--set", s)],
                 *args.train_args]))
     steps.append(("curve", [python, str(ROOT / "experiments" / "quality_curves.py"), "extract", str(run_dir),
-                            "--out", str(out)]))
+                            "--out", str(out), "--if-present"]))
     noises = "none" if args.noise == "none" else f"none,{args.noise}"
     steps.append(("evaluate", [python, str(ROOT / "evaluate.py"), str(run_dir), "--out", str(out),
                                "--split", args.split, "--noise", noises, "--no-progress", *data]))
@@ -245,14 +248,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # finished seed by a newer checkout) must not pass for the code that trained it.
             version = {k: v for k, v in provenance().items() if k in ("commit", "uncommitted_changes")}
             record["steps"][step] = {"command": command, **timing, **version}
-            record.update(seed=seed, run_dir=str(run_dir), split=args.split, **provenance())
+            # The top-level code version is the training's (the seeds table cites it); a step
+            # added later by a newer checkout keeps its own version in its step entry only.
+            if step == "train" or "commit" not in record:
+                record.update(**provenance())
+            record.update(seed=seed, run_dir=str(run_dir), split=args.split)
             write_json_atomically(record_path, record, sort_keys=False)
     if len(args.seeds) >= 2:
         code = agreement_step(args, folder, retrained)
         if code:
             return code
     if not args.dry_run:
-        if len(list(folder.glob(f"seed*/{CURVE_FILE}"))) >= 2:
+        if len(list(folder.glob(f"seed*/{CURVE_FILE}"))) >= 2 and (
+                retrained or not (folder / CURVES_FOLDER).exists()):
             print(curves_table(folder, epochs=None, out=None))
         print(format_seeds_table(load_seed_reports([folder])))
         agreement_path = folder / AGREEMENT_FOLDER / "metrics.json"

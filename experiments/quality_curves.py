@@ -31,8 +31,10 @@ CURVES_FOLDER = "curves"
 def extract(run_dir: Path, out: Path) -> Path:
     curve = quality_curve.read_quality_curve(run_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # Epochs in training order (sorted as text they would read 1, 10, 11, ..., 2).
     return write_json_atomically(out / CURVE_FILE, {"run_dir": str(run_dir),
-                                                    "curve": quality_curve.curve_to_json(curve)})
+                                                    "curve": quality_curve.curve_to_json(curve)},
+                                 sort_keys=False)
 
 
 def load_curves(folder: Path) -> dict[int, quality_curve.Curve]:
@@ -50,7 +52,7 @@ def load_curves(folder: Path) -> dict[int, quality_curve.Curve]:
 def table(folder: Path, epochs: list[int] | None, out: Path | None) -> str:
     curves = load_curves(folder)
     if not epochs:
-        epochs = sorted(set().union(*[c.get("f1", {}).keys() for c in curves.values()]))
+        epochs = sorted(set().union(*[values.keys() for c in curves.values() for values in c.values()]))
     metrics = quality_curve.default_metrics(curves)
     text = (f"Per-epoch keypoint quality on the runs' validation frames, {folder.parent.name}/{folder.name}, "
             f"seeds {' '.join(map(str, sorted(curves)))}: mean ± sd (worst, seed).\n\n"
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
     one = commands.add_parser("extract", help="one run's curve into a report folder")
     one.add_argument("run_dir", type=Path)
     one.add_argument("--out", type=Path, required=True, help="the seed's report folder")
+    one.add_argument("--if-present", action="store_true",
+                     help="a run without per-epoch quality is not an error: say so, write nothing")
     many = commands.add_parser("table", help="the seeds' curves of a setting folder, side by side")
     many.add_argument("folder", type=Path, help="<root>/<game>[-<noise>]/<model>[-<tag>] holding seed<S>/")
     many.add_argument("--epochs", type=int, nargs="+", default=None,
@@ -78,7 +82,12 @@ def main(argv=None) -> int:
     console.quiet_tensorflow()
     try:
         if args.command == "extract":
-            print(f"wrote {extract(args.run_dir, args.out)}")
+            try:
+                print(f"wrote {extract(args.run_dir, args.out)}")
+            except quality_curve.NoQualityEventsError as error:
+                if not args.if_present:
+                    raise
+                print(f"no per-epoch quality kept: {error}")
         else:
             print(table(args.folder, args.epochs, args.out))
     except (FileNotFoundError, ValueError) as error:

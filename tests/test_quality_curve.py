@@ -45,6 +45,14 @@ def test_a_curve_holds_every_epoch_and_a_resumed_runs_rewrite_wins(tmp_path):
 def test_a_folder_without_quality_events_is_refused_with_the_reason(tmp_path):
     with pytest.raises(FileNotFoundError, match="quality_frames"):
         quality_curve.read_quality_curve(tmp_path)
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(tmp_path / quality_curve.QUALITY_EVENTS_DIR))
+    with writer.as_default(step=1):
+        tf.summary.scalar("other/loss", 1.0)
+    writer.close()
+    with pytest.raises(quality_curve.NoQualityEventsError, match="no quality"):
+        quality_curve.read_quality_curve(tmp_path)
 
 
 def test_cells_over_seeds_give_mean_sd_and_worst_and_leave_out_missing_epochs():
@@ -86,7 +94,11 @@ def test_extract_then_table_over_a_setting_folder(tmp_path):
     # A folder without curves, and a run folder without quality events: an error naming the fix.
     assert script.main(["table", str(tmp_path / "empty")]) == 2
     assert script.main(["extract", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 2
+    # over_seeds' form: a run without per-epoch quality is said, not an error; nothing written.
+    assert script.main(["extract", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"), "--if-present"]) == 0
     assert not (tmp_path / "out").exists()
+    # The seed files keep the epochs in training order.
+    assert list(json.loads((setting / "seed0" / script.CURVE_FILE).read_text())["curve"]["f1"]) == ["1", "2", "3", "4"]
 
 
 def test_over_seeds_keeps_the_curve_after_training_and_before_evaluating(tmp_path):
@@ -95,4 +107,4 @@ def test_over_seeds_keeps_the_curve_after_training_and_before_evaluating(tmp_pat
     steps = over_seeds.seed_commands(args, 0, tmp_path / "run", tmp_path / "seed0")
     assert [name for name, _ in steps] == ["train", "curve", "evaluate", "probe"]
     curve = dict(steps)["curve"]
-    assert curve[-4:] == ["extract", str(tmp_path / "run"), "--out", str(tmp_path / "seed0")]
+    assert curve[-5:] == ["extract", str(tmp_path / "run"), "--out", str(tmp_path / "seed0"), "--if-present"]

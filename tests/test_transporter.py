@@ -292,7 +292,10 @@ def test_annealed_temperature_falls_geometrically_in_training_and_never_in_infer
         inferred, _ = model._keypoints(images, training=False)
         np.testing.assert_allclose(inferred.numpy(), plain / 0.25, rtol=1e-4, atol=1e-5)
     # Off (the default): training uses the layer's own temperature, whatever the step.
-    assert _tiny_model().training_temperature() is None
+    off = _tiny_model()
+    off.compile(optimizer=keras.optimizers.Adam(1e-3))
+    off.optimizer.iterations.assign(2)
+    assert off.training_temperature() is None
     with pytest.raises(ValueError, match="heatmap_temperature_start > 0 and heatmap_temperature_anneal_steps"):
         dataclasses.replace(TINY, heatmap_temperature_start=1.0)
 

@@ -7,8 +7,9 @@ committed), and summarises several seeds' curves at chosen epochs, each cell a
 ``seed_summary.Cell`` (mean, sample standard deviation, worst seed).
 
 Contract: a resumed run appends new event files; when two events give the same metric at the same
-epoch, the one written last (by wall time) wins, so a curve holds the epochs of the run as it
-finished. Metrics are the KeypointQuality names without the ``quality/`` prefix (``f1``,
+epoch, the one written last (by wall time) wins, so an epoch trained again after a resume has its
+later value. (Epochs an interrupted attempt reached beyond where the resumed one ended would stay:
+train.py resumes from the last backup, which is the last completed epoch, so none do.) Metrics are the KeypointQuality names without the ``quality/`` prefix (``f1``,
 ``fixed_layout_f1``, ``recall_class/<class>``, ``probe_r2``, ...).
 """
 
@@ -27,22 +28,27 @@ QUALITY_TAG_PREFIX = "quality/"
 QUALITY_EVENTS_DIR = Path("tensorboard") / "quality"
 
 Curve = dict[str, dict[int, float]]  # metric -> {completed epochs: value}
-# Metrics where a lower value is the better one: their "worst" seed is the highest.
-LOWER_IS_BETTER = frozenset({"fixed_layout_f1", "pointnet_loss_ratio", "hud_share", "border_share"})
+# Metrics where a lower value is the better one: their "worst" seed is the highest. The fixed
+# layout's F1 is a reference, not a quality: its "worst" is the lowest, as in seed_summary.
+LOWER_IS_BETTER = frozenset({"pointnet_loss_ratio", "hud_share", "border_share"})
+
+
+class NoQualityEventsError(FileNotFoundError):
+    """A run folder without per-epoch quality scalars."""
 
 
 def read_quality_curve(run_dir: Path | str) -> Curve:
     """``{metric: {epoch: value}}`` from ``run_dir/tensorboard/quality``.
 
-    Raises FileNotFoundError when the run holds no quality events (it was trained with
-    ``quality_frames`` 0, or the path is not a run folder).
+    Raises NoQualityEventsError (a FileNotFoundError) when the run holds no quality scalars (it
+    was trained with ``quality_frames`` 0, or the path is not a run folder).
     """
     import tensorflow as tf
 
     folder = Path(run_dir) / QUALITY_EVENTS_DIR
     paths = sorted(folder.glob("events.out.tfevents.*")) if folder.is_dir() else []
     if not paths:
-        raise FileNotFoundError(
+        raise NoQualityEventsError(
             f"{folder} holds no event files: is {run_dir} a run folder trained with per-epoch "
             f"quality (train.quality_frames > 0)?")
     latest: dict[tuple[str, int], tuple[float, float]] = {}  # (metric, epoch) -> (wall time, value)
@@ -55,6 +61,8 @@ def read_quality_curve(run_dir: Path | str) -> Curve:
                 key = (value.tag[len(QUALITY_TAG_PREFIX):], int(event.step))
                 if key not in latest or event.wall_time >= latest[key][0]:
                     latest[key] = (event.wall_time, number)
+    if not latest:
+        raise NoQualityEventsError(f"the event files in {folder} hold no quality/* scalars")
     curve: Curve = {}
     for (metric, epoch), (_, number) in sorted(latest.items()):
         curve.setdefault(metric, {})[epoch] = number
