@@ -66,3 +66,17 @@ def test_needs_two_runs_on_the_same_frames():
         seed_agreement({"seed 0": a})
     with pytest.raises(ValueError, match="same frames: 20 vs 10"):
         seed_agreement({"seed 0": a, "seed 1": a[:10]})
+
+
+def test_seeds_of_one_setting_group_together_whatever_precision_auto_chose():
+    """precision "auto" may pick float32 for one seed and bfloat16 for the next on the same
+    machine: they are still one setting; a different model field is not."""
+    from permakey_tf.evaluation.figures import seed_groups
+
+    def entry(seed, precision, keypoints=8):
+        return {"config": {"seed": seed, "train": {"precision": precision, "name": f"s{seed}"},
+                           "model_config": {"num_keypoints": keypoints}}}
+
+    entries = [entry(0, "float32"), entry(1, "mixed_bfloat16"), entry(2, "float32", keypoints=16)]
+    (group,) = seed_groups(entries)
+    assert [e["config"]["seed"] for e in group] == [0, 1]

@@ -45,7 +45,9 @@ def _same_except(configs: Sequence[dict], ignore: Sequence[str]) -> bool:
     return len({strip(c) for c in configs}) == 1
 
 
-_RUN_IDENTITY_IGNORE = ("train.name", "train.logdir", "data.data_dir")
+# Where a run was written, and the arithmetic it ran in: precision "auto" times both dtypes when
+# each run starts and may pick differently for two seeds of one setting on the same machine.
+_RUN_IDENTITY_IGNORE = ("train.name", "train.logdir", "data.data_dir", "train.precision")
 
 
 def seed_groups(entries: Sequence[dict]) -> list[list[dict]]:
