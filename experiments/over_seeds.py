@@ -246,12 +246,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
             # Each step names its own code version: a later step (e.g. the curve, added to a
             # finished seed by a newer checkout) must not pass for the code that trained it.
-            version = {k: v for k, v in provenance().items() if k in ("commit", "uncommitted_changes")}
+            current = provenance()
+            version = {k: v for k, v in current.items() if k in ("commit", "uncommitted_changes")}
             record["steps"][step] = {"command": command, **timing, **version}
             # The top-level code version is the training's (the seeds table cites it); a step
             # added later by a newer checkout keeps its own version in its step entry only.
             if step == "train" or "commit" not in record:
-                record.update(**provenance())
+                record.update(**current)
             record.update(seed=seed, run_dir=str(run_dir), split=args.split)
             write_json_atomically(record_path, record, sort_keys=False)
     if len(args.seeds) >= 2:

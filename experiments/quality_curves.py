@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from permakey_tf import console
+from permakey_tf import console, viz
 from permakey_tf.atomic_files import write_json_atomically, write_text_atomically
 from permakey_tf.evaluation import quality_curve
 
@@ -60,8 +60,8 @@ def table(folder: Path, epochs: list[int] | None, out: Path | None) -> str:
     out = out or folder / CURVES_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out / "curves.md", text)
-    quality_curve.plot_curves(curves, metrics, out / "curves.png",
-                              title=f"{folder.parent.name}/{folder.name}", marks=epochs)
+    viz.plot_quality_curves(curves, metrics, title=f"{folder.parent.name}/{folder.name}", marks=epochs,
+                            path=str(out / "curves.png"))
     return text
 
 

@@ -333,3 +333,40 @@ def plot_ablation(settings: Sequence[str], series: Mapping[str, Sequence[float]]
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def plot_quality_curves(curves: Mapping[int, Mapping[str, Mapping[int, float]]], metrics: Sequence[str],
+                        title: Optional[str] = None, marks: Sequence[int] = (),
+                        path: Optional[str] = None) -> Figure:
+    """Per-epoch quality over seeds (``{seed: {metric: {epoch: value}}}``,
+    permakey_tf.evaluation.quality_curve): one panel per metric, one line per seed, the fixed
+    layout's F1 dashed in the ``f1`` panel, grey vertical lines at the ``marks`` epochs."""
+    panels = [m for m in metrics if m != "fixed_layout_f1"]
+    columns = max(1, min(3, len(panels)))
+    rows = max(1, math.ceil(len(panels) / columns))
+    fig = Figure(figsize=(4.2 * columns, 3.0 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+
+    def line(ax, values: Mapping[int, float], **style):
+        epochs = sorted(values)
+        ax.plot(epochs, [values[e] for e in epochs], **style)
+
+    for ax, metric in zip(axes.flat, panels):
+        for index, (seed, curve) in enumerate(sorted(curves.items())):
+            colour = colours[index % len(colours)]
+            line(ax, curve.get(metric, {}), marker=".", color=colour, label=f"seed {seed}")
+            if metric == "f1" and "fixed_layout_f1" in curve:
+                line(ax, curve["fixed_layout_f1"], linestyle="--", color=colour, alpha=0.7)
+        for epoch in marks:
+            ax.axvline(epoch, color="grey", linewidth=0.6)
+        ax.set_title(metric + (" (dashed: fixed layout)" if metric == "f1" else ""), fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _finish(fig, path, dpi=90)

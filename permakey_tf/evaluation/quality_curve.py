@@ -4,7 +4,8 @@ During training ``permakey_tf.scoring.quality.KeypointQuality`` writes ``quality
 (step = completed epochs) to ``RUN_DIR/tensorboard/quality``. This module turns them into a plain
 curve, ``{metric: {epoch: value}}``, that a report folder can hold as JSON (the run folders are not
 committed), and summarises several seeds' curves at chosen epochs, each cell a
-``seed_summary.Cell`` (mean, sample standard deviation, worst seed).
+``seed_summary.Cell`` (mean, sample standard deviation, worst seed); ``permakey_tf.viz.plot_quality_curves``
+draws them.
 
 Contract: a resumed run appends new event files; when two events give the same metric at the same
 epoch, the one written last (by wall time) wins, so an epoch trained again after a resume has its
@@ -17,9 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
-
-import numpy as np
+from typing import Mapping, Sequence
 
 from permakey_tf.evaluation.seed_summary import Cell, summarise
 
@@ -112,43 +111,3 @@ def default_metrics(curves: Mapping[int, Curve]) -> list[str]:
     head = [m for m in ("f1", "fixed_layout_f1", "recall", "probe_r2", "shift_gain", "pointnet_loss_ratio")
             if m in present]
     return head + sorted(m for m in present if m.startswith("recall_class/"))
-
-
-def plot_curves(curves: Mapping[int, Curve], metrics: Sequence[str], path: Path | str,
-                title: Optional[str] = None, marks: Sequence[int] = ()) -> Path:
-    """One panel per metric, one line per seed (``fixed_layout_f1`` dashed in the f1 panel);
-    vertical lines at the ``marks`` epochs. Writes a PNG to ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [m for m in metrics if m != "fixed_layout_f1"]
-    columns = min(3, len(panels))
-    rows = int(np.ceil(len(panels) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for axis, metric in zip(axes.flat, panels):
-        for index, (seed, curve) in enumerate(sorted(curves.items())):
-            colour = colours[index % len(colours)]
-            epochs, values = zip(*sorted(curve.get(metric, {}).items())) if curve.get(metric) else ((), ())
-            axis.plot(epochs, values, marker=".", color=colour, label=f"seed {seed}")
-            if metric == "f1" and "fixed_layout_f1" in curve:
-                epochs, values = zip(*sorted(curve["fixed_layout_f1"].items()))
-                axis.plot(epochs, values, linestyle="--", color=colour, alpha=0.7)
-        for epoch in marks:
-            axis.axvline(epoch, color="grey", linewidth=0.6)
-        axis.set_title(metric + (" (dashed: fixed layout)" if metric == "f1" else ""), fontsize=9)
-        axis.set_xlabel("epoch", fontsize=8)
-        axis.tick_params(labelsize=7)
-    for axis in list(axes.flat)[len(panels):]:
-        axis.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
