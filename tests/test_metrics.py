@@ -59,6 +59,24 @@ def test_static_objects_excluded_by_flag_and_by_class_name():
     assert metrics.evaluate_keypoints(kps((41, 31), (65, 63)), by_name, keep)["precision"] == 1.0
 
 
+def test_coverage_counts_every_recorded_class_where_recall_counts_targets():
+    names = ("Player", "Shield", "Score")
+    # The player, two shields (static by class name) and the score (HUD), on two frames.
+    frame = {"bbox": np.array([SMALL, box(60, 10, 64, 16), box(60, 40, 64, 46), box(0, 0, 4, 10)]),
+             "label": np.array([0, 1, 1, 2]), "is_hud": np.array([False, False, False, True]),
+             "is_static": np.zeros(4, bool)}
+    objects = ObjectSet.from_frames([frame, frame], names)
+    # Frame 0: on the player, the first shield and the score; frame 1: off the player, between
+    # the shields, on the score.
+    points = np.array([[(41, 31), (62, 13), (5, 2)], [(80, 80), (40, 10), (5, 2)]], float)
+    result = metrics.evaluate_keypoints(points, objects)
+    assert result["recall_class/Player"] == pytest.approx(1 / 2)
+    assert "recall_class/Shield" not in result and "recall_class/Score" not in result
+    assert result["coverage_class/Player"] == pytest.approx(1 / 2)
+    assert result["coverage_class/Shield"] == pytest.approx(1 / 4)
+    assert result["coverage_class/Score"] == 1.0
+
+
 def test_include_classes_and_class_macro_recall():
     names = ("Player", "Alien")
     # One player (found) and three aliens (one found).

@@ -52,6 +52,28 @@ def test_table_cells_are_computed_from_the_seed_reports(tmp_path):
     assert "abcdef1; amd-epyc-avx2; 2026-12-06" in row
 
 
+def test_the_worst_seed_is_the_highest_where_lower_is_better():
+    cell = seed_summary.summarise([(0, 0.5), (1, 0.2), (2, 0.8)], lower_is_better=True)
+    assert (cell.mean, cell.worst, cell.worst_seed) == (pytest.approx(0.5), 0.8, 2)
+
+
+def test_placement_table_gives_shares_and_every_class_coverage_over_seeds(tmp_path):
+    folder = tmp_path / "frostbite" / "permakey-k15"
+    for seed, hud, shield in ((0, 0.2, 0.5), (1, 0.4, 0.1)):
+        _write_seed(folder, seed, 0.3, 0.1, 0.9)
+        path = folder / f"seed{seed}" / "metrics.json"
+        report = json.loads(path.read_text())
+        report["runs"][0]["results"]["none"]["model"].update(
+            {"num_keypoints": 15, "precision_any": 0.7, "precision": 0.3, "hud_share": hud,
+             "border_share": 0.0, "coverage_class/Shield": shield})
+        path.write_text(json.dumps(report))
+    table = seed_summary.format_placement_table(seed_summary.load_seed_reports([folder]))
+    row = table.splitlines()[2]
+    assert row.startswith("| frostbite/permakey-k15 | none | test | 0 1 | 15 | 0.70 ± 0.00 (worst 0.70, s0) |")
+    assert "| 0.30 ± 0.14 (worst 0.40, s1) |" in row  # HUD share: the worst is the highest
+    assert row.endswith("| Shield 0.30 ± 0.28 (worst 0.10, s1) |")
+
+
 def test_a_folder_without_seed_reports_is_refused_with_the_command_to_make_them(tmp_path):
     with pytest.raises(ValueError, match="over_seeds.py"):
         seed_summary.load_seed_reports([tmp_path / "pong" / "permakey"])

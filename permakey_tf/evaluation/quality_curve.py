@@ -16,7 +16,6 @@ train.py resumes from the last backup, which is the last completed epoch, so non
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -84,13 +83,9 @@ def curve_cells(curves: Mapping[int, Curve], metric: str, epochs: Sequence[int])
     """Over seeds (``{seed: curve}``): one Cell per epoch of ``metric``; a seed without that epoch
     (or metric) is left out of the cell, and the cell's count says so. The worst seed is the
     lowest, or the highest for the LOWER_IS_BETTER metrics."""
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    cells = {}
-    for epoch in epochs:
-        values = [(seed, curve.get(metric, {}).get(epoch)) for seed, curve in sorted(curves.items())]
-        cell = summarise([(seed, None if v is None else sign * v) for seed, v in values])
-        cells[epoch] = dataclasses.replace(cell, mean=sign * cell.mean, worst=sign * cell.worst)
-    return cells
+    return {epoch: summarise([(seed, curve.get(metric, {}).get(epoch)) for seed, curve in sorted(curves.items())],
+                             lower_is_better=metric in LOWER_IS_BETTER)
+            for epoch in epochs}
 
 
 def format_curve_table(curves: Mapping[int, Curve], metrics: Sequence[str], epochs: Sequence[int],

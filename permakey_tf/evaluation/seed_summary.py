@@ -7,8 +7,9 @@ and ``protocol.json`` (code version, machine, date). Every number of the table i
 those files, so a table in the docs can be regenerated and checked.
 
 Conventions: the standard deviation is the sample one (n - 1; "-" for one seed); "worst" is the
-lowest value (every column is higher-is-better) and names its seed; NaN values (a class absent
-from a seed's test frames) are left out of that cell and the cell says over how many seeds.
+lowest value, or the highest where lower is better (the HUD and border shares of the placement
+table), and names its seed; NaN values (a class absent from a seed's test frames) are left out of
+that cell and the cell says over how many seeds.
 """
 
 from __future__ import annotations
@@ -52,13 +53,15 @@ class Cell:
         return f"{self.mean:.{digits}f}{sd} (worst {self.worst:.{digits}f}, s{self.worst_seed})"
 
 
-def summarise(values: Sequence[tuple[int, Optional[float]]]) -> Cell:
-    """(seed, value) pairs -> Cell over the finite values."""
+def summarise(values: Sequence[tuple[int, Optional[float]]], lower_is_better: bool = False) -> Cell:
+    """(seed, value) pairs -> Cell over the finite values; the worst seed is the lowest value's,
+    or the highest's when ``lower_is_better`` (ties: the lower seed)."""
     finite = [(seed, float(v)) for seed, v in values if v is not None and math.isfinite(float(v))]
     if not finite:
         return Cell(math.nan, math.nan, math.nan, -1, 0)
     numbers = [v for _, v in finite]
-    worst_seed, worst = min(finite, key=lambda item: (item[1], item[0]))
+    sign = -1.0 if lower_is_better else 1.0
+    worst_seed, worst = min(finite, key=lambda item: (sign * item[1], item[0]))
     sd = statistics.stdev(numbers) if len(numbers) > 1 else math.nan
     return Cell(statistics.fmean(numbers), sd, worst, worst_seed, len(numbers))
 
@@ -125,9 +128,11 @@ def group_reports(reports: Sequence[SeedReport]) -> dict[tuple[str, str, str], l
     return groups
 
 
-def class_recall_cells(reports: Sequence[SeedReport]) -> dict[str, Cell]:
-    names = sorted({k.split("/", 1)[1] for r in reports for k in r.model if k.startswith("recall_class/")})
-    return {name: summarise([(r.seed, r.model.get(f"recall_class/{name}")) for r in reports]) for name in names}
+def class_cells(reports: Sequence[SeedReport], prefix: str = "recall_class/") -> dict[str, Cell]:
+    """Class name -> Cell of the model's ``<prefix><class>`` values (``recall_class/``: targets
+    found; ``coverage_class/``: every recorded object of the class under a keypoint)."""
+    names = sorted({k[len(prefix):] for r in reports for k in r.model if k.startswith(prefix)})
+    return {name: summarise([(r.seed, r.model.get(prefix + name)) for r in reports]) for name in names}
 
 
 def _provenance(reports: Sequence[SeedReport]) -> str:
@@ -146,8 +151,36 @@ def format_seeds_table(reports: Sequence[SeedReport], digits: int = 2) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (setting, noise, split), group in group_reports(reports).items():
         cells = [summarise([(r.seed, read(r)) for r in group]).format(digits) for _, read in COLUMNS]
-        classes = "; ".join(f"{name} {cell.format(digits)}" for name, cell in class_recall_cells(group).items())
+        classes = "; ".join(f"{name} {cell.format(digits)}" for name, cell in class_cells(group).items())
         seeds = " ".join(str(r.seed) for r in group)
         lines.append("| " + " | ".join([setting, noise, split, seeds, *cells, classes or "-",
                                         _provenance(group)]) + " |")
+    return "\n".join(lines)
+
+
+# Where the keypoints sit: (column, metric of the model's results, lower is better).
+PLACEMENT_COLUMNS = (
+    ("on any object", "precision_any", False),
+    ("on targets", "precision", False),
+    ("HUD share", "hud_share", True),
+    ("border share", "border_share", True),
+)
+
+
+def format_placement_table(reports: Sequence[SeedReport], digits: int = 2) -> str:
+    """A markdown table of where the keypoints sit, one row per (setting, evaluation noise,
+    split): K, the shares of keypoints on any recorded object, on targets, on the HUD and near
+    the border, then each class's coverage (HUD and static classes included), all over seeds.
+    Reports written before coverage was measured give "-" there."""
+    header = ["setting", "eval noise", "split", "seeds", "K", *[name for name, _, _ in PLACEMENT_COLUMNS],
+              "coverage per class (every recorded object)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (setting, noise, split), group in group_reports(reports).items():
+        ks = sorted({int(r.model["num_keypoints"]) for r in group if "num_keypoints" in r.model})
+        cells = [summarise([(r.seed, r.model.get(key)) for r in group], lower).format(digits)
+                 for _, key, lower in PLACEMENT_COLUMNS]
+        coverage = "; ".join(f"{name} {cell.format(digits)}"
+                             for name, cell in class_cells(group, "coverage_class/").items())
+        lines.append("| " + " | ".join([setting, noise, split, " ".join(str(r.seed) for r in group),
+                                        "/".join(map(str, ks)) or "-", *cells, coverage or "-"]) + " |")
     return "\n".join(lines)

@@ -101,8 +101,9 @@ def evaluate_keypoints(
     Recall and precision are pooled over frames (objects found / objects, keypoints on targets /
     (N K)); F1 combines the pooled values; ``f1_frame_mean`` averages per-frame F1 over frames
     with targets. Class-macro recall averages the pooled recall of each class present; each
-    class's recall is also given as ``recall_class/<name>``. Undefined values are NaN (see
-    :func:`json_ready`).
+    class's recall is also given as ``recall_class/<name>``. ``coverage_class/<name>`` is the same
+    share for every recorded class, targets or not (HUD, static objects such as shields): which
+    objects the keypoints sit on at all. Undefined values are NaN (see :func:`json_ready`).
 
     Args:
       keypoints: ``[N, K, 2]`` ``(x, y)`` pixels.
@@ -140,6 +141,10 @@ def evaluate_keypoints(
         class_recalls.append(value)
         result[f"recall_class/{_class_name(objects, label)}"] = value
     result["recall_class_macro"] = float(np.mean(class_recalls)) if class_recalls else math.nan
+    covered = hits.any(1)  # [N, M]; hit_matrix is False on padding
+    for label in np.unique(objects.labels[objects.valid]):
+        of_class = objects.valid & (objects.labels == label)
+        result[f"coverage_class/{_class_name(objects, label)}"] = _safe_div((covered & of_class).sum(), of_class.sum())
     result.update(detection_scores(keypoints, objects, settings))
     if bar_masks is not None:
         result["bar_share"] = float(per_frame["bar_share"].mean()) if n else math.nan
