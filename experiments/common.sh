@@ -11,6 +11,9 @@
 #   EVAL_ARGS  extra evaluate.py flags (e.g. "--max-frames 1000")
 #   REPORTS    root of the report folders of over_seeds.py (default: its own,
 #              docs/results/<UTC date>_<machine>)
+#   PROBE=1    also run probe_state.py's RAM probes on every seed of the seed study and the
+#              ablations (off by default: their questions are about keypoint placement, and the
+#              probes cost about 3 minutes a seed on a 2-core Zen 4, a third of a quick run)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ -z "${PYTHON:-}" ]]; then
@@ -58,12 +61,13 @@ evaluate() {  # evaluate OUT_SUBDIR RUN_DIR... (evaluate.py measures clean and a
 over_seeds() {
   local game=$1 tag=$2
   shift 2
-  local settings=() reports=() setting seed
+  local settings=() reports=() probe=() setting seed
   for setting in "$@"; do settings+=(--set "$setting"); done
   if [[ -n "${REPORTS:-}" ]]; then reports=(--reports "$REPORTS"); fi
+  if [[ "${PROBE:-0}" != 1 ]]; then probe=(--no-probe); fi
   # shellcheck disable=SC2086
   run "$PYTHON" experiments/over_seeds.py --game "$game" --preset "$PRESET" --seeds $SEEDS \
-    --tag "$tag" --logdir "$LOGDIR" "${DATA_ARGS[@]}" "${reports[@]}" "${settings[@]}"
+    --tag "$tag" --logdir "$LOGDIR" "${DATA_ARGS[@]}" "${reports[@]}" "${probe[@]}" "${settings[@]}"
   RUNS=()
   for seed in $SEEDS; do RUNS+=("$LOGDIR/$game/permakey/${PRESET}-${tag}_none_seed$seed"); done
 }

@@ -68,3 +68,11 @@ def test_the_seed_study_trains_five_enduro_seeds_into_one_setting():
     assert option_values(command, "--game") == ["enduro"]
     assert command[command.index("--seeds") + 1:command.index("--seeds") + 6] == ["0", "1", "2", "3", "4"]
     assert resolved_model(command).num_keypoints == 10  # Enduro's K, the authors'
+
+
+def test_the_ram_probes_are_skipped_unless_asked_for():
+    for script in ("seeds.sh", "ablation_keypoints.sh"):
+        studies = [w for w in dry_run(script) if "experiments/over_seeds.py" in w]
+        assert studies and all("--no-probe" in words for words in studies)
+        asked = [w for w in dry_run(script, PROBE="1") if "experiments/over_seeds.py" in w]
+        assert asked and not any("--no-probe" in words for words in asked)
