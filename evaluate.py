@@ -152,6 +152,8 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
     out = output_folder(args.out, runs, "eval")
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
+    from permakey_tf.data import loading  # imports TensorFlow: after the console is quiet
+
     eval_sets: dict[tuple, EvalSet] = {}
     entries = []
     for run in runs:
@@ -168,7 +170,8 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
 
             config["model_config"]["keypoint_refinement_steps"] = exported_refinement_steps(run.saved_model)
         entry = {"label": run.label, "path": str(run.path), "model": run.model, "game": run.game,
-                 "config": config, "data_key": data_key, "results": {}, "predictions": {}}
+                 "config": config, "data_key": data_key, "results": {}, "predictions": {},
+                 "dataset_version": loading.dataset_version(run.game, **kwargs)}
         for noise in args.noise:
             if (data_key, noise) not in eval_sets:
                 eval_sets[(data_key, noise)] = load_eval_set(
@@ -221,7 +224,7 @@ def evaluate_runs(args: argparse.Namespace) -> dict:
             {"run_dir": e["path"], "label": e["label"], "model": e["model"], "game": e["game"],
              "seed": e["config"].get("seed"), "preset": e["config"].get("preset"),
              "num_keypoints": int(e["config"]["model_config"]["num_keypoints"]),
-             "config": e["config"], "results": e["results"]}
+             "dataset_version": e["dataset_version"], "config": e["config"], "results": e["results"]}
             for e in entries
         ],
         "seed_agreement": agreements,

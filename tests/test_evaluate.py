@@ -155,6 +155,9 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
     assert report["machine"] and report["cpu"]  # every report names its machine and code version
     assert set(report) >= {"commit", "uncommitted_changes", "cpu_count"}
     (run,) = report["runs"]
+    from tfds_atari.atari_frames_dataset_builder import Builder
+
+    assert run["dataset_version"] == str(Builder.VERSION)  # the data the numbers come from
     assert set(run["results"]) == {"none", "vertical"}
     for noise, results in run["results"].items():
         assert set(results) == {"model", *baselines.BASELINE_NAMES}

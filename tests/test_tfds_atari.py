@@ -139,6 +139,31 @@ def test_episodes_are_stored_contiguously_step_by_step(pong):
     assert max(steps) == 24, "episodes are capped at max_episode_steps"
 
 
+def test_evaluation_splits_are_segments_from_many_episodes_at_every_stage_of_play(monkeypatch):
+    monkeypatch.setattr(collect, "EVAL_SEGMENT_FRAMES", 6)
+    records = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=60, num_workers=1))
+    assert len(records) == 24
+    segments = {}
+    for record in records:
+        segments.setdefault(record.episode_id, []).append(record.step)
+    assert len(segments) == 4, "24 frames in segments of 6: four episodes"
+    for steps in segments.values():
+        assert steps == list(range(steps[0], steps[0] + 6)), "a segment is consecutive play"
+        assert steps[-1] < 60, "and ends within the episode cap"
+    starts = sorted(steps[0] for steps in segments.values())
+    assert starts[-1] > 0 and len(set(starts)) > 1, f"segments start at random steps, got {starts}"
+    again = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=60, num_workers=2))
+    assert [(r.episode_id, r.step, r.png) for r in again] == [(r.episode_id, r.step, r.png) for r in records]
+
+
+def test_the_training_split_does_not_depend_on_the_evaluation_segments(monkeypatch):
+    before = list(collect.iter_split("pong", "train", 30, seed=3, max_episode_steps=60, num_workers=1))
+    monkeypatch.setattr(collect, "EVAL_SEGMENT_FRAMES", 6)
+    after = list(collect.iter_split("pong", "train", 30, seed=3, max_episode_steps=60, num_workers=1))
+    assert [(r.episode_id, r.step, r.png) for r in after] == [(r.episode_id, r.step, r.png) for r in before]
+    assert [r.step for r in after] == list(range(30)), "training chunks record from the reset"
+
+
 def test_sizes_and_seed_are_in_the_config_name_and_defaults_use_the_registered_config(tmp_path):
     assert api.get_builder("Space_Invaders", data_dir=str(tmp_path)).builder_config.name == "spaceinvaders"
     small = api.get_builder("pong", data_dir=str(tmp_path), train_frames=60, validation_frames=20, test_frames=20)

@@ -197,10 +197,10 @@ def object_features(class_names) -> dict:
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for atari_frames."""
 
-    VERSION = tfds.core.Version("1.2.0")
+    VERSION = tfds.core.Version("1.3.0")
     # Older versions already on disk stay readable (`get_builder(..., version="1.0.0")`): TFDS
     # reads their features from their own features.json. Nothing here rebuilds or removes them.
-    SUPPORTED_VERSIONS = [tfds.core.Version("1.1.0"), tfds.core.Version("1.0.0")]
+    SUPPORTED_VERSIONS = [tfds.core.Version("1.2.0"), tfds.core.Version("1.1.0"), tfds.core.Version("1.0.0")]
     RELEASE_NOTES = {
         "1.0.0": "Initial release: 84x84 RGB frames (frameskip 4, max-pooled), OCAtari RAM objects "
                  "with HUD/static flags, per-game seeded collection policies, episode-disjoint splits.",
@@ -210,6 +210,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "1.2.0": "Breakout is collected with the held_random_track policy (half the steps move the "
                  "paddle towards the ball, FIRE serves it), so the ball is in play in most frames "
                  "and the paddle covers the width; every other game's data are the same as 1.1.0's.",
+        "1.3.0": "Validation and test splits are segments of 64 consecutive frames, each from its "
+                 "own episode and recorded after a random number of unrecorded steps, so they hold "
+                 "many episodes at every stage of play (a 512-frame test split: 8 episodes, where "
+                 "1.2.0 held the first 512 steps of one or two). The training split is the same as "
+                 "1.2.0's.",
     }
     BUILDER_CONFIGS = [AtariFramesConfig.make(name) for name in GAMES]
     DEFAULT_BUILDER_CONFIG_NAME = "spaceinvaders"

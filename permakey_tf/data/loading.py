@@ -103,15 +103,24 @@ def _split_kwargs(dataset_kwargs: dict) -> dict:
     return kwargs
 
 
-def class_names(game: str, **dataset_kwargs) -> tuple[str, ...]:
-    """The dataset's object class names (``objects/label`` index -> name), read from its
-    metadata without loading frames; ``dataset_kwargs`` choose the dataset as for load_frames."""
+def _builder(game: str, dataset_kwargs: dict):
     import tfds_atari
 
     kwargs = _split_kwargs(dataset_kwargs)
-    builder = tfds_atari.get_builder(game, **{k: kwargs[k] for k in (
+    return tfds_atari.get_builder(game, **{k: kwargs[k] for k in (
         "data_dir", "train_frames", "validation_frames", "test_frames", "seed")})
-    return tuple(builder.info.features["objects"]["label"].names)
+
+
+def class_names(game: str, **dataset_kwargs) -> tuple[str, ...]:
+    """The dataset's object class names (``objects/label`` index -> name), read from its
+    metadata without loading frames; ``dataset_kwargs`` choose the dataset as for load_frames."""
+    return tuple(_builder(game, dataset_kwargs).info.features["objects"]["label"].names)
+
+
+def dataset_version(game: str, **dataset_kwargs) -> str:
+    """The version of the dataset that load_frames / load_evaluation read (the builder's
+    current one), e.g. "1.3.0"."""
+    return str(_builder(game, dataset_kwargs).version)
 
 
 def load_frames(game: str, split: str, *, training: Optional[bool] = None, batch_size: int = 32,

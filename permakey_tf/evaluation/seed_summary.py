@@ -34,6 +34,7 @@ class SeedReport:
     fixed_layout: dict
     probe: Optional[dict]  # probe_state.py's keypoints_encoded summary on the same noise, if any
     protocol: dict
+    dataset_version: Optional[str] = None  # evaluate.py records it since dataset version 1.3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +102,8 @@ def load_seed_reports(folders: Iterable[Path]) -> list[SeedReport]:
                 reports.append(SeedReport(
                     setting=setting, seed=seed, eval_noise=noise, split=metrics.get("split", "test"),
                     model=results["model"], fixed_layout=results.get("fixed_layout", {}),
-                    probe=_probe_summary(path.parent / "probe.json", noise), protocol=protocol))
+                    probe=_probe_summary(path.parent / "probe.json", noise), protocol=protocol,
+                    dataset_version=metrics["runs"][0].get("dataset_version")))
     return reports
 
 
@@ -140,7 +142,9 @@ def _provenance(reports: Sequence[SeedReport]) -> str:
                       for r in reports})
     machines = sorted({r.protocol.get("machine", "?") for r in reports})
     dates = sorted({(r.protocol.get("steps", {}).get("evaluate", {}).get("finished") or "?")[:10] for r in reports})
-    return f"{', '.join(commits)}; {', '.join(machines)}; {', '.join(dates)}"
+    versions = sorted({r.dataset_version for r in reports if r.dataset_version})
+    data = f"; data {', '.join(versions)}" if versions else ""
+    return f"{', '.join(commits)}; {', '.join(machines)}; {', '.join(dates)}{data}"
 
 
 def format_seeds_table(reports: Sequence[SeedReport], digits: int = 2) -> str:
