@@ -52,6 +52,15 @@ def test_table_cells_are_computed_from_the_seed_reports(tmp_path):
     assert "abcdef1; amd-epyc-avx2; 2026-12-06" in row
 
 
+def test_the_same_setting_from_two_report_roots_stays_two_rows(tmp_path):
+    for root, f1 in (("2026-12-06_a", 0.5), ("2026-12-07_b", 0.3)):
+        _write_seed(tmp_path / root / "pong" / "permakey", 0, f1, 0.1, 0.9)
+    folders = [tmp_path / root / "pong" / "permakey" for root in ("2026-12-06_a", "2026-12-07_b")]
+    rows = seed_summary.format_seeds_table(seed_summary.load_seed_reports(folders)).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| 2026-12-06_a/pong/permakey", "| 2026-12-07_b/pong/permakey"]
+    assert "| 0.50 (worst 0.50, s0) |" in rows[0] and "| 0.30 (worst 0.30, s0) |" in rows[1]
+
+
 def test_the_worst_seed_is_the_highest_where_lower_is_better():
     cell = seed_summary.summarise([(0, 0.5), (1, 0.2), (2, 0.8)], lower_is_better=True)
     assert (cell.mean, cell.worst, cell.worst_seed) == (pytest.approx(0.5), 0.8, 2)

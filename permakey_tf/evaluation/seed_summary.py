@@ -82,15 +82,18 @@ def _probe_summary(probe_path: Path, noise: str) -> Optional[dict]:
 
 def load_seed_reports(folders: Iterable[Path]) -> list[SeedReport]:
     """Every ``seed<S>/metrics.json`` under the given setting folders, one SeedReport per
-    evaluation noise. Raises ValueError for a folder without seed reports or a metrics.json that
+    evaluation noise. A setting is named ``<game>/<model>[-<tag>]``, with its report root
+    (``<date>_<machine>``) in front when two folders would share that name. Raises ValueError for a folder without seed reports or a metrics.json that
     holds more than one run."""
+    folders = [Path(folder) for folder in folders]
+    short = [f"{folder.parent.name}/{folder.name}" for folder in folders]
     reports = []
-    for folder in folders:
-        folder = Path(folder)
+    for folder, setting in zip(folders, short):
         paths = sorted(folder.glob("seed*/metrics.json"))
         if not paths:
             raise ValueError(f"{folder} holds no seed<S>/metrics.json; run experiments/over_seeds.py first")
-        setting = f"{folder.parent.name}/{folder.name}"
+        if short.count(setting) > 1:  # the same setting under two report roots: keep them apart
+            setting = f"{folder.parent.parent.name}/{setting}"
         for path in paths:
             seed = int(path.parent.name[len("seed"):])
             metrics = json.loads(path.read_text())
