@@ -56,8 +56,8 @@ evaluate() {  # evaluate OUT_SUBDIR RUN_DIR... (evaluate.py measures clean and a
 }
 
 # over_seeds GAME TAG [FIELD=VALUE...]: one setting of an ablation over $SEEDS with
-# experiments/over_seeds.py (train, evaluate and probe each seed, the seeds' agreement, the seeds
-# table; a finished step is skipped). Sets RUNS to the setting's run folders.
+# experiments/over_seeds.py (train and evaluate each seed, probe it if PROBE=1, the seeds'
+# agreement, the seeds table; a finished step is skipped). Sets RUNS to the setting's run folders.
 over_seeds() {
   local game=$1 tag=$2
   shift 2

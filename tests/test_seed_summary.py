@@ -49,7 +49,14 @@ def test_table_cells_are_computed_from_the_seed_reports(tmp_path):
     assert row.startswith("| pong/permakey | none | test | 0 1 2 | 0.40 ± 0.10 (worst 0.30, s1) |")
     assert "| 3.33 ± 1.53 (worst 2.00, s2) |" in row  # F1 / fixed: 5, 3, 2
     assert "Player 0.70 ± 0.26 (worst 0.40, s1)" in row
-    assert "abcdef1; amd-epyc-avx2; 2026-12-06" in row
+    assert row.endswith("| abcdef1; amd-epyc-avx2; 2026-12-06 |")  # reports without a dataset version
+    for seed, version in ((0, "1.3.0"), (1, None)):
+        path = folder / f"seed{seed}" / "metrics.json"
+        report = json.loads(path.read_text())
+        report["runs"][0]["dataset_version"] = version
+        path.write_text(json.dumps(report))
+    mixed = seed_summary.format_seeds_table(seed_summary.load_seed_reports([folder])).splitlines()[2]
+    assert mixed.endswith("| abcdef1; amd-epyc-avx2; 2026-12-06; data 1.3.0, ? |")
 
 
 def test_the_same_setting_from_two_report_roots_stays_two_rows(tmp_path):

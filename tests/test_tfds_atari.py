@@ -139,29 +139,43 @@ def test_episodes_are_stored_contiguously_step_by_step(pong):
     assert max(steps) == 24, "episodes are capped at max_episode_steps"
 
 
-def test_evaluation_splits_are_segments_from_many_episodes_at_every_stage_of_play(monkeypatch):
+def test_evaluation_splits_are_random_stretches_of_training_like_play(monkeypatch):
+    monkeypatch.setattr(collect, "CHUNK_FRAMES", 60)
     monkeypatch.setattr(collect, "EVAL_SEGMENT_FRAMES", 6)
-    records = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=60, num_workers=1))
+    records = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=20, num_workers=1))
     assert len(records) == 24
-    segments = {}
-    for record in records:
-        segments.setdefault(record.episode_id, []).append(record.step)
-    assert len(segments) == 4, "24 frames in segments of 6: four episodes"
-    for steps in segments.values():
-        assert steps == list(range(steps[0], steps[0] + 6)), "a segment is consecutive play"
-        assert steps[-1] < 60, "and ends within the episode cap"
-    starts = sorted(steps[0] for steps in segments.values())
-    assert starts[-1] > 0 and len(set(starts)) > 1, f"segments start at random steps, got {starts}"
-    again = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=60, num_workers=2))
+    chunks = [records[i:i + 6] for i in range(0, 24, 6)]
+    starts = []
+    for chunk in chunks:
+        starts.append(chunk[0].step)
+        for a, b in zip(chunk, chunk[1:]):  # consecutive play; an episode's end continues in the next
+            assert (b.episode_id, b.step) == (a.episode_id, a.step + 1) or (b.episode_id > a.episode_id and b.step == 0)
+    assert len({r.episode_id for r in records}) >= 4, "every segment is played by its own emulator"
+    assert max(starts) > 0 and len(set(starts)) > 1, f"segments start at random points of play, got {starts}"
+    assert any(r.episode_id % 10**4 > 0 for r in records), "some segments begin after whole unrecorded episodes"
+    again = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=20, num_workers=2))
     assert [(r.episode_id, r.step, r.png) for r in again] == [(r.episode_id, r.step, r.png) for r in records]
 
 
-def test_the_training_split_does_not_depend_on_the_evaluation_segments(monkeypatch):
-    before = list(collect.iter_split("pong", "train", 30, seed=3, max_episode_steps=60, num_workers=1))
-    monkeypatch.setattr(collect, "EVAL_SEGMENT_FRAMES", 6)
-    after = list(collect.iter_split("pong", "train", 30, seed=3, max_episode_steps=60, num_workers=1))
-    assert [(r.episode_id, r.step, r.png) for r in after] == [(r.episode_id, r.step, r.png) for r in before]
-    assert [r.step for r in after] == list(range(30)), "training chunks record from the reset"
+def _play_digest(records) -> str:
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(np.int64([record.episode_id, record.step]).tobytes())
+        digest.update(record.ram.tobytes())  # the emulator's whole state, as the frame shows it
+    return digest.hexdigest()
+
+
+def test_the_training_split_is_played_as_in_dataset_1_2_0(monkeypatch):
+    """Digests of version 1.2.0's code (31f4bc2): plain, restoring (Frostbite) and tracking
+    (Breakout) policies, over chunk boundaries and episode caps."""
+    pong = list(collect.iter_split("pong", "train", 30, seed=3, max_episode_steps=60, num_workers=1))
+    assert [r.step for r in pong] == list(range(30)), "training chunks record from the reset"
+    assert _play_digest(pong) == "efa9ab2d914cabbf7d0321cccf7ef9ed20cff714e71cae4136dd8cb6bb0403f5"
+    monkeypatch.setattr(collect, "CHUNK_FRAMES", 20)
+    for game, expected in (("frostbite", "df8131006f6e98eadc6ea113d49faee8e8badaba38e3dc82a6b9caad07a33176"),
+                           ("breakout", "9fdec7c4eb72a8a4def4a27345be8e9a5836dad820fcac1325665ee7626a0a7b")):
+        records = collect.iter_split(game, "train", 40, seed=3, max_episode_steps=15, num_workers=1)
+        assert _play_digest(records) == expected, game
 
 
 def test_sizes_and_seed_are_in_the_config_name_and_defaults_use_the_registered_config(tmp_path):

@@ -141,7 +141,8 @@ def ensure_prepared(builder: Builder, *, build_if_missing: bool = True) -> Build
         raise DatasetNotPreparedError(
             f"Dataset atari_frames/{builder.builder_config.name} version {builder.version} is not in "
             f"{os.fspath(builder.data_dir_root)}, and only the current version {Builder.VERSION} can be "
-            f"built; leave out version= to build and read {Builder.VERSION} (the same frames)."
+            f"built; leave out version= to build and read {Builder.VERSION} (the release notes in "
+            f"tfds_atari/atari_frames_dataset_builder.py say what changed)."
         )
     problem = unwritable_data_dir(os.fspath(builder.data_dir_root))
     if problem:

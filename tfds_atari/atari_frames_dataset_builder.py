@@ -121,6 +121,10 @@ def collection_metadata(config: AtariFramesConfig) -> dict:
         "repeat_action_probability": 0.0,
         "resize": f"cv2.INTER_AREA {frames.NATIVE_WIDTH}x{frames.NATIVE_HEIGHT} -> {frames.FRAME_SIZE}x{frames.FRAME_SIZE}",
         "chunk_frames": collect.CHUNK_FRAMES,
+        "eval_segment_frames": collect.EVAL_SEGMENT_FRAMES,
+        "eval_segments": "validation and test chunks record eval_segment_frames consecutive frames after "
+                         "playing, unrecorded, a uniform random 0..chunk_frames - eval_segment_frames "
+                         "frames of the training splits' procedure",
         "objects": "OCAtari 2.2.1 RAM mode; bbox (ymin, xmin, ymax, xmax) = native box / (210, 160, 210, 160), clipped",
         "static_classes": sorted(static_class_names(game)),
         "hud_classes": sorted(hud_class_names(game)) + ["any object OCAtari flags as hud"],
@@ -210,11 +214,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "1.2.0": "Breakout is collected with the held_random_track policy (half the steps move the "
                  "paddle towards the ball, FIRE serves it), so the ball is in play in most frames "
                  "and the paddle covers the width; every other game's data are the same as 1.1.0's.",
-        "1.3.0": "Validation and test splits are segments of 64 consecutive frames, each from its "
-                 "own episode and recorded after a random number of unrecorded steps, so they hold "
-                 "many episodes at every stage of play (a 512-frame test split: 8 episodes, where "
-                 "1.2.0 held the first 512 steps of one or two). The training split is the same as "
-                 "1.2.0's.",
+        "1.3.0": "Validation and test splits are segments of 128 consecutive frames, each played "
+                 "by its own emulator and recorded after a random number (0 to 2,372) of unrecorded "
+                 "frames of the training split's procedure, so they cover several games at every "
+                 "stage of play (a 512-frame test split: 4 or more episodes, where 1.2.0 held the "
+                 "first 512 steps of one or two). The training split is the same as 1.2.0's.",
     }
     BUILDER_CONFIGS = [AtariFramesConfig.make(name) for name in GAMES]
     DEFAULT_BUILDER_CONFIG_NAME = "spaceinvaders"

@@ -6,10 +6,13 @@ emulator from a fresh reset with a seed drawn from (seed, split, chunk index) on
 run in any process in any order and the data stay the same; results are consumed in chunk order.
 Chunks never share states, so no episode (and no saved state) crosses a split.
 
-An evaluation chunk is one segment of consecutive frames from its own episode, recorded after a
-random number of unrecorded steps (0 to the episode cap minus the segment; a game over in them
-starts a fresh game), so evaluation splits hold many episodes at every stage of play instead of
-the first minutes of one or two games. Training chunks start recording at the reset.
+An evaluation chunk is a random stretch of EVAL_SEGMENT_FRAMES consecutive frames of what a
+training chunk plays: the same procedure (episodes, game overs, resets, restored states) runs for
+a random number of frames (0 to CHUNK_FRAMES minus the segment) before recording starts. So
+evaluation splits hold several games at every stage of play, as the training split does, instead
+of the first minutes of one or two games. A segment mostly lies inside one episode; one that an
+episode's end cuts continues in the next episode, as training play does. Training chunks record
+from their reset.
 
 Episode ids: split_index * 10**8 + chunk_index * 10**4 + episode index within the chunk
 (a chunk holds at most CHUNK_FRAMES < 10**4 episodes). This module imports no TensorFlow.
@@ -34,7 +37,9 @@ from tfds_atari.objects import ObjectDetector
 from tfds_atari.policies import ActionSampler, StateArchive, policy_for_game
 
 CHUNK_FRAMES = 2_500
-EVAL_SEGMENT_FRAMES = 64
+# At least the Transporter pairs' window (100 frames, permakey_tf.data.pipelines.PairConfig), so
+# every full segment gives validation pairs.
+EVAL_SEGMENT_FRAMES = 128
 EVAL_SPLITS = ("validation", "test")
 SPLIT_INDEX = {"train": 0, "validation": 1, "test": 2}
 _EPISODES_PER_CHUNK = 10**4
@@ -49,6 +54,7 @@ class ChunkSpec:
     num_frames: int
     seed: int
     max_episode_steps: int
+    max_unrecorded: int = 0  # evaluation chunks: frames played before recording, drawn from [0, this]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,78 +79,69 @@ def chunk_specs(game: str, split: str, num_frames: int, seed: int, max_episode_s
     num_chunks = math.ceil(num_frames / size)
     if num_chunks > _CHUNKS_PER_SPLIT:
         raise ValueError(f"{num_frames} frames is too many for one {split} split (max {size * _CHUNKS_PER_SPLIT}).")
-    return [
-        ChunkSpec(game, split, i, min(size, num_frames - i * size), seed, max_episode_steps)
-        for i in range(num_chunks)
-    ]
+    specs = []
+    for i in range(num_chunks):
+        frames_in_chunk = min(size, num_frames - i * size)
+        # An evaluation segment is a random stretch of what a training chunk plays.
+        max_unrecorded = max(0, CHUNK_FRAMES - frames_in_chunk) if split in EVAL_SPLITS else 0
+        specs.append(ChunkSpec(game, split, i, frames_in_chunk, seed, max_episode_steps, max_unrecorded))
+    return specs
 
 
-def _play_unrecorded(emulator: AtariEmulator, detector: ObjectDetector, sampler: ActionSampler,
-                     rng: np.random.Generator, noop_max: int, steps: int):
-    """Plays ``steps`` steps of the episode under way without recording them; a game over
-    starts a fresh game. Returns the step index reached in the current episode and the objects
-    of its last frame (what the policy answers next)."""
-    step, objects = 0, None
-    for _ in range(steps):
-        emulator.step(sampler.next_action(objects))
-        objects = detector.detect(np.array(emulator.ram(), dtype=np.uint8))
-        step += 1
-        if emulator.game_over():
-            emulator.reset(noop_steps=int(rng.integers(noop_max + 1)))
-            detector.reset()
-            sampler.start_episode()
-            step, objects = 0, None
-    return step, objects
-
-
-def collect_chunk(spec: ChunkSpec) -> list[FrameRecord]:
-    """Plays one chunk: `spec.num_frames` frames in one or more episodes (an evaluation chunk:
-    after its unrecorded start)."""
-    game = get_game(spec.game)
-    policy = policy_for_game(game.name)
-    seed_sequence = np.random.SeedSequence([spec.seed, SPLIT_INDEX[spec.split], spec.chunk_index])
-    emulator_seed, policy_seed = seed_sequence.generate_state(2)
-    rng = np.random.default_rng(policy_seed)
-    emulator = AtariEmulator(game, seed=int(emulator_seed))
-    detector = ObjectDetector(game)
-    sampler = ActionSampler(policy, emulator.action_names, rng)
-    archive = StateArchive(policy.cell_size) if policy.restore_probability > 0 else None
-    max_steps = min(spec.max_episode_steps, policy.segment_steps or spec.max_episode_steps)
-    id_base = SPLIT_INDEX[spec.split] * _CHUNKS_PER_SPLIT * _EPISODES_PER_CHUNK + spec.chunk_index * _EPISODES_PER_CHUNK
-
-    records: list[FrameRecord] = []
+def _play(emulator: AtariEmulator, detector: ObjectDetector, sampler: ActionSampler,
+          archive: Optional[StateArchive], policy, rng: np.random.Generator, max_steps: int):
+    """The collection procedure, frame after frame, for as long as the caller reads: episodes of
+    at most ``max_steps`` steps, each ended by the cap or a game over and followed by a restored
+    state (restore policies) or a fresh reset. Yields ``(episode index, step, frame, ram,
+    objects)``."""
     episode = 0
     emulator.reset(noop_steps=int(rng.integers(policy.noop_max + 1)))
-    # An evaluation segment starts anywhere in an episode that the cap lets it finish in.
-    unrecorded = (int(rng.integers(max_steps - spec.num_frames + 1))
-                  if spec.split in EVAL_SPLITS and max_steps > spec.num_frames else 0)
-    while len(records) < spec.num_frames:
+    while True:
         detector.reset()
         sampler.start_episode()
         step = 0
         objects = None  # the objects of the frame the next action answers
-        if unrecorded:
-            step, objects = _play_unrecorded(emulator, detector, sampler, rng, policy.noop_max, unrecorded)
-            unrecorded = 0
-        while len(records) < spec.num_frames and step < max_steps:
+        while step < max_steps:
             frame = emulator.step(sampler.next_action(objects))
             ram = np.array(emulator.ram(), dtype=np.uint8)  # a copy: the objects and the stored RAM agree
             objects = detector.detect(ram)
-            records.append(FrameRecord(id_base + episode, step, frames.encode_png(frame),
-                                       objects.to_feature_dict(), ram))
+            yield episode, step, frame, ram, objects
             step += 1
             if emulator.game_over():
                 break
             if archive is not None:  # never saves a game-over state
                 archive.visit(objects.player_center, emulator.clone_state)
         episode += 1
-        if len(records) == spec.num_frames:
-            break
         if archive is not None and len(archive) and rng.random() < policy.restore_probability:
             emulator.restore_state(archive.choose(rng))
         else:
             emulator.reset(noop_steps=int(rng.integers(policy.noop_max + 1)))
-    return records
+
+
+def collect_chunk(spec: ChunkSpec) -> list[FrameRecord]:
+    """Plays one chunk: `spec.num_frames` frames in one or more episodes; an evaluation chunk
+    records them after a random number of unrecorded frames of the same play."""
+    game = get_game(spec.game)
+    policy = policy_for_game(game.name)
+    seed_sequence = np.random.SeedSequence([spec.seed, SPLIT_INDEX[spec.split], spec.chunk_index])
+    emulator_seed, policy_seed = seed_sequence.generate_state(2)
+    rng = np.random.default_rng(policy_seed)
+    emulator = AtariEmulator(game, seed=int(emulator_seed))
+    sampler = ActionSampler(policy, emulator.action_names, rng)
+    archive = StateArchive(policy.cell_size) if policy.restore_probability > 0 else None
+    max_steps = min(spec.max_episode_steps, policy.segment_steps or spec.max_episode_steps)
+    id_base = SPLIT_INDEX[spec.split] * _CHUNKS_PER_SPLIT * _EPISODES_PER_CHUNK + spec.chunk_index * _EPISODES_PER_CHUNK
+    unrecorded = int(rng.integers(spec.max_unrecorded + 1)) if spec.max_unrecorded else 0
+
+    records: list[FrameRecord] = []
+    play = _play(emulator, ObjectDetector(game), sampler, archive, policy, rng, max_steps)
+    for played, (episode, step, frame, ram, objects) in enumerate(play):
+        if played < unrecorded:
+            continue
+        records.append(FrameRecord(id_base + episode, step, frames.encode_png(frame), objects.to_feature_dict(), ram))
+        if len(records) == spec.num_frames:
+            return records
+    raise AssertionError("unreachable: play never ends")
 
 
 def _default_workers(num_chunks: int) -> int:

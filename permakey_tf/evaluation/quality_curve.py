@@ -19,16 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from permakey_tf.evaluation.seed_summary import Cell, summarise
+from permakey_tf.evaluation.seed_summary import LOWER_IS_BETTER, Cell, summarise
 
 QUALITY_TAG_PREFIX = "quality/"
 # The quality writer's folder inside a run folder (permakey_tf.training.trainer).
 QUALITY_EVENTS_DIR = Path("tensorboard") / "quality"
 
 Curve = dict[str, dict[int, float]]  # metric -> {completed epochs: value}
-# Metrics where a lower value is the better one: their "worst" seed is the highest. The fixed
-# layout's F1 is a reference, not a quality: its "worst" is the lowest, as in seed_summary.
-LOWER_IS_BETTER = frozenset({"pointnet_loss_ratio", "hud_share", "border_share"})
 
 
 class NoQualityEventsError(FileNotFoundError):

@@ -22,6 +22,11 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 
+# Metrics where a lower value is the better one: their "worst" seed is the highest. The fixed
+# layout's F1 is a reference, not a quality: its "worst" is the lowest.
+LOWER_IS_BETTER = frozenset({"pointnet_loss_ratio", "hud_share", "border_share"})
+
+
 @dataclasses.dataclass(frozen=True)
 class SeedReport:
     """One seed's evaluation of one setting on one evaluation noise."""
@@ -145,8 +150,8 @@ def _provenance(reports: Sequence[SeedReport]) -> str:
                       for r in reports})
     machines = sorted({r.protocol.get("machine", "?") for r in reports})
     dates = sorted({(r.protocol.get("steps", {}).get("evaluate", {}).get("finished") or "?")[:10] for r in reports})
-    versions = sorted({r.dataset_version for r in reports if r.dataset_version})
-    data = f"; data {', '.join(versions)}" if versions else ""
+    versions = sorted({r.dataset_version or "?" for r in reports})
+    data = f"; data {', '.join(versions)}" if versions != ["?"] else ""  # "?": a seed from before 1.3.0
     return f"{', '.join(commits)}; {', '.join(machines)}; {', '.join(dates)}{data}"
 
 
@@ -165,12 +170,12 @@ def format_seeds_table(reports: Sequence[SeedReport], digits: int = 2) -> str:
     return "\n".join(lines)
 
 
-# Where the keypoints sit: (column, metric of the model's results, lower is better).
+# Where the keypoints sit: (column, metric of the model's results).
 PLACEMENT_COLUMNS = (
-    ("on any object", "precision_any", False),
-    ("on targets", "precision", False),
-    ("HUD share", "hud_share", True),
-    ("border share", "border_share", True),
+    ("on any object", "precision_any"),
+    ("on targets", "precision"),
+    ("HUD share", "hud_share"),
+    ("border share", "border_share"),
 )
 
 
@@ -179,13 +184,13 @@ def format_placement_table(reports: Sequence[SeedReport], digits: int = 2) -> st
     split): K, the shares of keypoints on any recorded object, on targets, on the HUD and near
     the border, then each class's coverage (HUD and static classes included), all over seeds.
     Reports written before coverage was measured give "-" there."""
-    header = ["setting", "eval noise", "split", "seeds", "K", *[name for name, _, _ in PLACEMENT_COLUMNS],
+    header = ["setting", "eval noise", "split", "seeds", "K", *[name for name, _ in PLACEMENT_COLUMNS],
               "coverage per class (every recorded object)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (setting, noise, split), group in group_reports(reports).items():
         ks = sorted({int(r.model["num_keypoints"]) for r in group if "num_keypoints" in r.model})
-        cells = [summarise([(r.seed, r.model.get(key)) for r in group], lower).format(digits)
-                 for _, key, lower in PLACEMENT_COLUMNS]
+        cells = [summarise([(r.seed, r.model.get(key)) for r in group], key in LOWER_IS_BETTER).format(digits)
+                 for _, key in PLACEMENT_COLUMNS]
         coverage = "; ".join(f"{name} {cell.format(digits)}"
                              for name, cell in class_cells(group, "coverage_class/").items())
         lines.append("| " + " | ".join([setting, noise, split, " ".join(str(r.seed) for r in group),
