@@ -142,18 +142,18 @@ def test_episodes_are_stored_contiguously_step_by_step(pong):
 def test_evaluation_splits_are_random_stretches_of_training_like_play(monkeypatch):
     monkeypatch.setattr(collect, "CHUNK_FRAMES", 60)
     monkeypatch.setattr(collect, "EVAL_SEGMENT_FRAMES", 6)
-    records = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=20, num_workers=1))
-    assert len(records) == 24
-    chunks = [records[i:i + 6] for i in range(0, 24, 6)]
-    starts = []
+    # Episodes capped at 8 steps: a segment may start at step 0, 1 or 2 only.
+    records = list(collect.iter_split("pong", "test", 60, seed=3, max_episode_steps=8, num_workers=1))
+    assert len(records) == 60
+    chunks = [records[i:i + 6] for i in range(0, 60, 6)]
     for chunk in chunks:
-        starts.append(chunk[0].step)
-        for a, b in zip(chunk, chunk[1:]):  # consecutive play; an episode's end continues in the next
-            assert (b.episode_id, b.step) == (a.episode_id, a.step + 1) or (b.episode_id > a.episode_id and b.step == 0)
-    assert len({r.episode_id for r in records}) >= 4, "every segment is played by its own emulator"
-    assert max(starts) > 0 and len(set(starts)) > 1, f"segments start at random points of play, got {starts}"
+        assert len({r.episode_id for r in chunk}) == 1, "the step cap never cuts a segment"
+        assert [r.step for r in chunk] == list(range(chunk[0].step, chunk[0].step + 6)), "consecutive play"
+    starts = [chunk[0].step for chunk in chunks]
+    assert set(starts) <= {0, 1, 2} and len(set(starts)) > 1, f"segments start at random points of play, got {starts}"
+    assert len({r.episode_id for r in records}) == 10, "every segment is played by its own emulator"
     assert any(r.episode_id % 10**4 > 0 for r in records), "some segments begin after whole unrecorded episodes"
-    again = list(collect.iter_split("pong", "test", 24, seed=3, max_episode_steps=20, num_workers=2))
+    again = list(collect.iter_split("pong", "test", 60, seed=3, max_episode_steps=8, num_workers=2))
     assert [(r.episode_id, r.step, r.png) for r in again] == [(r.episode_id, r.step, r.png) for r in records]
 
 

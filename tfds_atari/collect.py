@@ -10,9 +10,10 @@ An evaluation chunk is a random stretch of EVAL_SEGMENT_FRAMES consecutive frame
 training chunk plays: the same procedure (episodes, game overs, resets, restored states) runs for
 a random number of frames (0 to CHUNK_FRAMES minus the segment) before recording starts. So
 evaluation splits hold several games at every stage of play, as the training split does, instead
-of the first minutes of one or two games. A segment mostly lies inside one episode; one that an
-episode's end cuts continues in the next episode, as training play does. Training chunks record
-from their reset.
+of the first minutes of one or two games. Recording starts only where the episode's step cap
+leaves room for the whole segment, so only a game over can cut a segment; the rest of a cut
+segment continues in the next episode, as training play does. Training chunks record from their
+reset.
 
 Episode ids: split_index * 10**8 + chunk_index * 10**4 + episode index within the chunk
 (a chunk holds at most CHUNK_FRAMES < 10**4 episodes). This module imports no TensorFlow.
@@ -138,6 +139,8 @@ def collect_chunk(spec: ChunkSpec) -> list[FrameRecord]:
     for played, (episode, step, frame, ram, objects) in enumerate(play):
         if played < unrecorded:
             continue
+        if not records and spec.max_unrecorded and step + min(spec.num_frames, max_steps) > max_steps:
+            continue  # an evaluation segment starts where the episode's cap leaves room for all of it
         records.append(FrameRecord(id_base + episode, step, frames.encode_png(frame), objects.to_feature_dict(), ram))
         if len(records) == spec.num_frames:
             return records
