@@ -88,8 +88,8 @@ def _probe_summary(probe_path: Path, noise: str) -> Optional[dict]:
 def load_seed_reports(folders: Iterable[Path]) -> list[SeedReport]:
     """Every ``seed<S>/metrics.json`` under the given setting folders, one SeedReport per
     evaluation noise. A setting is named ``<game>/<model>[-<tag>]``, with its report root
-    (``<date>_<machine>``) in front when two folders would share that name. Raises ValueError for a folder without seed reports or a metrics.json that
-    holds more than one run."""
+    (``<date>_<machine>``) in front when two folders would share that name. Raises ValueError
+    for a folder without seed reports or a metrics.json that holds more than one run."""
     folders = [Path(folder) for folder in folders]
     short = [f"{folder.parent.name}/{folder.name}" for folder in folders]
     reports = []

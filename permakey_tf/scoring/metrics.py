@@ -88,6 +88,15 @@ def _class_name(objects: ObjectSet, label: int) -> str:
 # Whole evaluation set
 
 
+def _share_hit_by_class(hits: np.ndarray, objects: ObjectSet, mask: np.ndarray) -> dict[str, float]:
+    """Per class of the objects in ``mask`` ([N, M] bool): the share of them under at least one
+    keypoint (``hits`` [N, K, M])."""
+    hit = hits.any(1) & mask
+    return {_class_name(objects, label): _safe_div((hit & (objects.labels == label)).sum(),
+                                                   (mask & (objects.labels == label)).sum())
+            for label in np.unique(objects.labels[mask])}
+
+
 def evaluate_keypoints(
     keypoints: np.ndarray,
     objects: ObjectSet,
@@ -134,17 +143,11 @@ def evaluate_keypoints(
     }
     with_targets = ~np.isnan(per_frame["f1"])
     result["f1_frame_mean"] = float(per_frame["f1"][with_targets].mean()) if with_targets.any() else math.nan
-    class_recalls = []
-    for label in np.unique(objects.labels[targets]):
-        of_class = targets & (objects.labels == label)
-        value = _safe_div((found & of_class).sum(), of_class.sum())
-        class_recalls.append(value)
-        result[f"recall_class/{_class_name(objects, label)}"] = value
-    result["recall_class_macro"] = float(np.mean(class_recalls)) if class_recalls else math.nan
-    covered = hits.any(1)  # [N, M]; hit_matrix is False on padding
-    for label in np.unique(objects.labels[objects.valid]):
-        of_class = objects.valid & (objects.labels == label)
-        result[f"coverage_class/{_class_name(objects, label)}"] = _safe_div((covered & of_class).sum(), of_class.sum())
+    class_recalls = _share_hit_by_class(hits, objects, targets)
+    result.update({f"recall_class/{name}": value for name, value in class_recalls.items()})
+    result["recall_class_macro"] = float(np.mean(list(class_recalls.values()))) if class_recalls else math.nan
+    coverage = _share_hit_by_class(hits, objects, objects.valid)
+    result.update({f"coverage_class/{name}": value for name, value in coverage.items()})
     result.update(detection_scores(keypoints, objects, settings))
     if bar_masks is not None:
         result["bar_share"] = float(per_frame["bar_share"].mean()) if n else math.nan
