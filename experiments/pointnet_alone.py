@@ -181,7 +181,8 @@ def train_and_score(config, train_maps, test_maps, data, steps, batch_size, lear
     from permakey_tf.models.pointnet import fit_pointnet, pointnet_frame_losses_of_pixels
 
     start = time.time()
-    pointnet = fit_pointnet(config, train_maps, steps, batch_size, learning_rate, seed)
+    pointnet = fit_pointnet(config, train_maps, steps, batch_size, learning_rate, seed,
+                            config.pointnet_final_sigma_start)
     seconds = time.time() - start
     keypoints_of = keypoint_reader(pointnet, config)
     kps = keypoints_of(test_maps)

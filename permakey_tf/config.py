@@ -181,6 +181,9 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
         maps of the first ``pointnet_final_frames`` training frames, at
         ``pointnet_final_learning_rate``, with the run's batch size
         (``permakey_tf.training.final_pointnet``; train.py applies it).
+      pointnet_final_sigma_start: 0 (the final phase fits at ``keypoint_sigma`` throughout) or a
+        wider sigma at which the final phase's fit starts, shrinking to ``keypoint_sigma`` over
+        its first half (``models.pointnet.sigma_schedule``).
       keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
         keypoints in the model's outputs (``ops.mean_shift_keypoints``: each keypoint moves to
         the centre of error mass under its own Gaussian window). Default 2, what measured best
@@ -225,6 +228,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     pointnet_final_steps: int = 0
     pointnet_final_learning_rate: float = 1e-3
     pointnet_final_frames: int = 3008
+    pointnet_final_sigma_start: float = 0.0
     keypoint_refinement_steps: int = 2
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
@@ -263,6 +267,9 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
             raise ValueError(f"the final PointNet phase needs pointnet_final_learning_rate > 0 and "
                              f"pointnet_final_frames >= 1, got {self.pointnet_final_learning_rate} and "
                              f"{self.pointnet_final_frames}")
+        if self.pointnet_final_sigma_start < 0:
+            raise ValueError(f"pointnet_final_sigma_start must be >= 0 (0 = no annealing), "
+                             f"got {self.pointnet_final_sigma_start}")
         if self.pointnet_restart_step < 0:
             raise ValueError(f"pointnet_restart_step must be >= 0 (0 = never), got {self.pointnet_restart_step}")
         if not self.lsp_layers:

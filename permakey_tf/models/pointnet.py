@@ -121,9 +121,12 @@ def pointnet_update(pointnet: KeypointNet, config: PermaKeyConfig, optimizer, er
 
 
 def fit_pointnet(config: PermaKeyConfig, maps, steps: int, batch_size: int = 32,
-                 learning_rate: float = 1e-3, seed: int = 0) -> KeypointNet:
+                 learning_rate: float = 1e-3, seed: int = 0, sigma_start: float = 0.0) -> KeypointNet:
     """A fresh PointNet trained on fixed error maps ``[N, S, S, L]`` alone (random batches, Adam):
-    the keypoint bottleneck without the networks that make the maps (tests, experiments/)."""
+    the keypoint bottleneck without the networks that make the maps (tests, experiments/).
+
+    With ``sigma_start > 0`` the Gaussians of the loss start wider and shrink to the config's
+    ``keypoint_sigma`` (:func:`sigma_schedule`); the returned PointNet is that of the config."""
     import numpy as np
 
     keras.utils.set_random_seed(seed)
@@ -131,15 +134,37 @@ def fit_pointnet(config: PermaKeyConfig, maps, steps: int, batch_size: int = 32,
     pointnet.build((None,) + tuple(maps.shape[1:]))
     optimizer = keras.optimizers.Adam(learning_rate)
     optimizer.build(pointnet.trainable_variables)
-
-    @tf.function
-    def step(batch):
-        return pointnet_update(pointnet, config, optimizer, batch)
-
     rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        step(tf.constant(maps[rng.integers(0, len(maps), batch_size)], tf.float32))
+    for sigma, stage_steps in sigma_schedule(config.keypoint_sigma, sigma_start, steps):
+        stage_config = config.replace(keypoint_sigma=sigma)
+
+        @tf.function
+        def step(batch, stage_config=stage_config):
+            return pointnet_update(pointnet, stage_config, optimizer, batch)
+
+        for _ in range(stage_steps):
+            step(tf.constant(maps[rng.integers(0, len(maps), batch_size)], tf.float32))
     return pointnet
+
+
+# Stages of sigma_schedule's shrinking half.
+SIGMA_STAGES = 4
+
+
+def sigma_schedule(sigma: float, sigma_start: float, steps: int) -> list[tuple[float, int]]:
+    """``[(sigma, steps), ...]`` of a PointNet fit: ``[(sigma, steps)]`` when ``sigma_start`` is
+    0 (or not above ``sigma``); else the first half of the steps in :data:`SIGMA_STAGES` equal
+    stages whose sigma falls geometrically from ``sigma_start`` towards ``sigma``, and the rest at
+    ``sigma``. Wide Gaussians first let every keypoint feel every blob of error before the
+    keypoints settle on single objects (deterministic annealing, as for k-means' restarts)."""
+    if sigma_start < 0:
+        raise ValueError(f"sigma_start must be >= 0 (0 = no annealing), got {sigma_start}")
+    if sigma_start <= sigma or steps < 2 * SIGMA_STAGES:
+        return [(sigma, steps)]
+    stage = steps // (2 * SIGMA_STAGES)
+    ratio = sigma / sigma_start
+    stages = [(sigma_start * ratio ** (i / SIGMA_STAGES), stage) for i in range(SIGMA_STAGES)]
+    return stages + [(sigma, steps - stage * SIGMA_STAGES)]
 
 
 def loss_margin(config: PermaKeyConfig) -> int:

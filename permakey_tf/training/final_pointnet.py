@@ -36,7 +36,8 @@ from permakey_tf.atomic_files import copy_atomically, file_digest, read_json_rec
 
 # The PermaKeyConfig fields that act only after joint training (a finished run's joint training
 # can be reused with other values: experiments/over_seeds.py --reuse-joint).
-FIELDS = ("pointnet_final_steps", "pointnet_final_learning_rate", "pointnet_final_frames")
+FIELDS = ("pointnet_final_steps", "pointnet_final_learning_rate", "pointnet_final_frames",
+          "pointnet_final_sigma_start")
 JOINT_CHECKPOINT = "joint.keras"
 RECORD = "final_pointnet.json"
 
@@ -73,17 +74,18 @@ def loss_ratio(model, frames: np.ndarray) -> float:
 
 
 def refit_pointnet(model, maps: np.ndarray, steps: int, batch_size: int, learning_rate: float,
-                   seed: int) -> None:
+                   seed: int, sigma_start: float = 0.0) -> None:
     """Replaces ``model.pointnet``'s weights by a fresh PointNet fitted on ``maps``
-    ``[N, S, S, L]`` alone, and sets its BatchNorm statistics to the average batch statistics
-    over those maps (batches of ``batch_size``). The other modules are not touched."""
+    ``[N, S, S, L]`` alone (its Gaussians shrinking from ``sigma_start`` if > 0), and sets its
+    BatchNorm statistics to the average batch statistics over those maps (batches of
+    ``batch_size``). The other modules are not touched."""
     import tensorflow as tf
 
     from permakey_tf.models.batch_norm import recompute_statistics
     from permakey_tf.models.pointnet import fit_pointnet, keypoint_outputs
 
     config = model.config
-    fitted = fit_pointnet(config, maps, steps, batch_size, learning_rate, seed)
+    fitted = fit_pointnet(config, maps, steps, batch_size, learning_rate, seed, sigma_start)
     model.pointnet.set_weights(fitted.get_weights())
 
     def statistics_pass(batch):
@@ -134,9 +136,11 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
         log(f"joint PointNet: {quality(model)}")
     joint_ratio = loss_ratio(model, held_out_frames)
     maps = settled_error_maps(model, frame_batches, phase.pointnet_final_frames)
+    sigma_start = getattr(phase, "pointnet_final_sigma_start", 0.0)
     log(f"Final PointNet phase: {steps} steps of {batch_size} on the error maps of {len(maps)} "
-        f"training frames (learning rate {phase.pointnet_final_learning_rate:g}) ...")
-    refit_pointnet(model, maps, steps, batch_size, phase.pointnet_final_learning_rate, seed)
+        f"training frames (learning rate {phase.pointnet_final_learning_rate:g}"
+        + (f", sigma from {sigma_start:g}" if sigma_start else "") + ") ...")
+    refit_pointnet(model, maps, steps, batch_size, phase.pointnet_final_learning_rate, seed, sigma_start)
     refit_ratio = loss_ratio(model, held_out_frames)
     kept = "refit" if refit_ratio < joint_ratio else "joint"
     if quality is not None:
@@ -152,5 +156,6 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
                                         "kept": kept, "joint_loss_ratio": joint_ratio,
                                         "refit_loss_ratio": refit_ratio, "held_out_frames": len(held_out_frames),
                                         "steps": steps, "frames": int(len(maps)), "batch_size": batch_size,
-                                        "learning_rate": phase.pointnet_final_learning_rate, "seed": seed})
+                                        "learning_rate": phase.pointnet_final_learning_rate, "seed": seed,
+                                        "sigma_start": sigma_start})
     return True
