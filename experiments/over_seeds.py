@@ -140,22 +140,27 @@ def copy_joint_run(base_dir: Path, run_dir: Path, settings: Sequence[str]) -> No
     """A copy of the finished run ``base_dir`` at ``run_dir`` (config, checkpoint, resume state and
     TensorBoard history; not its exports or caches) whose config.json has ``settings``
     (``FIELD=VALUE`` of fields that act after joint training) and records where it came from;
-    ``train.py --resume run_dir`` then applies them. Refuses an unfinished base run."""
+    ``train.py --resume run_dir`` then applies them. Where the base run ran a final PointNet
+    phase, the copy starts from the checkpoint that phase started from (``checkpoints/joint.keras``)
+    and without the phase's record, so the copy's phase starts from the joint training too.
+    Refuses an unfinished base run."""
     import shutil
 
     from permakey_tf.config import PermaKeyConfig
+    from permakey_tf.training.final_pointnet import JOINT_CHECKPOINT, RECORD
     from permakey_tf.training.run_flags import parse_model_options
 
     if not run_finished(base_dir):
         raise SystemExit(f"over_seeds.py: error: --reuse-joint needs the finished run {base_dir}; "
                          f"train it first (over_seeds.py without --reuse-joint)")
     config = json.loads((base_dir / "config.json").read_text())
-    if config["model_config"].get("pointnet_final_steps"):
-        raise SystemExit(f"over_seeds.py: error: {base_dir} already ran a final PointNet phase; "
-                         f"reuse a run without one")
     tmp = run_dir.with_name(run_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(base_dir, tmp, ignore=shutil.ignore_patterns("export", "*.npz", "pointnet_*.json", ".lock"))
+    checkpoints = tmp / "checkpoints"
+    if (checkpoints / JOINT_CHECKPOINT).exists():  # the base's phase ran: undo it in the copy
+        os.replace(checkpoints / JOINT_CHECKPOINT, checkpoints / "best.keras")
+        (checkpoints / RECORD).unlink(missing_ok=True)
     config["model_config"].update(parse_model_options(PermaKeyConfig, settings))
     config["train"]["name"] = run_dir.name
     write_json_atomically(tmp / "config.json", config)

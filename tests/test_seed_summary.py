@@ -200,3 +200,30 @@ def test_a_run_cut_short_is_resumed_and_a_validation_report_has_its_own_folder(t
     args = over_seeds.parse_args(["--game", "pong", "--split", "validation", "--reports", "rel", "--logdir", "runs"])
     assert args.reports == str(tmp_path / "rel") and args.logdir == str(tmp_path / "runs")
     assert over_seeds.setting_folder(Path(args.reports), args) == tmp_path / "rel" / "pong" / "permakey-validation"
+
+
+def test_reusing_a_run_whose_phase_ran_starts_the_copy_from_its_joint_checkpoint(tmp_path):
+    over_seeds = _over_seeds_module()
+    base = tmp_path / "runs" / "base"
+    (base / "backup" / "epoch-0006").mkdir(parents=True)
+    (base / "checkpoints").mkdir()
+    (base / "export").mkdir()
+    (base / "checkpoints" / "best.keras").write_bytes(b"refitted")
+    (base / "checkpoints" / "joint.keras").write_bytes(b"joint")
+    (base / "checkpoints" / "final_pointnet.json").write_text(json.dumps({"kept": "refit"}))
+    (base / "config.json").write_text(json.dumps({"train": {"epochs": 6, "name": "base"},
+                                                  "model_config": {"pointnet_final_steps": 600}}))
+    (base / "backup" / "latest.json").write_text(json.dumps({"folder": "epoch-0006"}))
+    (base / "backup" / "epoch-0006" / "state.json").write_text(json.dumps({"epoch": 6}))
+    copy = tmp_path / "runs" / "copy"
+    over_seeds.copy_joint_run(base, copy, ["pointnet_final_sigma_start=0.3"])
+    assert (copy / "checkpoints" / "best.keras").read_bytes() == b"joint"
+    assert not (copy / "checkpoints" / "joint.keras").exists()
+    assert not (copy / "checkpoints" / "final_pointnet.json").exists()  # the copy's phase will run
+    config = json.loads((copy / "config.json").read_text())
+    assert config["model_config"] == {"pointnet_final_steps": 600, "pointnet_final_sigma_start": 0.3}
+    assert config["train"]["name"] == "copy"
+    # the base run keeps everything
+    assert (base / "checkpoints" / "best.keras").read_bytes() == b"refitted"
+    assert (base / "checkpoints" / "joint.keras").read_bytes() == b"joint"
+    assert (base / "checkpoints" / "final_pointnet.json").exists()
