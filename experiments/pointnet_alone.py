@@ -1,14 +1,16 @@
 """Fresh PointNets trained on a trained PermaKey run's error maps: the keypoint bottleneck alone.
 
     python experiments/pointnet_alone.py RUN_DIR [--steps 300] [--variants NAME,NAME] [--seeds 0]
-        [--probe] [--data-dir DIR] [--split validation]
+        [--probe] [--saved] [--data-dir DIR] [--split validation]
 
 The run's encoder and LSPNs compute error maps for the first ``--train-frames`` training frames
 and for the test split once (cached in RUN_DIR/pointnet_alone_cache.npz); then for every variant
 (changes to the run's PermaKeyConfig: reduction, padding, temperature, sigma, ...) a new PointNet
 is trained on those maps alone with the project's loss (Adam, batch 32) and scored on the test
-maps with evaluate.py's metrics, the shift-equivariance gain (maps shifted, zero fill) and the
-PointNet loss against its fixed layout. One line per variant and seed, and a JSON file.
+maps with evaluate.py's metrics, the shift-equivariance gain (maps shifted, zero fill), the
+PointNet loss against its fixed layout and the moving-error coverage (diagnostics.py; both need no
+labels: are they criteria for choosing among PointNets?). With --saved the run's own saved
+PointNets are scored on the same frames first (--variants '' for those alone). One line per variant and seed, and a JSON file.
 
 With --probe, also the AtariARI-style probe of each variant's keypoints (probe_state.py's splits,
 protocol and coordinate readouts; the error maps of the probes' frames are computed once by the
@@ -73,6 +75,9 @@ def parse_args(argv=None):
                         help="also probe each variant's keypoints for the RAM state (probe_state.py)")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
     parser.add_argument("--out", default=None, help="JSON results (default RUN_DIR/pointnet_alone.json)")
+    parser.add_argument("--saved", action="store_true",
+                        help="also score the run's saved PointNets on the same frames: best.keras and, "
+                             "if the final phase ran, joint.keras (rows 'saved:best', 'saved:joint')")
     parser.add_argument("--split", default="test", choices=("validation", "test"),
                         help="split the PointNets are scored on (validation to choose a setting)")
     args = parser.parse_args(argv)
@@ -175,33 +180,68 @@ def keypoint_reader(pointnet, config):
     return keypoints_of
 
 
+def score_keypoints(config, kps, test_maps, data, seed, keypoints_of=None) -> dict:
+    """evaluate.py's metrics of pixel keypoints ``[N, K, 2]`` on ``data`` (with the fixed layout's
+    F1), the PointNet loss ratio and the moving-error coverage on ``test_maps``, and (given
+    ``keypoints_of``: maps -> keypoints) the shift-equivariance gain."""
+    from permakey_tf.scoring import diagnostics, metrics
+    from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
+
+    results = metrics.evaluate_with_baselines(kps, data.objects, episode_ids=data.episode_ids,
+                                              steps=data.steps, seed=seed)
+    own = results["model"]
+    if keypoints_of is not None:
+        own.update(diagnostics.shift_equivariance_gain(keypoints_of, test_maps.astype(np.float32), 4,
+                                                       keypoints=kps, fill=0.0))
+    own.update(diagnostics.pointnet_loss_ratio(
+        kps, test_maps, functools.partial(pointnet_frame_losses_of_pixels, config=config)))
+    own.update(diagnostics.moving_error_coverage(kps, test_maps, config.keypoint_sigma))
+    own["fixed_layout_f1"] = results["fixed_layout"]["f1"]
+    return own
+
+
 def train_and_score(config, train_maps, test_maps, data, steps, batch_size, learning_rate, seed,
                     probe_set: "ProbeSet | None" = None):
-    from permakey_tf.scoring import diagnostics, metrics
-    from permakey_tf.models.pointnet import fit_pointnet, pointnet_frame_losses_of_pixels
+    from permakey_tf.models.pointnet import fit_pointnet
 
     start = time.time()
     pointnet = fit_pointnet(config, train_maps, steps, batch_size, learning_rate, seed,
                             config.pointnet_final_sigma_start)
     seconds = time.time() - start
     keypoints_of = keypoint_reader(pointnet, config)
-    kps = keypoints_of(test_maps)
-    results = metrics.evaluate_with_baselines(kps, data.objects, episode_ids=data.episode_ids,
-                                              steps=data.steps, seed=seed)
-    own = results["model"]
-    own.update(diagnostics.shift_equivariance_gain(keypoints_of, test_maps.astype(np.float32), 4,
-                                                   keypoints=kps, fill=0.0))
-    own.update(diagnostics.pointnet_loss_ratio(
-        kps, test_maps, functools.partial(pointnet_frame_losses_of_pixels, config=config)))
-    own["fixed_layout_f1"] = results["fixed_layout"]["f1"]
+    own = score_keypoints(config, keypoints_of(test_maps), test_maps, data, seed, keypoints_of)
     own["train_seconds"] = seconds
     if probe_set is not None:
         own.update(probe_set.score({split: keypoints_of(maps) for split, maps in probe_set.error_maps.items()}))
     return own
 
 
+def saved_pointnets(run_dir: Path) -> dict[str, Path]:
+    """The run's saved models by name: ``best`` (the checkpoint evaluate.py scores) and, when the
+    final PointNet phase ran, ``joint`` (the jointly trained PointNet it started from)."""
+    from permakey_tf.training import final_pointnet
+
+    folder = (run_dir / runs.CHECKPOINT).parent
+    found = {"best": run_dir / runs.CHECKPOINT, "joint": folder / final_pointnet.JOINT_CHECKPOINT}
+    return {name: path for name, path in found.items() if path.exists()}
+
+
+def score_saved(path: Path, config, test_maps, data) -> dict:
+    """:func:`score_keypoints` of a saved model's own keypoints on ``data.frames``."""
+    import keras
+
+    import permakey_tf.models.permakey  # noqa: F401  (registers the classes)
+    from permakey_tf.scoring.quality import model_outputs
+
+    keras.mixed_precision.set_global_policy(config.train.precision)
+    model = keras.models.load_model(path, compile=False)
+    keypoints = model_outputs(model, data.frames)["keypoints_pixels"]
+    keras.mixed_precision.set_global_policy("float32")
+    return score_keypoints(config.model_config, keypoints, test_maps, data, seed=0)
+
+
 COLUMNS = ("recall", "precision", "f1", "fixed_layout_f1", "border_share", "hud_share", "shift_gain",
-           "probe_r2", "pointnet_loss_ratio")
+           "probe_r2", "pointnet_loss_ratio", "moving_error_coverage", "moving_error_coverage_gain")
 PROBE_COLUMNS = ("probe_agent", "probe_mean")
 
 
@@ -230,7 +270,14 @@ def main(argv=None) -> int:
         print(f"joint (the run's own PointNet): probe agent localisation {joint['probe_agent']:.3f}, "
               f"mean over categories {joint['probe_mean']:.3f}")
         _print_readouts(joint["readouts"])
-    for name in args.variants.split(","):
+    if args.saved:
+        for name, path in saved_pointnets(run_dir).items():
+            own = score_saved(path, config, test_maps, data)
+            rows.append({"variant": f"saved:{name}", "changes": {}, "seed": None, "results": own})
+            shown = [c for c in columns if c in own] + sorted(k for k in own if k.startswith("recall_class/"))
+            print(f"saved:{name}: " + ", ".join(f"{c.replace('recall_class/', 'R_')} {own[c]:.3f}"
+                                                for c in shown), flush=True)
+    for name in (n for n in args.variants.split(",") if n):
         changes = VARIANTS[name] if name in VARIANTS else json.loads(name)
         for seed in (int(s) for s in args.seeds.split(",")):
             model_config = config.model_config.replace(**changes)

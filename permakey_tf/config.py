@@ -92,6 +92,8 @@ def check_positive_sizes_and_rates(config) -> None:
 NOISE_MODES = ("none", "horizontal", "vertical", "both")  # Noisy-Atari bars (permakey_tf.data.noise)
 KEYPOINT_REDUCTIONS = ("spatial", "marginal")
 PADDING_MODES = ("zero", "reflect", "symmetric")
+# What decides the final PointNet phase (permakey_tf.training.final_pointnet).
+FINAL_PHASE_CRITERIA = ("loss_ratio", "moving_error_coverage")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +186,11 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
       pointnet_final_sigma_start: 0 (the final phase fits at ``keypoint_sigma`` throughout) or a
         wider sigma at which the final phase's fit starts, shrinking to ``keypoint_sigma`` over
         its first half (``models.pointnet.sigma_schedule``).
+      pointnet_final_criterion: what decides between the joint and the refitted PointNet on the
+        held-out frames, neither using labels: ``"loss_ratio"`` (the default; the lower PointNet
+        loss over its own fixed layout's) or ``"moving_error_coverage"`` (the larger gain of
+        ``scoring.diagnostics.moving_error_coverage`` over its own fixed layout: how much more of
+        the error that moves lies under the keypoints).
       keypoint_refinement_steps: mean-shift steps on the error maps applied to the PointNet's
         keypoints in the model's outputs (``ops.mean_shift_keypoints``: each keypoint moves to
         the centre of error mass under its own Gaussian window). Default 2, what measured best
@@ -229,6 +236,7 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
     pointnet_final_learning_rate: float = 1e-3
     pointnet_final_frames: int = 3008
     pointnet_final_sigma_start: float = 0.0
+    pointnet_final_criterion: str = "loss_ratio"
     keypoint_refinement_steps: int = 2
     learning_rate: float = 2e-4
     lr_schedule: str = "paper"
@@ -267,6 +275,9 @@ class PermaKeyConfig(KeypointHeadConfig, ConfigMixin):
             raise ValueError(f"the final PointNet phase needs pointnet_final_learning_rate > 0 and "
                              f"pointnet_final_frames >= 1, got {self.pointnet_final_learning_rate} and "
                              f"{self.pointnet_final_frames}")
+        if self.pointnet_final_criterion not in FINAL_PHASE_CRITERIA:
+            raise ValueError(f"pointnet_final_criterion must be one of {', '.join(FINAL_PHASE_CRITERIA)}, "
+                             f"got {self.pointnet_final_criterion!r}")
         if self.pointnet_final_sigma_start < 0:
             raise ValueError(f"pointnet_final_sigma_start must be >= 0 (0 = no annealing), "
                              f"got {self.pointnet_final_sigma_start}")

@@ -179,3 +179,50 @@ def test_a_keypoint_pays_on_a_large_error_blob_and_not_on_a_small_one():
         with_point = pointnet_frame_losses_of_pixels(keypoint, maps[frame:frame + 1], config)[0]
         far = pointnet_frame_losses_of_pixels(np.array([[[-200.0, -200.0]]]), maps[frame:frame + 1], config)[0]
         assert (far - with_point) * SIZE**2 == pytest.approx(gain[frame, 34, 44], rel=0.02, abs=0.05)
+
+
+def hud_and_moving_object_maps(frames=30):
+    """One-layer error maps [N, 84, 84, 1]: a bright static 8x8 block (a score) in every frame and
+    a faint 3x3 object (a cannon) moving right along the bottom; and the object's centre [N, 2]."""
+    maps = np.zeros((frames, SIZE, SIZE, 1))
+    maps[:, 2:10, 70:78] = 1.0
+    centres = []
+    for t in range(frames):
+        x = 8 + 2 * t
+        maps[t, 74:77, x:x + 3] = 0.3
+        centres.append((x + 1.5, 75.5))
+    return maps, np.asarray(centres)
+
+
+def test_moving_error_coverage_rewards_following_a_faint_moving_object_over_a_bright_static_one():
+    maps, centres = hud_and_moving_object_maps()
+    hud = np.array([74.0, 6.0])
+    tracking = np.stack([np.broadcast_to(hud, centres.shape), centres], axis=1)  # [N, 2, 2]
+    still = np.stack([np.broadcast_to(hud, centres.shape),
+                      np.broadcast_to(centres.mean(0), centres.shape)], axis=1)
+    follows = diagnostics.moving_error_coverage(tracking, maps, sigma=0.1)
+    stays = diagnostics.moving_error_coverage(still, maps, sigma=0.1)
+    assert follows["moving_error_coverage"] > 0.7
+    assert stays["moving_error_coverage"] < 0.2
+    # The still layout is its own fixed layout; the tracking one gains over its fixed layout.
+    assert stays["moving_error_coverage_gain"] == pytest.approx(0.0, abs=1e-12)
+    assert follows["moving_error_coverage_gain"] > 0.5
+    # A keypoint that follows the object 12 px off covers little of it.
+    off = tracking.copy()
+    off[:, 1, 1] -= 12.0
+    assert diagnostics.moving_error_coverage(off, maps, sigma=0.1)["moving_error_coverage"] < 0.2
+
+
+def test_moving_error_coverage_ignores_what_every_frame_shows():
+    maps, centres = hud_and_moving_object_maps()
+    static = np.repeat(maps[:1], len(maps), axis=0)  # the first frame, held: nothing moves
+    keypoints = np.broadcast_to(np.array([[74.0, 6.0]]), (len(maps), 1, 2))
+    assert math.isnan(diagnostics.moving_error_coverage(keypoints, static, sigma=0.1)["moving_error_coverage"])
+    # Adding the static block to every frame or not changes nothing.
+    without_hud = maps.copy()
+    without_hud[:, 2:10, 70:78] = 0.0
+    tracking = centres[:, None, :]
+    assert diagnostics.moving_error_coverage(tracking, maps, 0.1)["moving_error_coverage"] == pytest.approx(
+        diagnostics.moving_error_coverage(tracking, without_hud, 0.1)["moving_error_coverage"])
+    with pytest.raises(ValueError, match="do not match"):
+        diagnostics.moving_error_coverage(keypoints[:5], maps, sigma=0.1)

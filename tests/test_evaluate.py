@@ -244,3 +244,15 @@ def test_end_to_end_on_a_smoke_run(tmp_path):
         game["results"]["pong/permakey/smoke:keypoints_encoded"]["f1"], abs=1e-9)
     assert set(trained["results"]["probe"]["f1"]) == set(game["variables"])
     assert 0.0 <= trained["results"]["f1"] <= 1.0 and set(trained["results"]["readouts"]) == positions
+    # --saved scores the run's own saved PointNet on the same frames: evaluate.py's numbers, with
+    # the label-free criteria beside them.
+    saved_rows = subprocess.run([sys.executable, str(ROOT / "experiments" / "pointnet_alone.py"), run_dir,
+                                 "--variants", "", "--saved", "--train-frames", "64",
+                                 "--out", tmp_path / "saved.json"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert saved_rows.returncode == 0, saved_rows.stdout[-3000:] + saved_rows.stderr[-3000:]
+    (best,) = json.loads((tmp_path / "saved.json").read_text())["rows"]
+    assert best["variant"] == "saved:best"
+    for name in ("recall", "precision", "f1"):
+        assert best["results"][name] == pytest.approx(run["results"]["none"]["model"][name], abs=1e-6)
+    assert 0.0 <= best["results"]["moving_error_coverage"] <= 1.0

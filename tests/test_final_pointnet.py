@@ -145,3 +145,37 @@ def test_bad_phase_settings_are_refused_with_the_field_named():
         TINY.replace(pointnet_final_steps=-1)
     with pytest.raises(ValueError, match="pointnet_final_learning_rate > 0"):
         TINY.replace(pointnet_final_learning_rate=0.0)
+
+
+@pytest.mark.parametrize("criterion, kept", [("loss_ratio", "joint"), ("moving_error_coverage", "refit")])
+def test_the_configured_criterion_decides_and_both_are_recorded(tmp_path, monkeypatch, criterion, kept):
+    """Joint: the lower loss ratio; refit: more of the moving error covered. Each criterion
+    keeps its own winner, and the record holds both PointNets' scores under both."""
+    keras.utils.set_random_seed(3)
+    model = PermaKey(TINY)
+    model(_frames(2))
+    save_model_atomically(model, tmp_path / "best.keras")
+    scores = iter([{"loss_ratio": 0.5, "moving_error_coverage_gain": 0.1},   # joint
+                   {"loss_ratio": 0.6, "moving_error_coverage_gain": 0.3}])  # refit
+    monkeypatch.setattr(final_pointnet, "held_out_scores", lambda model, frames: next(scores))
+    monkeypatch.setattr(final_pointnet, "refit_pointnet", lambda model, *args: None)
+    lines = []
+    phase = TINY.replace(pointnet_final_criterion=criterion)
+    assert final_pointnet.finish_run(tmp_path, phase, _batches(_frames(32)), HELD_OUT, 16, seed=0, log=lines.append)
+    record = json.loads((tmp_path / final_pointnet.RECORD).read_text())
+    assert record["kept"] == kept and record["criterion"] == criterion
+    assert (record["joint_loss_ratio"], record["refit_loss_ratio"]) == (0.5, 0.6)
+    assert (record["joint_moving_error_coverage_gain"], record["refit_moving_error_coverage_gain"]) == (0.1, 0.3)
+    assert any(f"keeping the {kept}" in line for line in lines)
+
+
+def test_the_moving_error_coverage_of_a_fixed_layout_gains_nothing(checkpoint_dir):
+    """The settled (static) joint PointNet of the fixture covers nothing beyond its own layout."""
+    scores = final_pointnet.held_out_scores(_load(checkpoint_dir / "best.keras"), HELD_OUT)
+    assert scores["moving_error_coverage_gain"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["loss_ratio"] == pytest.approx(1.0)
+
+
+def test_an_unknown_criterion_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="loss_ratio, moving_error_coverage"):
+        TINY.replace(pointnet_final_criterion="f1")

@@ -270,7 +270,7 @@ def model_diagnostics(run: RunFolder, predictor: Predictor, frames: np.ndarray, 
                       shift_px: int = 4, batch_size: int = 32) -> dict:
     """permakey_tf.scoring.diagnostics for one model on one evaluation set: the shift-equivariance gain
     (``shift_px`` pixels; 0 skips it) and, for PermaKey, its PointNet loss against its fixed
-    layout's (needs ``pred.error_maps`` for every frame)."""
+    layout's and its moving-error coverage (needs ``pred.error_maps`` for every frame)."""
     from permakey_tf.scoring import diagnostics
 
     result = {}
@@ -286,6 +286,8 @@ def model_diagnostics(run: RunFolder, predictor: Predictor, frames: np.ndarray, 
         result.update(diagnostics.pointnet_loss_ratio(
             pred.keypoints_pixels, pred.error_maps,
             functools.partial(pointnet_frame_losses_of_pixels, config=run.config.model_config)))
+        result.update(diagnostics.moving_error_coverage(
+            pred.keypoints_pixels, pred.error_maps, run.config.model_config.keypoint_sigma))
     return result
 
 

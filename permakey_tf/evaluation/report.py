@@ -12,6 +12,7 @@ TABLE_METRICS = (
     "recall", "recall_class_macro", "recall_class/*", "coverage_class/*", "precision", "precision_any", "f1",
     "hud_share", "bar_share", "border_share", "jitter_px", "tracking_error_relative", "probe_r2",
     "probe_r2/*", "shift_gain", "shift_gain_x", "shift_gain_y", "pointnet_loss_ratio",
+    "moving_error_coverage", "moving_error_coverage_gain",
     "detection_precision", "detection_recall", "detection_f1", "detection_precision_cap",
 )
 COLUMNS = ("model", *baselines.BASELINE_NAMES)

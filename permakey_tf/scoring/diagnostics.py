@@ -9,6 +9,11 @@ objects; they ask the model itself:
 * :func:`pointnet_loss_ratio`: PermaKey's own objective (the loss function the model trains,
   passed in) for its keypoints, divided by the same loss for its fixed layout (each keypoint's
   mean position on every frame). Below 1 = the per-frame placement pays on the model's own terms.
+* :func:`moving_error_coverage`: the share of the error that is *not* always in the same place
+  (each frame's error above the mean error map of all frames) that lies under the keypoints'
+  windows, beside the same share for the fixed layout. It weighs what moves (a paddle, a cannon,
+  a ball) and ignores what the maps show in every frame (the score, walls, shields), which the
+  PointNet loss counts by mass.
 
 Keypoints are ``[N, K, 2]`` ``(x, y)`` continuous pixel coordinates of the ``S x S`` frame
 (docs/ARCHITECTURE.md).
@@ -172,3 +177,55 @@ def keypoint_gain_maps(error_maps: np.ndarray, sigma: float) -> np.ndarray:
     rows = sum(w * padded[:, reach + o:reach + o + size] for o, w in zip(offsets, profile))
     overlap = sum(w * rows[:, :, reach + o:reach + o + size] for o, w in zip(offsets, profile))
     return 2.0 * overlap.mean(-1) - self_overlap
+
+
+def moving_error_coverage(keypoints: np.ndarray, error_maps: np.ndarray, sigma: float,
+                          chunk: int = 32) -> dict[str, float]:
+    """How much of the error that moves lies under the keypoints (no labels).
+
+    Per frame t the error maps are averaged over layers (``E_t``, ``[S, S]``); the *moving error*
+    is ``R_t = max(E_t - mean_t' E_t', 0)``: what frame t shows beyond what the maps show on
+    average over the frames given. Each keypoint covers the pixels under its Gaussian window
+    ``exp(-d^2 / sigma_px^2)`` (the PointNet's windows, ``sigma_px = sigma (S - 1) / 2``); a pixel's
+    cover is its largest window value. The coverage is ``sum_t,p R_t(p) cover_t(p) / sum_t,p
+    R_t(p)``, pooled over frames. A layout that sits where things usually are covers little of
+    ``R`` (what is there on average is subtracted); keypoints that follow the objects that move
+    cover it frame by frame, however faint the object is next to the HUD.
+
+    Args:
+      keypoints: ``[N, K, 2]`` (x, y) continuous pixels of the ``S x S`` maps (pixel i spans
+        [i, i + 1)).
+      error_maps: ``[N, S, S, L]``.
+      sigma: the model's keypoint_sigma (``[-1, 1]`` units).
+      chunk: frames per step (memory ``chunk * K * S * S`` floats).
+
+    Returns:
+      ``moving_error_coverage`` (in [0, 1]), ``fixed_layout_moving_error_coverage`` (the same
+      for each keypoint at its mean position on every frame) and ``moving_error_coverage_gain``
+      (the first minus the second); NaN if no frame shows error beyond the mean.
+    """
+    keypoints = np.asarray(keypoints, np.float64)
+    maps = np.asarray(error_maps, np.float64).mean(-1)
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 2 or len(keypoints) != len(maps):
+        raise ValueError(f"keypoints {keypoints.shape} do not match error maps {np.shape(error_maps)}: "
+                         "pass [N, K, 2] pixel keypoints of the same N frames")
+    moving = np.maximum(maps - maps.mean(0, keepdims=True), 0.0)
+    total = float(moving.sum())
+    fixed = np.broadcast_to(keypoints.mean(0, keepdims=True), keypoints.shape)
+    size = maps.shape[1]
+    sigma_px = sigma * (size - 1) / 2.0
+    centres = np.arange(size) + 0.5
+
+    def covered(points: np.ndarray) -> float:
+        mass = 0.0
+        for start in range(0, len(points), chunk):
+            p = points[start:start + chunk]
+            across = np.exp(-((centres[None, None, :] - p[..., 0:1]) ** 2) / sigma_px**2)  # [n, K, S] x
+            down = np.exp(-((centres[None, None, :] - p[..., 1:2]) ** 2) / sigma_px**2)  # [n, K, S] y
+            cover = (down[..., :, None] * across[..., None, :]).max(1)  # [n, S, S]
+            mass += float(np.sum(cover * moving[start:start + chunk]))
+        return mass / total if total > 0 else math.nan
+
+    own, static = covered(keypoints), covered(fixed)
+    return {"moving_error_coverage": own, "fixed_layout_moving_error_coverage": static,
+            "moving_error_coverage_gain": own - static}

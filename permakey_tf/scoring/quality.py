@@ -9,6 +9,8 @@ ground-truth objects and writes to TensorBoard (``quality/...``) and to the cons
   shift_gain                 how far keypoints follow content moved by a few pixels (1 ideal, 0 fixed)
   probe_r2                   linear probe from keypoints to object positions (<= 0 for a fixed layout)
   pointnet_loss_ratio        PermaKey: its PointNet loss over that of its fixed layout (< 1 pays)
+  moving_error_coverage_gain PermaKey: the share of the error that moves under the keypoints, minus
+                             the same share under their fixed layout (> 0: they follow what moves)
 
 See permakey_tf.scoring.metrics and permakey_tf.scoring.diagnostics for the definitions.
 """
@@ -30,7 +32,7 @@ from permakey_tf.scoring import baselines, diagnostics, matching, metrics
 from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
 
 SUMMARY_KEYS = ("f1", "fixed_layout_f1", "recall", "border_share", "hud_share", "shift_gain",
-                "probe_r2", "pointnet_loss_ratio")
+                "probe_r2", "pointnet_loss_ratio", "moving_error_coverage_gain")
 
 
 @dataclasses.dataclass
@@ -113,6 +115,7 @@ def measure_quality(model: keras.Model, data: QualitySet, shift_px: int = 4,
         result.update(diagnostics.pointnet_loss_ratio(
             keypoints, outputs["error_maps"],
             functools.partial(pointnet_frame_losses_of_pixels, config=model.config)))
+        result.update(diagnostics.moving_error_coverage(keypoints, outputs["error_maps"], model.config.keypoint_sigma))
     return result
 
 

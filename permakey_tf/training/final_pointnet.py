@@ -10,15 +10,19 @@ fresh PointNet is fitted on them alone (``pointnet.fit_pointnet``: Adam at
 ``pointnet_final_learning_rate``, random batches) and its BatchNorm statistics are averaged over
 the same maps. A fresh fit can also settle on a static layout (the score, the walls), so the
 refitted PointNet replaces the joint one only if it explains the error maps of held-out frames
-better relative to its own fixed layout: its PointNet loss divided by the loss of its keypoints'
-mean positions (``diagnostics.pointnet_loss_ratio``, the model's own loss) must be lower than the
-joint PointNet's. The choice uses no labels.
+better relative to its own fixed layout. By default (``pointnet_final_criterion="loss_ratio"``)
+its PointNet loss divided by the loss of its keypoints' mean positions
+(``diagnostics.pointnet_loss_ratio``, the model's own loss) must be lower than the joint
+PointNet's; with ``"moving_error_coverage"`` its keypoints must cover more of the error that moves
+than the joint ones, each beyond its own fixed layout (``diagnostics.moving_error_coverage``'s
+gain). Both are computed and recorded whichever decides. The choice uses no labels.
 
 Contract of :func:`finish_run`:
 - only the PointNet's weights can change; the encoder, decoder and LSPN weights are the joint ones;
 - the checkpoint the phase started from is kept as ``checkpoints/joint.keras``, and
   ``checkpoints/final_pointnet.json`` records the SHA-256 of both files, both loss ratios and
-  which PointNet was kept (``"kept": "refit"`` or ``"joint"``); the phase runs once per
+  which PointNet was kept (``"kept": "refit"`` or ``"joint"``), both PointNets' scores under
+  each criterion and the criterion that decided; the phase runs once per
   joint checkpoint (a resumed finished run does not redo it; a resumed run whose best
   checkpoint changed runs it on the new one);
 - the same checkpoint, frames and seed give the same PointNet.
@@ -37,7 +41,7 @@ from permakey_tf.atomic_files import copy_atomically, file_digest, read_json_rec
 # The PermaKeyConfig fields that act only after joint training (a finished run's joint training
 # can be reused with other values: experiments/over_seeds.py --reuse-joint).
 FIELDS = ("pointnet_final_steps", "pointnet_final_learning_rate", "pointnet_final_frames",
-          "pointnet_final_sigma_start")
+          "pointnet_final_sigma_start", "pointnet_final_criterion")
 JOINT_CHECKPOINT = "joint.keras"
 RECORD = "final_pointnet.json"
 
@@ -57,20 +61,42 @@ def settled_error_maps(model, frame_batches: Iterable, count: int) -> np.ndarray
     return np.concatenate(maps)
 
 
-def loss_ratio(model, frames: np.ndarray) -> float:
-    """The model's PointNet loss over that of its keypoints' fixed layout (their mean positions)
-    on the error maps of ``frames`` (uint8 ``[N, H, W, 3]``), keypoints as the model outputs
-    them (``quality.model_outputs``): < 1 means the keypoints follow what the maps show frame by
-    frame."""
+def held_out_scores(model, frames: np.ndarray) -> dict[str, float]:
+    """The two label-free criteria of the model's keypoints (as the model outputs them,
+    ``quality.model_outputs``) on the error maps of ``frames`` (uint8 ``[N, H, W, 3]``):
+
+    * ``loss_ratio``: the PointNet loss over that of the keypoints' fixed layout (their mean
+      positions); < 1 means the keypoints follow what the maps show frame by frame;
+    * ``moving_error_coverage_gain``: the share of the error that moves under the keypoints'
+      windows minus the same share for their fixed layout (> 0: they follow what moves).
+    """
     import functools
 
-    from permakey_tf.scoring.diagnostics import pointnet_loss_ratio
+    from permakey_tf.scoring.diagnostics import moving_error_coverage, pointnet_loss_ratio
     from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
     from permakey_tf.scoring.quality import model_outputs
 
     outputs = model_outputs(model, frames)
+    keypoints, maps = outputs["keypoints_pixels"], outputs["error_maps"]
     losses = functools.partial(pointnet_frame_losses_of_pixels, config=model.config)
-    return pointnet_loss_ratio(outputs["keypoints_pixels"], outputs["error_maps"], losses)["pointnet_loss_ratio"]
+    return {"loss_ratio": pointnet_loss_ratio(keypoints, maps, losses)["pointnet_loss_ratio"],
+            "moving_error_coverage_gain": moving_error_coverage(
+                keypoints, maps, model.config.keypoint_sigma)["moving_error_coverage_gain"]}
+
+
+def loss_ratio(model, frames: np.ndarray) -> float:
+    """:func:`held_out_scores`' ``loss_ratio``."""
+    return held_out_scores(model, frames)["loss_ratio"]
+
+
+def refit_is_better(criterion: str, joint: dict[str, float], refit: dict[str, float]) -> bool:
+    """Does ``criterion`` (``PermaKeyConfig.pointnet_final_criterion``) prefer the refitted
+    PointNet, given both PointNets' :func:`held_out_scores`? A tie keeps the joint one."""
+    if criterion == "loss_ratio":
+        return refit["loss_ratio"] < joint["loss_ratio"]
+    if criterion == "moving_error_coverage":
+        return refit["moving_error_coverage_gain"] > joint["moving_error_coverage_gain"]
+    raise ValueError(f"unknown final-phase criterion {criterion!r}")
 
 
 def refit_pointnet(model, maps: np.ndarray, steps: int, batch_size: int, learning_rate: float,
@@ -134,27 +160,35 @@ def finish_run(checkpoint_dir: os.PathLike | str, phase, frame_batches: Iterable
     model = keras.models.load_model(best, compile=False)
     if quality is not None:
         log(f"joint PointNet: {quality(model)}")
-    joint_ratio = loss_ratio(model, held_out_frames)
+    criterion = getattr(phase, "pointnet_final_criterion", "loss_ratio")
+    joint_scores = held_out_scores(model, held_out_frames)
     maps = settled_error_maps(model, frame_batches, phase.pointnet_final_frames)
     sigma_start = getattr(phase, "pointnet_final_sigma_start", 0.0)
     log(f"Final PointNet phase: {steps} steps of {batch_size} on the error maps of {len(maps)} "
         f"training frames (learning rate {phase.pointnet_final_learning_rate:g}"
         + (f", sigma from {sigma_start:g}" if sigma_start else "") + ") ...")
     refit_pointnet(model, maps, steps, batch_size, phase.pointnet_final_learning_rate, seed, sigma_start)
-    refit_ratio = loss_ratio(model, held_out_frames)
-    kept = "refit" if refit_ratio < joint_ratio else "joint"
+    refit_scores = held_out_scores(model, held_out_frames)
+    kept = "refit" if refit_is_better(criterion, joint_scores, refit_scores) else "joint"
     if quality is not None:
         log(f"refitted PointNet: {quality(model)}")
-    log(f"PointNet loss over its fixed layout's on {len(held_out_frames)} held-out frames: joint "
-        f"{joint_ratio:.3f}, refitted {refit_ratio:.3f}: keeping the {kept} PointNet.")
+    log(f"On {len(held_out_frames)} held-out frames, PointNet loss over its fixed layout's: joint "
+        f"{joint_scores['loss_ratio']:.3f}, refitted {refit_scores['loss_ratio']:.3f}; moving error "
+        f"covered beyond the fixed layout: joint {joint_scores['moving_error_coverage_gain']:.3f}, "
+        f"refitted {refit_scores['moving_error_coverage_gain']:.3f}. By the {criterion.replace('_', ' ')}: "
+        f"keeping the {kept} PointNet.")
     copy_atomically(best, joint)
     joint_digest = file_digest(joint)
     if kept == "refit":
         checkpoints.save_model_atomically(model, best)
         log(f"Saved {best} (the joint checkpoint is kept as {joint}).")
     write_json_atomically(record_path, {"joint_sha256": joint_digest, "result_sha256": file_digest(best),
-                                        "kept": kept, "joint_loss_ratio": joint_ratio,
-                                        "refit_loss_ratio": refit_ratio, "held_out_frames": len(held_out_frames),
+                                        "kept": kept, "criterion": criterion,
+                                        "joint_loss_ratio": joint_scores["loss_ratio"],
+                                        "refit_loss_ratio": refit_scores["loss_ratio"],
+                                        "joint_moving_error_coverage_gain": joint_scores["moving_error_coverage_gain"],
+                                        "refit_moving_error_coverage_gain": refit_scores["moving_error_coverage_gain"],
+                                        "held_out_frames": len(held_out_frames),
                                         "steps": steps, "frames": int(len(maps)), "batch_size": batch_size,
                                         "learning_rate": phase.pointnet_final_learning_rate, "seed": seed,
                                         "sigma_start": sigma_start})
