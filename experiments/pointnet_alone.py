@@ -10,7 +10,8 @@ is trained on those maps alone with the project's loss (Adam, batch 32) and scor
 maps with evaluate.py's metrics, the shift-equivariance gain (maps shifted, zero fill), the
 PointNet loss against its fixed layout and the moving-error coverage (diagnostics.py; both need no
 labels: are they criteria for choosing among PointNets?). With --saved the run's own saved
-PointNets are scored on the same frames first (--variants '' for those alone). One line per variant and seed, and a JSON file.
+PointNets are scored on the same frames first (--variants '' for those alone). One line per
+variant and seed, and a JSON file.
 
 With --probe, also the AtariARI-style probe of each variant's keypoints (probe_state.py's splits,
 protocol and coordinate readouts; the error maps of the probes' frames are computed once by the
