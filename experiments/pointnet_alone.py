@@ -24,7 +24,6 @@ This separates "can the bottleneck read these maps?" from "does joint training g
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -186,7 +185,7 @@ def score_keypoints(config, kps, test_maps, data, seed, keypoints_of=None) -> di
     F1), the PointNet loss ratio and the moving-error coverage on ``test_maps``, and (given
     ``keypoints_of``: maps -> keypoints) the shift-equivariance gain."""
     from permakey_tf.scoring import diagnostics, metrics
-    from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
+    from permakey_tf.scoring.quality import error_map_scores
 
     results = metrics.evaluate_with_baselines(kps, data.objects, episode_ids=data.episode_ids,
                                               steps=data.steps, seed=seed)
@@ -194,9 +193,7 @@ def score_keypoints(config, kps, test_maps, data, seed, keypoints_of=None) -> di
     if keypoints_of is not None:
         own.update(diagnostics.shift_equivariance_gain(keypoints_of, test_maps.astype(np.float32), 4,
                                                        keypoints=kps, fill=0.0))
-    own.update(diagnostics.pointnet_loss_ratio(
-        kps, test_maps, functools.partial(pointnet_frame_losses_of_pixels, config=config)))
-    own.update(diagnostics.moving_error_coverage(kps, test_maps, config.keypoint_sigma))
+    own.update(error_map_scores(kps, test_maps, config))
     own["fixed_layout_f1"] = results["fixed_layout"]["f1"]
     return own
 

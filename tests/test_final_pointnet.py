@@ -116,7 +116,7 @@ def test_a_refit_that_settles_on_a_fixed_layout_is_not_kept(tmp_path, monkeypatc
     model(_frames(2))
     save_model_atomically(model, tmp_path / "best.keras")
     before = (tmp_path / "best.keras").read_bytes()
-    joint_ratio = final_pointnet.loss_ratio(model, HELD_OUT)
+    joint_ratio = final_pointnet.held_out_scores(model, HELD_OUT)["loss_ratio"]
     assert joint_ratio < 1.0, "the untrained joint PointNet's keypoints move with the frames"
     monkeypatch.setattr(final_pointnet, "refit_pointnet", lambda model, *args: _static_pointnet(model))
     lines = []

@@ -281,13 +281,9 @@ def model_diagnostics(run: RunFolder, predictor: Predictor, frames: np.ndarray, 
         result.update(diagnostics.shift_equivariance_gain(
             keypoints_of, frames, shift_px, keypoints=pred.keypoints_pixels))
     if pred.error_maps is not None and len(pred.error_maps) == len(frames):
-        from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
+        from permakey_tf.scoring.quality import error_map_scores
 
-        result.update(diagnostics.pointnet_loss_ratio(
-            pred.keypoints_pixels, pred.error_maps,
-            functools.partial(pointnet_frame_losses_of_pixels, config=run.config.model_config)))
-        result.update(diagnostics.moving_error_coverage(
-            pred.keypoints_pixels, pred.error_maps, run.config.model_config.keypoint_sigma))
+        result.update(error_map_scores(pred.keypoints_pixels, pred.error_maps, run.config.model_config))
     return result
 
 

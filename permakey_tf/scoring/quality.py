@@ -112,10 +112,17 @@ def measure_quality(model: keras.Model, data: QualitySet, shift_px: int = 4,
             lambda frames: model_outputs(model, frames)["keypoints_pixels"], data.frames, shift_px,
             keypoints=keypoints))
     if "error_maps" in outputs:
-        result.update(diagnostics.pointnet_loss_ratio(
-            keypoints, outputs["error_maps"],
-            functools.partial(pointnet_frame_losses_of_pixels, config=model.config)))
-        result.update(diagnostics.moving_error_coverage(keypoints, outputs["error_maps"], model.config.keypoint_sigma))
+        result.update(error_map_scores(keypoints, outputs["error_maps"], model.config))
+    return result
+
+
+def error_map_scores(keypoints: np.ndarray, error_maps: np.ndarray, config) -> dict[str, float]:
+    """The label-free scores of PermaKey keypoints ``[N, K, 2]`` (pixels) on their error maps
+    ``[N, S, S, L]``, each beside its fixed layout's: ``diagnostics.pointnet_loss_ratio`` with the
+    model's own loss (``config``: its PermaKeyConfig) and ``diagnostics.moving_error_coverage``."""
+    result = diagnostics.pointnet_loss_ratio(
+        keypoints, error_maps, functools.partial(pointnet_frame_losses_of_pixels, config=config))
+    result.update(diagnostics.moving_error_coverage(keypoints, error_maps, config.keypoint_sigma))
     return result
 
 

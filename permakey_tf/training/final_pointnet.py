@@ -70,23 +70,12 @@ def held_out_scores(model, frames: np.ndarray) -> dict[str, float]:
     * ``moving_error_coverage_gain``: the share of the error that moves under the keypoints'
       windows minus the same share for their fixed layout (> 0: they follow what moves).
     """
-    import functools
-
-    from permakey_tf.scoring.diagnostics import moving_error_coverage, pointnet_loss_ratio
-    from permakey_tf.models.pointnet import pointnet_frame_losses_of_pixels
-    from permakey_tf.scoring.quality import model_outputs
+    from permakey_tf.scoring.quality import error_map_scores, model_outputs
 
     outputs = model_outputs(model, frames)
-    keypoints, maps = outputs["keypoints_pixels"], outputs["error_maps"]
-    losses = functools.partial(pointnet_frame_losses_of_pixels, config=model.config)
-    return {"loss_ratio": pointnet_loss_ratio(keypoints, maps, losses)["pointnet_loss_ratio"],
-            "moving_error_coverage_gain": moving_error_coverage(
-                keypoints, maps, model.config.keypoint_sigma)["moving_error_coverage_gain"]}
-
-
-def loss_ratio(model, frames: np.ndarray) -> float:
-    """:func:`held_out_scores`' ``loss_ratio``."""
-    return held_out_scores(model, frames)["loss_ratio"]
+    scores = error_map_scores(outputs["keypoints_pixels"], outputs["error_maps"], model.config)
+    return {"loss_ratio": scores["pointnet_loss_ratio"],
+            "moving_error_coverage_gain": scores["moving_error_coverage_gain"]}
 
 
 def refit_is_better(criterion: str, joint: dict[str, float], refit: dict[str, float]) -> bool:
