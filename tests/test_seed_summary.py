@@ -87,7 +87,17 @@ def test_placement_table_gives_shares_and_every_class_coverage_over_seeds(tmp_pa
     row = table.splitlines()[2]
     assert row.startswith("| frostbite/permakey-k15 | none | test | 0 1 | 15 | 0.70 ± 0.00 (worst 0.70, s0) |")
     assert "| 0.30 ± 0.14 (worst 0.40, s1) |" in row  # HUD share: the worst is the highest
-    assert row.endswith("| Shield 0.30 ± 0.28 (worst 0.10, s1) |")
+    assert row.endswith("| Shield 0.30 ± 0.28 (worst 0.10, s1) | - |")  # no formation: no rows
+
+    for seed, top, spread in ((0, 0.6, 0.5), (1, 0.2, 0.1)):
+        path = folder / f"seed{seed}" / "metrics.json"
+        report = json.loads(path.read_text())
+        report["runs"][0]["results"]["none"]["model"].update(
+            {"coverage_row/Alien/0": top, "coverage_row/Alien/1": 0.1, "row_coverage_spread/Alien": spread})
+        path.write_text(json.dumps(report))
+    row = seed_summary.format_placement_table(seed_summary.load_seed_reports([folder])).splitlines()[2]
+    assert row.endswith("| Alien/0 0.40 ± 0.28 (worst 0.20, s1); Alien/1 0.10 ± 0.00 (worst 0.10, s0); "
+                        "Alien spread 0.30 ± 0.28 (worst 0.50, s0) |")  # the worst spread is the most uneven
 
 
 def test_a_folder_without_seed_reports_is_refused_with_the_command_to_make_them(tmp_path):

@@ -9,7 +9,8 @@ from typing import Sequence
 from permakey_tf.scoring import baselines
 
 TABLE_METRICS = (
-    "recall", "recall_class_macro", "recall_class/*", "coverage_class/*", "precision", "precision_any", "f1",
+    "recall", "recall_class_macro", "recall_class/*", "coverage_class/*", "coverage_row/*",
+    "row_coverage_spread/*", "precision", "precision_any", "f1",
     "hud_share", "bar_share", "border_share", "jitter_px", "tracking_error_relative", "probe_r2",
     "probe_r2/*", "shift_gain", "shift_gain_x", "shift_gain_y", "pointnet_loss_ratio",
     "moving_error_coverage", "moving_error_coverage_gain",

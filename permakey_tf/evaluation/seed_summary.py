@@ -138,11 +138,13 @@ def group_reports(reports: Sequence[SeedReport]) -> dict[tuple[str, str, str], l
     return groups
 
 
-def class_cells(reports: Sequence[SeedReport], prefix: str = "recall_class/") -> dict[str, Cell]:
+def class_cells(reports: Sequence[SeedReport], prefix: str = "recall_class/",
+                lower_is_better: bool = False) -> dict[str, Cell]:
     """Class name -> Cell of the model's ``<prefix><class>`` values (``recall_class/``: targets
     found; ``coverage_class/``: every recorded object of the class under a keypoint)."""
     names = sorted({k[len(prefix):] for r in reports for k in r.model if k.startswith(prefix)})
-    return {name: summarise([(r.seed, r.model.get(prefix + name)) for r in reports]) for name in names}
+    return {name: summarise([(r.seed, r.model.get(prefix + name)) for r in reports], lower_is_better)
+            for name in names}
 
 
 def _provenance(reports: Sequence[SeedReport]) -> str:
@@ -182,10 +184,12 @@ PLACEMENT_COLUMNS = (
 def format_placement_table(reports: Sequence[SeedReport], digits: int = 2) -> str:
     """A markdown table of where the keypoints sit, one row per (setting, evaluation noise,
     split): K, the shares of keypoints on any recorded object, on targets, on the HUD and near
-    the border, then each class's coverage (HUD and static classes included), all over seeds.
-    Reports written before coverage was measured give "-" there."""
+    the border, then each class's coverage (HUD and static classes included) and, for classes
+    that come in rows, each row's coverage (row 0 the top one) and their spread
+    (permakey_tf.scoring.rows), all over seeds. Reports written before a measure existed give "-"
+    there."""
     header = ["setting", "eval noise", "split", "seeds", "K", *[name for name, _ in PLACEMENT_COLUMNS],
-              "coverage per class (every recorded object)"]
+              "coverage per class (every recorded object)", "coverage per row (0 = top); spread"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (setting, noise, split), group in group_reports(reports).items():
         ks = sorted({int(r.model["num_keypoints"]) for r in group if "num_keypoints" in r.model})
@@ -193,6 +197,10 @@ def format_placement_table(reports: Sequence[SeedReport], digits: int = 2) -> st
                  for _, key in PLACEMENT_COLUMNS]
         coverage = "; ".join(f"{name} {cell.format(digits)}"
                              for name, cell in class_cells(group, "coverage_class/").items())
+        rows = [f"{name} {cell.format(digits)}" for name, cell in class_cells(group, "coverage_row/").items()]
+        rows += [f"{name} spread {cell.format(digits)}"
+                 for name, cell in class_cells(group, "row_coverage_spread/", lower_is_better=True).items()]
         lines.append("| " + " | ".join([setting, noise, split, " ".join(str(r.seed) for r in group),
-                                        "/".join(map(str, ks)) or "-", *cells, coverage or "-"]) + " |")
+                                        "/".join(map(str, ks)) or "-", *cells, coverage or "-",
+                                        "; ".join(rows) or "-"]) + " |")
     return "\n".join(lines)

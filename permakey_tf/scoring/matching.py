@@ -134,6 +134,12 @@ class ObjectSet:
     def num_frames(self) -> int:
         return self.boxes.shape[0]
 
+    def class_name(self, label: int) -> str:
+        """The name of class ``label`` (its number as text when the names are unknown)."""
+        if self.class_names is not None and 0 <= label < len(self.class_names):
+            return self.class_names[label]
+        return str(int(label))
+
     @classmethod
     def from_frames(
         cls, frames: Sequence[Mapping[str, np.ndarray]], class_names: Optional[Sequence[str]] = None

@@ -3,8 +3,8 @@
 The paper shows keypoints only in pictures; the dataset knows where every object is, so this module
 turns "do the keypoints sit on objects?" into numbers (docs/BACKGROUND.md section 8). The pieces
 live in their own modules: ``permakey_tf.scoring.matching`` (settings, objects, hits, per-frame metrics),
-``permakey_tf.scoring.stability`` (consecutive frames), ``permakey_tf.scoring.baselines`` (fixed layout, random,
-grid, frame difference); this module adds the object-position probe and the whole-set evaluation.
+``permakey_tf.scoring.stability`` (consecutive frames), ``permakey_tf.scoring.rows`` (objects in
+rows), ``permakey_tf.scoring.baselines`` (fixed layout, random, grid, frame difference); this module adds the object-position probe and the whole-set evaluation.
 
 Conventions (keypoints, boxes, hits, target groups): the docstring of permakey_tf.scoring.matching.
 """
@@ -19,6 +19,7 @@ import numpy as np
 from permakey_tf.scoring import probe
 from permakey_tf.scoring.detection_score import detection_scores
 from permakey_tf.scoring.baselines import baseline_keypoints
+from permakey_tf.scoring.rows import row_coverage
 from permakey_tf.scoring.matching import (
     MetricSettings, ObjectSet, _check_keypoints, _f1, _safe_div, frame_metrics, hit_matrix, object_centres,
     target_mask)
@@ -46,7 +47,7 @@ def class_positions(objects: ObjectSet, settings: MetricSettings = MetricSetting
         with np.errstate(invalid="ignore"):
             mean = (centres * of_class[..., None]).sum(1) / count[:, None]
         mean[count == 0] = np.nan
-        name = _class_name(objects, label)
+        name = objects.class_name(label)
         positions[f"{name}_x"], positions[f"{name}_y"] = mean[:, 0], mean[:, 1]
     return positions
 
@@ -78,12 +79,6 @@ def position_probe(
     return result
 
 
-def _class_name(objects: ObjectSet, label: int) -> str:
-    if objects.class_names is not None and 0 <= label < len(objects.class_names):
-        return objects.class_names[label]
-    return str(int(label))
-
-
 # --------------------------------------------------------------------------------------------------
 # Whole evaluation set
 
@@ -92,7 +87,7 @@ def _share_hit_by_class(hits: np.ndarray, objects: ObjectSet, mask: np.ndarray) 
     """Per class of the objects in ``mask`` ([N, M] bool): the share of them under at least one
     keypoint (``hits`` [N, K, M])."""
     hit = hits.any(1) & mask
-    return {_class_name(objects, label): _safe_div((hit & (objects.labels == label)).sum(),
+    return {objects.class_name(label): _safe_div((hit & (objects.labels == label)).sum(),
                                                    (mask & (objects.labels == label)).sum())
             for label in np.unique(objects.labels[mask])}
 
@@ -112,7 +107,9 @@ def evaluate_keypoints(
     with targets. Class-macro recall averages the pooled recall of each class present; each
     class's recall is also given as ``recall_class/<name>``. ``coverage_class/<name>`` is the same
     share for every recorded class, targets or not (HUD, static objects such as shields): which
-    objects the keypoints sit on at all. Undefined values are NaN (see :func:`json_ready`).
+    objects the keypoints sit on at all; for classes that come in rows (an alien formation),
+    ``coverage_row/<name>/<r>`` and ``row_coverage_spread/<name>`` say which rows
+    (:mod:`permakey_tf.scoring.rows`). Undefined values are NaN (see :func:`json_ready`).
 
     Args:
       keypoints: ``[N, K, 2]`` ``(x, y)`` pixels.
@@ -148,6 +145,7 @@ def evaluate_keypoints(
     result["recall_class_macro"] = float(np.mean(list(class_recalls.values()))) if class_recalls else math.nan
     coverage = _share_hit_by_class(hits, objects, objects.valid)
     result.update({f"coverage_class/{name}": value for name, value in coverage.items()})
+    result.update(row_coverage(hits, objects, settings.image_size))
     result.update(detection_scores(keypoints, objects, settings))
     if bar_masks is not None:
         result["bar_share"] = float(per_frame["bar_share"].mean()) if n else math.nan
