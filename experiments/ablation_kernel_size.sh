@@ -3,7 +3,8 @@
 # frames; larger kernels and strides of 2 or more give coarser keypoints): PermaKey on Space
 # Invaders with the encoder's first kernel 3, 4 (the default), 6, and 4 with stride 2, each over
 # SEEDS (default 0 1) with experiments/over_seeds.py (quick preset by default). Reports per
-# setting and seed under docs/results/<date>_<machine>/spaceinvaders/permakey-kernel<k>[s2]/;
+# setting and seed under docs/results/<date>_<machine>/spaceinvaders/permakey-kernel<k>[s2]/
+# (kernel 4 with the quick preset: .../permakey-layers0/, shared with ablation_layers.sh);
 # evaluate.py over all runs draws the ablation figure (F1 against the encoder's kernels) into
 # .../spaceinvaders/ablation-kernel-size/.
 #
@@ -14,7 +15,13 @@ SEEDS=${SEEDS:-"0 1"}
 source "$(dirname "$0")/common.sh"
 all=()
 for kernel in ${KERNELS:-3 4 6}; do
-  over_seeds spaceinvaders "kernel$kernel" "encoder_kernels=$kernel,3,3,3"
+  if [[ "$kernel" == 4 && "$PRESET" == quick ]]; then
+    # Kernel 4 on layer 0 is the quick preset itself, the layer ablation's {0}: the same runs
+    # (and reports) serve both figures, trained once.
+    over_seeds spaceinvaders layers0 "lsp_layers=0"
+  else
+    over_seeds spaceinvaders "kernel$kernel" "encoder_kernels=$kernel,3,3,3"
+  fi
   all+=("${RUNS[@]}")
 done
 if [[ "${STRIDE2:-1}" == 1 ]]; then

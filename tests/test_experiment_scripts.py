@@ -63,6 +63,13 @@ def test_the_stride_two_setting_changes_the_first_stride_only():
     assert strides == [(1, 2, 2, 1)] * 3 + [(2, 2, 2, 1)]
 
 
+def test_kernel_four_is_the_layer_ablations_quick_preset_setting_trained_once():
+    kernel = [w for w in dry_run("ablation_kernel_size.sh") if "experiments/over_seeds.py" in w]
+    layers = [w for w in dry_run("ablation_layers.sh") if "experiments/over_seeds.py" in w]
+    assert resolved_model(kernel[1]) == resolved_model(layers[0])  # the quick preset itself
+    assert kernel[1] == layers[0]  # the same command: same runs and reports, skipped once done
+
+
 def test_the_seed_study_trains_five_enduro_seeds_into_one_setting():
     (command,) = dry_run("seeds.sh")
     assert option_values(command, "--game") == ["enduro"]

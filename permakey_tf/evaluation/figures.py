@@ -23,6 +23,7 @@ ABLATION_FIELDS = {
     "lsp_layers": "encoder layers",
     "patch_size": "patch size p",
     "encoder_kernels": "encoder kernels",
+    "encoder_strides": "encoder strides",
 }
 
 
