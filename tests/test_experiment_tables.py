@@ -1,8 +1,11 @@
-"""experiments/state_table.py and paper_table.py: each number lands under its own column, from the
-report it belongs to."""
+"""experiments/state_table.py, paper_table.py and ablation_from_reports.py: each number lands
+under its own column, from the report it belongs to."""
 
 import importlib.util
+import json
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +92,6 @@ def test_results_doc_holds_the_table_that_the_committed_reports_give():
     """docs/notes/one-seed-results.md holds, for each report folder under docs/results/ (one machine and code
     version each), paper_table.py's output over that folder's reports: a report or a table edited
     by hand without the other fails here."""
-    import json
 
     folders = sorted({p.parent.parent for p in (ROOT / "docs" / "results").glob("*/*/metrics.json")})
     assert folders, "docs/results/ holds no evaluate.py reports"
@@ -102,3 +104,53 @@ def test_results_doc_holds_the_table_that_the_committed_reports_give():
         runs = sum(len(json.loads(p.read_text())["runs"]) for p in reports)
         assert len(table.splitlines()) >= 2 + runs
         assert table in document, f"the table of {folder.name} is not in docs/notes/one-seed-results.md"
+
+
+def _write_setting_report(folder, seed, kernels, f1, fixed_f1, machine):
+    """A seed report as over_seeds.py writes it: one run with its config and results."""
+    out = folder / f"seed{seed}"
+    out.mkdir(parents=True)
+    config = {"model": "permakey", "game": "spaceinvaders", "seed": seed, "preset": "quick",
+              "model_config": {"encoder_kernels": kernels, "num_keypoints": 25},
+              "data": {"data_dir": f"/data/{machine}"},
+              "train": {"name": f"quick-k{kernels[0]}_none_seed{seed}", "logdir": "/runs", "precision": "auto"}}
+    results = {"none": {"model": {"f1": f1}, "fixed_layout": {"f1": fixed_f1}, "random": {"f1": None}}}
+    run = {"label": f"spaceinvaders/permakey/{config['train']['name']}", "model": "permakey",
+           "game": "spaceinvaders", "config": config, "results": results}
+    (out / "metrics.json").write_text(
+        json.dumps({"machine": machine, "commit": "abcdef1234", "created": "2026-12-08T01:00",
+                                  "runs": [run]}))
+
+
+def test_ablation_chart_from_reports_averages_each_settings_seeds_across_sessions(tmp_path, capsys):
+    """Two settings written by different sessions (machines, data folders) chart together: F1 per
+    kernel is the mean of that setting's seeds, the missing random F1 is a gap, and runs.md names
+    both machines."""
+    script = _script("ablation_from_reports")
+    k3, k4 = tmp_path / "a" / "permakey-kernel3", tmp_path / "b" / "permakey-layers0"
+    for seed, f1 in ((0, 0.2), (1, 0.4)):
+        _write_setting_report(k3, seed, [3, 3, 3, 3], f1, 0.1, "amd-epyc-avx2")
+    for seed, f1 in ((0, 0.5), (1, 0.7)):
+        _write_setting_report(k4, seed, [4, 3, 3, 3], f1, 0.2, "amd-epyc-avx512")
+
+    ((name, (labels, series), kwargs),) = script.ablation_charts(script.load_runs([k3, k4]))
+    assert name == "ablation_spaceinvaders_permakey_encoder_kernels.png"
+    assert labels == ["3, 3, 3, 3", "4, 3, 3, 3"]
+    model, fixed, random = series.values()
+    assert model == pytest.approx([0.3, 0.6])
+    assert fixed == [0.1, 0.2] and all(v != v for v in random)  # NaN: no random F1 recorded
+    assert kwargs["errors"][next(iter(series))][0] > 0.09  # the seeds' spread
+
+    out = tmp_path / "chart"
+    assert script.main([str(k3), str(k4), "--out", str(out)]) == 0
+    assert (out / "figures" / name).stat().st_size > 1000
+    runs_md = (out / "runs.md").read_text()
+    assert "amd-epyc-avx2, amd-epyc-avx512 (mixed" in runs_md and runs_md.count("| spaceinvaders/") == 4
+
+
+def test_ablation_from_reports_refuses_a_folder_without_seed_reports(tmp_path, capsys):
+    script = _script("ablation_from_reports")
+    with pytest.raises(SystemExit):
+        script.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
+    assert "over_seeds.py" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -127,6 +127,24 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
              title=f"{get_model_spec(group[0]['model']).title} on {group[0]['game']}: {len(seeds)} seeds")
 
     # Ablations: runs that differ only in one model_config field (seeds averaged).
+    for name, args, kwargs in ablation_charts(entries):
+        save(viz.plot_ablation, name, *args, **kwargs)
+    return written
+
+
+def ablation_charts(entries: Sequence[dict]) -> list[tuple[str, tuple, dict]]:
+    """The ablation bar charts of a set of runs: for each field of ABLATION_FIELDS, the runs that
+    differ only in that field (and the seed) give F1 against the field's values, seeds averaged
+    (± their sd), beside the runs' fixed layouts and random points.
+
+    Needs only each entry's ``label``, ``model``, ``game``, ``config`` and ``results`` (noise ->
+    name -> metrics; the first noise is charted), so the report files of runs trained in different
+    sessions serve as well as the runs (experiments/ablation_from_reports.py).
+
+    Returns:
+      ``(file name, args, kwargs)`` per chart for ``viz.plot_ablation``.
+    """
+    charts = []
     for field, axis_label in ABLATION_FIELDS.items():
         ignore = (*_RUN_IDENTITY_IGNORE, "seed", f"model_config.{field}")
         if field == "num_keypoints":
@@ -141,13 +159,13 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
             values = sorted({json.dumps(e["config"]["model_config"][field]) for e in group})
             if len(values) < 2:
                 continue
-            noise = next(iter(entry["predictions"]))
+            noise = next(iter(entry["results"]))
             series: dict[str, list] = {"model": [], "fixed_layout": [], "random": []}
             errors: dict[str, list] = {k: [] for k in series}
             for value in values:
                 members = [e for e in group if json.dumps(e["config"]["model_config"][field]) == value]
                 for key in series:
-                    f1s = [e["results"][noise][key]["f1"] for e in members if noise in e["results"]]
+                    f1s = [_finite(e["results"][noise][key]["f1"]) for e in members if noise in e["results"]]
                     series[key].append(float(np.nanmean(f1s)) if f1s else math.nan)
                     errors[key].append(float(np.nanstd(f1s)) if len(f1s) > 1 else 0.0)
             title = f"{get_model_spec(entry['model']).title} on {entry['game']} (noise {noise})"
@@ -155,6 +173,11 @@ def draw_figures(entries: Sequence[dict], eval_sets: dict, out: Path) -> list[st
             series = {(get_model_spec(entry["model"]).title if k == "model" else k.replace("_", " ")): v
                       for k, v in series.items()}
             errors = dict(zip(series, errors.values()))
-            save(viz.plot_ablation, f"ablation_{entry['game']}_{entry['model']}_{field}.png", labels,
-                 series, errors=errors, ylabel=f"F1 ({axis_label})", title=title)
-    return written
+            charts.append((f"ablation_{entry['game']}_{entry['model']}_{field}.png", (labels, series),
+                           dict(errors=errors, ylabel=f"F1 ({axis_label})", title=title)))
+    return charts
+
+
+def _finite(value) -> float:
+    """A metric as a float; None (a report's JSON form of NaN) becomes NaN."""
+    return math.nan if value is None else float(value)
