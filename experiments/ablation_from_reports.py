@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from permakey_tf.evaluation.figures import ablation_charts  # noqa: E402
+from permakey_tf.evaluation.seed_summary import seed_report_paths  # noqa: E402
 
 
 def load_runs(folders: Sequence[Path]) -> list[dict]:
@@ -33,11 +34,7 @@ def load_runs(folders: Sequence[Path]) -> list[dict]:
     report's machine, commit and creation date added (``report_machine``, ...)."""
     runs = []
     for folder in folders:
-        reports = sorted(Path(folder).glob("seed*/metrics.json"))
-        if not reports:
-            raise ValueError(f"{folder} holds no seed<S>/metrics.json: give the setting folders that "
-                             "experiments/over_seeds.py wrote (docs/results/<date>_<machine>/<game>/<setting>)")
-        for path in reports:
+        for path in seed_report_paths(folder):
             report = json.loads(path.read_text())
             for run in report.get("runs", []):
                 if "config" not in run or "results" not in run:

@@ -85,6 +85,14 @@ def _probe_summary(probe_path: Path, noise: str) -> Optional[dict]:
     return None
 
 
+def seed_report_paths(folder: Path) -> list[Path]:
+    """The ``seed<S>/metrics.json`` files of one setting folder, in order; ValueError if none."""
+    paths = sorted(Path(folder).glob("seed*/metrics.json"))
+    if not paths:
+        raise ValueError(f"{folder} holds no seed<S>/metrics.json; run experiments/over_seeds.py first")
+    return paths
+
+
 def load_seed_reports(folders: Iterable[Path]) -> list[SeedReport]:
     """Every ``seed<S>/metrics.json`` under the given setting folders, one SeedReport per
     evaluation noise. A setting is named ``<game>/<model>[-<tag>]``, with its report root
@@ -94,9 +102,7 @@ def load_seed_reports(folders: Iterable[Path]) -> list[SeedReport]:
     short = [f"{folder.parent.name}/{folder.name}" for folder in folders]
     reports = []
     for folder, setting in zip(folders, short):
-        paths = sorted(folder.glob("seed*/metrics.json"))
-        if not paths:
-            raise ValueError(f"{folder} holds no seed<S>/metrics.json; run experiments/over_seeds.py first")
+        paths = seed_report_paths(folder)
         if short.count(setting) > 1:  # the same setting under two report roots: keep them apart
             setting = f"{folder.parent.parent.name}/{setting}"
         for path in paths:
